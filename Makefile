@@ -1,0 +1,34 @@
+# The two commands a user needs: `make app` and `make test`. Both create or refresh .venv/ first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+
+.PHONY: setup app test lab bench clean
+
+setup: $(STAMP)
+
+# Re-runs only when the dependency lists change; the torch build is chosen in requirements-torch.txt.
+$(STAMP): pyproject.toml requirements-torch.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-torch.txt
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+app: setup
+	$(BIN)/python app.py --host $(HOST)
+
+test: setup
+	$(BIN)/python -m pytest
+
+lab: setup
+	$(BIN)/python -m ipykernel install --sys-prefix --name llada-play --display-name "llada-play" >/dev/null
+	$(BIN)/jupyter lab --ip $(HOST) --no-browser notebooks/
+
+bench: setup
+	$(BIN)/python benchmarks/sampler_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,124 @@
+"""Loading and saving model + tokenizer directories, with checks that name the faulty file."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+from .config import LladaConfig
+from .modeling import LladaForMaskedLM
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+
+
+class CheckpointError(ValueError):
+    """A model directory is missing a file, or a file does not match the others."""
+
+
+def default_model_path() -> Path:
+    """The shipped default model (Shakespeare, small preset)."""
+    if not (DEFAULT_MODEL_DIR / "config.json").exists():
+        raise CheckpointError(f"the default model is not in {DEFAULT_MODEL_DIR}; pass a model directory instead")
+    return DEFAULT_MODEL_DIR
+
+
+def _weight_files(path: Path) -> list[Path]:
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError) as err:
+            raise CheckpointError(f"{index} is not a valid safetensors index: {err}") from err
+        return [path / s for s in shards]
+    return [path / "model.safetensors"]
+
+
+def check_checkpoint(path: str | Path) -> LladaConfig:
+    """Verify that ``path`` holds a loadable llada-play model; raise :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"model directory {path} does not exist")
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise CheckpointError(f"{config_file} is missing")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{config_file} cannot be read: {err}") from err
+    if not isinstance(config, LladaConfig):
+        return config  # another architecture: transformers does its own checks
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in LladaForMaskedLM(config).state_dict().items()}
+    if config.tie_word_embeddings:
+        expected.pop("lm_head.weight", None)
+    found: dict[str, tuple] = {}
+    for file in _weight_files(path):
+        if not file.exists():
+            raise CheckpointError(f"{file} is missing")
+        try:
+            with safe_open(file, framework="pt") as f:
+                for key in f.keys():
+                    found[key] = (tuple(f.get_slice(key).get_shape()), file)
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(f"{file} is not a valid safetensors file: {err}") from err
+    for key, shape in expected.items():
+        if key not in found:
+            raise CheckpointError(f"{_weight_files(path)[0]} lacks the tensor {key} that {config_file} implies")
+        if found[key][0] != shape:
+            raise CheckpointError(f"{found[key][1]}: tensor {key} has shape {found[key][0]}, but {config_file} "
+                                  f"implies {shape}")
+    tokenizer_file = path / "tokenizer.json"
+    if tokenizer_file.exists():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if len(tokenizer) > config.vocab_size:
+            raise CheckpointError(f"{tokenizer_file} has {len(tokenizer)} tokens but the model's vocabulary "
+                                  f"({config_file}) has {config.vocab_size}")
+        if tokenizer.mask_token_id is not None and tokenizer.mask_token_id != config.mask_token_id:
+            raise CheckpointError(f"{tokenizer_file} has mask id {tokenizer.mask_token_id} but {config_file} "
+                                  f"says {config.mask_token_id}")
+    return config
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
+               dtype: torch.dtype | None = None):
+    """Load (model, tokenizer) from a directory (the shipped default when ``path`` is None), offline.
+
+    The tokenizer is ``None`` when the directory has none.
+    """
+    path = default_model_path() if path is None else Path(path)
+    check_checkpoint(path)
+    model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype, local_files_only=True).to(device).eval()
+    tokenizer = None
+    if (path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model, tokenizer
+
+
+def save_model(model, tokenizer, path: str | Path) -> Path:
+    """Write model (safetensors) and tokenizer to ``path`` atomically: a reader sees the old directory or the
+    complete new one, never a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(staging)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(staging, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path

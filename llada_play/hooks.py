@@ -1,0 +1,104 @@
+"""Step hooks: what the sampler tells the outside world at every denoising step, and how the outside world
+can answer (stop, force a token, forbid a token).
+
+A step hook is any callable taking a :class:`StepRecord`. A logits hook is any callable taking a
+:class:`LogitsContext` and the logits, returning edited logits (or ``None`` to keep them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class LogitsContext:
+    """What a logits hook sees before tokens are chosen at a step."""
+
+    block: int
+    step: int
+    block_step: int
+    x: torch.LongTensor  # the current sequence (batch, length); do not edit in place
+    mask_index: torch.Tensor  # where x is still masked
+    block_start: int
+    block_end: int
+
+
+@dataclass
+class StepRecord:
+    """One denoising step, handed to every step hook after the step's tokens were committed.
+
+    Positions are absolute indices into the full sequence (prompt followed by generation).
+    Tensors live on the model's device; ``predicted``/``confidence`` hold -1/NaN where nothing was masked.
+    """
+
+    block: int  # block index
+    step: int  # global step index, counting from 0
+    block_step: int  # step index within the block
+    prompt_length: int
+    gen_length: int
+    block_length: int
+    mask_id: int
+    block_start: int
+    block_end: int
+    x_before: torch.LongTensor
+    x_after: torch.LongTensor
+    committed: torch.Tensor  # bool: positions committed at this step
+    predicted: torch.LongTensor  # the predicted token at every position that was masked before the step
+    confidence: torch.Tensor  # probability of the predicted token there
+    scores: torch.Tensor  # the remasking score at the current block's candidates (NaN elsewhere)
+    topk_ids: torch.LongTensor | None = None  # (batch, length, k) alternatives, when asked for
+    topk_probs: torch.Tensor | None = None
+    _forced: list[tuple[int, int, int]] = field(default_factory=list)
+    _forbidden: list[tuple[int, int, int]] = field(default_factory=list)
+    _stop: bool = False
+
+    def force(self, position: int, token: int, row: int = 0) -> None:
+        """Commit ``token`` at a still-masked ``position`` before the next step (recorded in traces)."""
+        self._forced.append((row, position, token))
+
+    def forbid(self, position: int, token: int, row: int = 0) -> None:
+        """Never let the sampler commit ``token`` at ``position`` from the next step on."""
+        self._forbidden.append((row, position, token))
+
+    def stop(self) -> None:
+        """End the run after this step; still-masked positions stay masked in the output."""
+        self._stop = True
+
+    @property
+    def forced(self) -> list[tuple[int, int, int]]:
+        """(row, position, token) committed by hooks after this step."""
+        return list(self._forced)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop
+
+
+def call_step_hooks(hooks, record: StepRecord) -> None:
+    for hook in hooks:
+        hook(record)
+
+
+def call_logits_hooks(hooks, context: LogitsContext, logits: torch.Tensor) -> torch.Tensor:
+    for hook in hooks:
+        edited = hook(context, logits)
+        if edited is not None:
+            logits = edited
+    return logits
+
+
+def forbid_tokens_hook(token_ids, positions=None):
+    """A logits hook that keeps ``token_ids`` from being generated (at ``positions``, or anywhere)."""
+    token_ids = list(token_ids)
+
+    def hook(context: LogitsContext, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.clone()
+        if positions is None:
+            logits[..., token_ids] = float("-inf")
+        else:
+            for pos in positions:
+                logits[:, pos, token_ids] = float("-inf")
+        return logits
+
+    return hook

@@ -1,0 +1,132 @@
+"""Training objectives: LLaDA pre-training and SFT losses, the autoregressive loss, and the Monte-Carlo
+likelihood bound used for evaluation and ranking."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .masking import forward_process, mask_exactly
+
+
+def logits_of(output) -> torch.Tensor:
+    """Accept a model output with ``.logits`` or a bare logits tensor."""
+    return output if isinstance(output, torch.Tensor) else output.logits
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    p_mask: torch.Tensor  # per-sequence masking ratio, (batch,)
+    num_masked: int
+    num_tokens: int
+
+
+def pretrain_loss(
+    model,
+    input_ids: torch.LongTensor,
+    mask_id: int,
+    eps: float = 1e-3,
+    random_length_prob: float = 0.01,
+    generator: torch.Generator | None = None,
+) -> LossOutput:
+    """LLaDA pre-training loss: per sequence t ~ U(0,1), mask with p_mask, cross-entropy on the masked tokens
+    weighted by 1/p_mask, summed and divided by batch * length.
+
+    With probability ``random_length_prob`` the whole batch is cut to a length drawn uniformly from
+    [1, length], so that the model also sees short sequences.
+    """
+    b, n = input_ids.shape
+    if random_length_prob > 0 and torch.rand((), generator=generator).item() < random_length_prob:
+        n = int(torch.randint(1, n + 1, (), generator=generator))
+        input_ids = input_ids[:, :n]
+    noisy, masked, p_mask = forward_process(input_ids, mask_id, eps=eps, generator=generator)
+    logits = logits_of(model(noisy))
+    token_loss = F.cross_entropy(logits[masked].float(), input_ids[masked], reduction="none") / p_mask[masked]
+    return LossOutput(token_loss.sum() / (b * n), p_mask[:, 0], int(masked.sum()), b * n)
+
+
+def sft_loss(
+    model,
+    input_ids: torch.LongTensor,
+    prompt_lengths: torch.LongTensor,
+    mask_id: int,
+    eps: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> LossOutput:
+    """LLaDA SFT loss: the prompt is never masked; the response (with its end-of-text padding) is masked as
+    in pre-training; each sequence's loss is divided by its response length, then averaged over the batch."""
+    b, n = input_ids.shape
+    positions = torch.arange(n, device=input_ids.device)[None]
+    response = positions >= prompt_lengths.to(input_ids.device)[:, None]
+    response_length = response.sum(1, keepdim=True).expand(b, n)
+    if (response_length[:, 0] == 0).any():
+        raise ValueError("a sequence in the batch has no response tokens (prompt length >= sequence length)")
+    noisy, masked, p_mask = forward_process(input_ids, mask_id, eps=eps, maskable=response, generator=generator)
+    logits = logits_of(model(noisy))
+    token_loss = F.cross_entropy(logits[masked].float(), input_ids[masked], reduction="none") / p_mask[masked]
+    loss = (token_loss / response_length[masked]).sum() / b
+    return LossOutput(loss, p_mask[:, 0], int(masked.sum()), int(response.sum()))
+
+
+def autoregressive_loss(model, input_ids: torch.LongTensor, loss_mask: torch.Tensor | None = None) -> LossOutput:
+    """Next-token cross-entropy for the causal baseline (mean over predicted tokens, or over ``loss_mask``)."""
+    logits = logits_of(model(input_ids[:, :-1]))
+    targets = input_ids[:, 1:]
+    token_loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+    if loss_mask is not None:
+        weights = loss_mask[:, 1:].flatten().float()
+        loss = (token_loss * weights).sum() / weights.sum().clamp(min=1)
+        count = int(weights.sum())
+    else:
+        loss, count = token_loss.mean(), token_loss.numel()
+    ones = torch.ones(input_ids.shape[0], device=input_ids.device)
+    return LossOutput(loss, ones, count, count)
+
+
+@torch.no_grad()
+def mc_log_likelihood(
+    model,
+    prompt: torch.LongTensor,
+    answer: torch.LongTensor,
+    mask_id: int,
+    num_samples: int = 128,
+    batch_size: int = 16,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Monte-Carlo lower bound on log p(answer | prompt) for a masked diffusion model.
+
+    LLaDA's lower-variance estimator: per sample draw l uniformly from {1..L} (L = answer length), mask
+    exactly l answer tokens, and weight the cross-entropy on them by L / l.
+    """
+    prompt, answer = prompt.reshape(-1), answer.reshape(-1)
+    if answer.numel() == 0:
+        raise ValueError("answer is empty: there is nothing to score")
+    if num_samples % batch_size:
+        raise ValueError(f"num_samples ({num_samples}) must be divisible by batch_size ({batch_size})")
+    device = answer.device
+    seq = torch.cat([prompt.to(device), answer])[None].expand(batch_size, -1)
+    length = answer.numel()
+    maskable = torch.zeros_like(seq, dtype=torch.bool)
+    maskable[:, prompt.numel():] = True
+    total = 0.0
+    for _ in range(num_samples // batch_size):
+        num_masked = torch.randint(1, length + 1, (batch_size,), device=device, generator=generator)
+        noisy, masked = mask_exactly(seq, num_masked, mask_id, maskable=maskable, generator=generator)
+        logits = logits_of(model(noisy))
+        token_loss = F.cross_entropy(logits[masked].float(), seq[masked], reduction="none")
+        weight = (length / num_masked.float())[:, None].expand_as(masked)[masked]
+        total += (token_loss * weight).sum().item()
+    return -total / num_samples
+
+
+@torch.no_grad()
+def autoregressive_log_likelihood(model, prompt: torch.LongTensor, answer: torch.LongTensor) -> float:
+    """Exact log p(answer | prompt) under a causal model."""
+    prompt, answer = prompt.reshape(-1), answer.reshape(-1)
+    if prompt.numel() == 0:
+        raise ValueError("a causal model needs at least one prompt token (e.g. end-of-text) to score the answer")
+    seq = torch.cat([prompt.to(answer.device), answer])[None]
+    logits = logits_of(model(seq[:, :-1]))[0, prompt.numel() - 1:]
+    return -F.cross_entropy(logits.float(), answer, reduction="sum").item()

@@ -1,0 +1,367 @@
+"""The reverse process: semi-autoregressive, block-by-block denoising of a masked continuation.
+
+Parameters and semantics follow LLaDA's published ``generate()``; everything past ``mask_id`` is this
+project's own keyword options (hooks, thresholds, end-of-text handling, constraints, seeding).
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+
+from .hooks import LogitsContext, StepRecord, call_logits_hooks, call_step_hooks
+from .losses import logits_of
+from .masking import tokens_to_commit
+from .remasking import get_scorer, token_probability
+
+
+def model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
+def _config_value(model, name: str):
+    return getattr(getattr(model, "config", None), name, None)
+
+
+def resolve_mask_id(model, mask_id: int | None) -> int:
+    """The explicit ``mask_id``, else the model config's ``mask_token_id``."""
+    if mask_id is None:
+        mask_id = _config_value(model, "mask_token_id")
+    if mask_id is None:
+        raise ValueError("no mask id: pass mask_id=..., or use a model whose config has mask_token_id")
+    vocab_size = _config_value(model, "vocab_size")
+    if vocab_size is not None and not 0 <= mask_id < vocab_size:
+        raise ValueError(f"mask id {mask_id} is missing from the model's vocabulary of {vocab_size} tokens")
+    return int(mask_id)
+
+
+def _as_batch(prompt, device) -> torch.LongTensor:
+    if prompt is None:
+        raise ValueError("prompt is required (a LongTensor of token ids, shape (batch, length) or (length,))")
+    prompt = torch.as_tensor(prompt, dtype=torch.long, device=device)
+    if prompt.dim() == 1:
+        prompt = prompt[None]
+    if prompt.dim() != 2:
+        raise ValueError(f"prompt must have shape (batch, length) or (length,), got {tuple(prompt.shape)}")
+    return prompt
+
+
+def _as_list(hooks) -> list[Callable]:
+    if hooks is None:
+        return []
+    if callable(hooks):
+        return [hooks]
+    return list(hooks)
+
+
+def sample_tokens(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.LongTensor:
+    """Greedy at temperature 0, else Gumbel-max in float64 (low precision Gumbel noise skews sampling)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    uniform = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
+    # argmax(logits + T * Gumbel) == argmax(logits / T + Gumbel), computed in log space so nothing overflows.
+    return (logits.double() - temperature * torch.log(-torch.log(uniform))).argmax(-1)
+
+
+def classifier_free_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """LLaDA's guidance: uncond + (scale + 1) * (cond - uncond); scale 0 gives the conditional logits."""
+    if scale == 0:
+        return cond  # exactly, not up to rounding
+    return uncond + (scale + 1.0) * (cond - uncond)
+
+
+def _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id) -> torch.Tensor:
+    if cfg_scale > 0:
+        uncond = x.masked_fill(prompt_index, mask_id)  # the unconditional pass sees the prompt masked
+        both = torch.cat([x, uncond])
+        mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
+        cond_logits, uncond_logits = _call(model, both, mask).chunk(2)
+        return classifier_free_guidance(cond_logits, uncond_logits, cfg_scale)
+    return _call(model, x, attention_mask)
+
+
+def _call(model, ids, attention_mask) -> torch.Tensor:
+    # Only pass a mask when there is padding, so that user modules without the argument work too.
+    out = model(ids) if attention_mask is None else model(ids, attention_mask=attention_mask)
+    return logits_of(out)
+
+
+def validate_sampler_args(steps, gen_length, block_length, temperature, cfg_scale, threshold, prompt_length,
+                          context_length) -> int:
+    """Check the sampler's parameters; returns ``steps``, clamped to ``gen_length`` with a warning."""
+    for name, value in (("gen_length", gen_length), ("block_length", block_length), ("steps", steps)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if gen_length % block_length:
+        raise ValueError(f"gen_length ({gen_length}) must be divisible by block_length ({block_length})")
+    num_blocks = gen_length // block_length
+    if steps % num_blocks:
+        raise ValueError(f"steps ({steps}) must be divisible by the number of blocks "
+                         f"(gen_length / block_length = {gen_length} / {block_length} = {num_blocks})")
+    if steps > gen_length:
+        warnings.warn(f"steps ({steps}) exceeds the {gen_length} tokens to unmask; using steps={gen_length} "
+                      "(a step must commit at least one token)", stacklevel=3)
+        steps = gen_length
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if cfg_scale < 0:
+        raise ValueError(f"cfg_scale must be >= 0, got {cfg_scale}")
+    if threshold is not None and not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if context_length is not None and prompt_length + gen_length > context_length:
+        raise ValueError(f"prompt ({prompt_length} tokens) plus generation ({gen_length} tokens) is longer than "
+                         f"the model's context of {context_length} tokens")
+    return steps
+
+
+def _place_constraints(x, constraints, prompt_length, gen_length, vocab_size):
+    """Pin tokens at positions counted from the start of the generation (infilling)."""
+    for pos, token in constraints.items():
+        if not 0 <= pos < gen_length:
+            raise ValueError(f"constraint position {pos} is outside the generation [0, {gen_length})")
+        if vocab_size is not None and not 0 <= token < vocab_size:
+            raise ValueError(f"constraint token {token} at position {pos} is outside the vocabulary")
+        x[:, prompt_length + pos] = token
+
+
+def _rank_within_rows(scores: torch.Tensor) -> torch.LongTensor:
+    """0 for the highest score of each row, 1 for the next..."""
+    return scores.argsort(dim=1, descending=True).argsort(dim=1)
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompt,
+    steps: int = 128,
+    gen_length: int = 128,
+    block_length: int = 128,
+    temperature: float = 0.0,
+    cfg_scale: float = 0.0,
+    remasking: str = "low_confidence",
+    mask_id: int | None = None,
+    *,
+    attention_mask: torch.Tensor | None = None,
+    threshold: float | None = None,
+    eos_token_ids: Sequence[int] | None = None,
+    forbid_eos: bool = False,
+    eos_last: bool = False,
+    constraints: Mapping[int, int] | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    hooks: Callable | Iterable[Callable] | None = None,
+    logits_hooks: Callable | Iterable[Callable] | None = None,
+    topk: int = 0,
+) -> torch.LongTensor:
+    """Denoise ``gen_length`` masked tokens after ``prompt``; returns prompt + generation, shape (batch, P + G).
+
+    The generation is split into blocks of ``block_length`` filled left to right; each block gets
+    ``steps / num_blocks`` steps, and each step commits ceil(masked left / steps left) of the block's masked
+    positions, ranked by the ``remasking`` scorer (LLaDA's even split, the first steps taking the remainder).
+    Positions after the current block are never committed.
+
+    Keyword options:
+      attention_mask: (batch, P) with 0 on left padding, for batches of prompts of different lengths.
+      threshold: confidence-threshold parallel decoding: commit every candidate whose predicted-token
+        probability is >= threshold (at least the best-scored one per step); ``steps`` is then not used and
+        each block runs until it is filled. ``remasking="threshold"`` means low_confidence with 0.9.
+      eos_token_ids, forbid_eos, eos_last: never generate end-of-text, or commit it only when nothing else
+        is left in the block (works at any temperature).
+      constraints: {position in the generation: token id}, pinned before the first step (infilling).
+      seed / generator: randomness for Gumbel noise and the random strategy.
+      hooks: step hooks, called with a :class:`StepRecord` after every step; they can stop or steer.
+      logits_hooks: called with a :class:`LogitsContext` and the logits before tokens are chosen.
+      topk: record this many alternatives per masked position in the step records.
+
+    ``steps`` above ``gen_length`` is clamped to ``gen_length`` with a warning. A step whose block is already
+    filled (by constraints or forced tokens) is skipped, costing no forward pass.
+    """
+    hooks, logits_hooks = _as_list(hooks), _as_list(logits_hooks)
+    device = model_device(model)
+    prompt = _as_batch(prompt, device)
+    batch, prompt_length = prompt.shape
+    mask_id = resolve_mask_id(model, mask_id)
+    vocab_size = _config_value(model, "vocab_size")
+    if remasking == "threshold":
+        remasking, threshold = "low_confidence", 0.9 if threshold is None else threshold
+    scorer = get_scorer(remasking)
+    steps = validate_sampler_args(steps, gen_length, block_length, temperature, cfg_scale, threshold,
+                                  prompt_length, _config_value(model, "max_position_embeddings"))
+    if prompt_length == 0 and cfg_scale > 0:
+        raise ValueError("classifier-free guidance (cfg_scale > 0) needs a non-empty prompt")
+    if (forbid_eos or eos_last) and not eos_token_ids:
+        eos = _config_value(model, "eos_token_id")
+        eos_token_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        if not eos_token_ids:
+            raise ValueError("forbid_eos/eos_last need eos_token_ids (the model config has no eos_token_id)")
+    eos_ids = torch.tensor(list(eos_token_ids or []), dtype=torch.long, device=device)
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    if topk and not hooks:
+        topk = 0  # nobody would see them
+
+    length = prompt_length + gen_length
+    x = torch.full((batch, length), mask_id, dtype=torch.long, device=device)
+    x[:, :prompt_length] = prompt
+    if attention_mask is not None:
+        attention_mask = torch.as_tensor(attention_mask, device=device)
+        if attention_mask.shape != prompt.shape:
+            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} differs from the prompt's "
+                             f"{tuple(prompt.shape)}")
+        attention_mask = torch.cat([attention_mask.long(), attention_mask.new_ones(batch, gen_length).long()], 1)
+    if constraints:
+        _place_constraints(x, constraints, prompt_length, gen_length, vocab_size)
+    prompt_index = torch.zeros_like(x, dtype=torch.bool)
+    prompt_index[:, :prompt_length] = True
+    if attention_mask is not None:
+        prompt_index &= attention_mask.bool()
+    forbidden: list[tuple[int, int, int]] = []
+
+    num_blocks = gen_length // block_length
+    steps_per_block = steps // num_blocks
+    step = 0
+    for block in range(num_blocks):
+        start = prompt_length + block * block_length
+        end = start + block_length
+        block_step = 0
+        while True:
+            block_masked = x[:, start:end] == mask_id
+            masked_left = block_masked.sum(1)
+            if not bool(masked_left.any()):
+                break
+            mask_index = x == mask_id
+            logits = _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id)
+            if vocab_size is None:
+                vocab_size = logits.shape[-1]
+                if mask_id >= vocab_size:
+                    raise ValueError(f"mask id {mask_id} is missing from the model's vocabulary of {vocab_size}")
+            if logits_hooks:
+                context = LogitsContext(block, step, block_step, x, mask_index, start, end)
+                logits = call_logits_hooks(logits_hooks, context, logits)
+            block_logits = logits[:, start:end].float()
+            if forbid_eos:
+                block_logits[..., eos_ids] = float("-inf")
+            for row, pos, token in forbidden:
+                if start <= pos < end:
+                    block_logits[row, pos - start, token] = float("-inf")
+
+            rows, cols = block_masked.nonzero(as_tuple=True)
+            candidate_logits = block_logits[rows, cols]
+            predicted = sample_tokens(candidate_logits, temperature, generator)
+            scores = scorer(candidate_logits, predicted, generator).float()
+            if eos_last and eos_ids.numel():
+                scores = scores - 1e6 * torch.isin(predicted, eos_ids)
+            score_table = torch.full(block_masked.shape, float("-inf"), device=device)
+            score_table[rows, cols] = scores
+            rank = _rank_within_rows(score_table)
+            if threshold is None:
+                share = tokens_to_commit(masked_left, max(steps_per_block - block_step, 1))
+                commit = (rank < share[:, None]) & block_masked
+            else:
+                confidence = token_probability(candidate_logits, predicted)
+                confident = torch.zeros_like(block_masked)
+                confident[rows, cols] = confidence >= threshold
+                commit = (confident | (rank == 0)) & block_masked
+            proposal = x[:, start:end].clone()
+            proposal[rows, cols] = predicted
+            x_before = x.clone() if hooks else None
+            x[:, start:end] = torch.where(commit, proposal, x[:, start:end])
+
+            if hooks:
+                record = StepRecord(
+                    block=block, step=step, block_step=block_step, prompt_length=prompt_length,
+                    gen_length=gen_length, block_length=block_length, mask_id=mask_id, block_start=start,
+                    block_end=end, x_before=x_before, x_after=x.clone(),
+                    **_step_predictions(logits, mask_index, commit, proposal, score_table, block_logits, rows, cols,
+                                        start, topk))
+                call_step_hooks(hooks, record)
+                _apply_forced(x, record.forced, mask_id, prompt_length, vocab_size)
+                forbidden.extend(record._forbidden)
+                if record.stopped:
+                    return x
+            step += 1
+            block_step += 1
+    return x
+
+
+def _step_predictions(logits, mask_index, commit, proposal, score_table, block_logits, rows, cols, start,
+                      topk) -> dict:
+    """What hooks see besides the sequence: predictions and confidences at every masked position, not only
+    in the current block, so that a viewer can show what the model thinks of the whole canvas."""
+    batch, length = mask_index.shape
+    device = mask_index.device
+    committed = torch.zeros_like(mask_index)
+    committed[:, start:start + commit.shape[1]] = commit
+    m_rows, m_cols = mask_index.nonzero(as_tuple=True)
+    masked_logits = logits[m_rows, m_cols].float()
+    predicted = torch.full(mask_index.shape, -1, dtype=torch.long, device=device)
+    predicted[m_rows, m_cols] = masked_logits.argmax(-1)
+    confidence = torch.full(mask_index.shape, float("nan"), device=device)
+    confidence[m_rows, m_cols] = token_probability(masked_logits, predicted[m_rows, m_cols])
+    # Inside the block, report the token the sampler actually proposed (sampled when temperature > 0).
+    predicted[rows, cols + start] = proposal[rows, cols]
+    confidence[rows, cols + start] = token_probability(block_logits[rows, cols], proposal[rows, cols])
+    scores = torch.full(mask_index.shape, float("nan"), device=device)
+    scores[rows, cols + start] = score_table[rows, cols]
+    fields = dict(committed=committed, predicted=predicted, confidence=confidence, scores=scores)
+    if topk:
+        best = masked_logits.softmax(-1).topk(topk, dim=-1)
+        fields["topk_ids"] = torch.full((batch, length, topk), -1, dtype=torch.long, device=device)
+        fields["topk_probs"] = torch.zeros((batch, length, topk), device=device)
+        fields["topk_ids"][m_rows, m_cols], fields["topk_probs"][m_rows, m_cols] = best.indices, best.values
+    return fields
+
+
+def _apply_forced(x, forced, mask_id, prompt_length, vocab_size) -> None:
+    for row, pos, token in forced:
+        if not (0 <= row < x.shape[0] and prompt_length <= pos < x.shape[1]):
+            raise ValueError(f"cannot force a token at row {row}, position {pos}: outside the generation")
+        if x[row, pos] != mask_id:
+            raise ValueError(f"cannot force a token at row {row}, position {pos}: already committed")
+        if vocab_size is not None and not 0 <= token < vocab_size:
+            raise ValueError(f"forced token {token} is outside the vocabulary of {vocab_size}")
+        x[row, pos] = token
+
+
+@torch.no_grad()
+def generate_autoregressive(
+    model,
+    prompt,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    eos_token_id: int | None = None,
+    *,
+    attention_mask: torch.Tensor | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.LongTensor:
+    """Left-to-right sampling for the causal baseline; rows that emitted ``eos_token_id`` keep emitting it."""
+    device = model_device(model)
+    x = _as_batch(prompt, device)
+    if x.shape[1] == 0:
+        raise ValueError("an autoregressive model needs a non-empty prompt (start it with end-of-text)")
+    if max_new_tokens <= 0:
+        raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
+    context = _config_value(model, "max_position_embeddings")
+    if context is not None and x.shape[1] + max_new_tokens > context:
+        raise ValueError(f"prompt ({x.shape[1]} tokens) plus {max_new_tokens} new tokens exceeds the context "
+                         f"of {context}")
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    done = torch.zeros(x.shape[0], dtype=torch.bool, device=device)
+    for _ in range(max_new_tokens):
+        logits = _call(model, x, attention_mask)[:, -1].float()
+        token = sample_tokens(logits, temperature, generator)
+        if eos_token_id is not None:
+            token = torch.where(done, torch.full_like(token, eos_token_id), token)
+            done |= token == eos_token_id
+        x = torch.cat([x, token[:, None]], 1)
+        if attention_mask is not None:
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(x.shape[0], 1)], 1)
+        if eos_token_id is not None and bool(done.all()):
+            break
+    return x

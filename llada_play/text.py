@@ -1,0 +1,31 @@
+"""Text in, text out: prompt encoding (plain or chat) and decoding of generations."""
+from __future__ import annotations
+
+import torch
+
+
+def encode_prompt(tokenizer, prompt: str | list[dict], chat: bool = False, allow_empty: bool = False) -> torch.LongTensor:
+    """Token ids of a prompt, shape (1, length). ``chat`` applies the tokenizer's chat template to a user turn
+    (or to a list of messages) and opens the assistant's turn."""
+    if isinstance(prompt, str) and not prompt.strip() and not allow_empty:
+        raise ValueError("the prompt is empty: give some text to continue")
+    if chat:
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    else:
+        text = prompt
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    return torch.tensor([ids], dtype=torch.long)
+
+
+def decode_generation(tokenizer, ids: torch.Tensor, prompt_length: int, stop_at_eos: bool = True) -> str:
+    """The generated part of one row as text, cut at the first end-of-text (or end-of-turn) when asked."""
+    generated = ids.reshape(-1)[prompt_length:].tolist()
+    if stop_at_eos:
+        vocab = tokenizer.get_vocab()
+        stops = {tokenizer.eos_token_id, vocab.get("<|eot_id|>")} - {None}
+        for i, token in enumerate(generated):
+            if token in stops:
+                generated = generated[:i]
+                break
+    return tokenizer.decode(generated, skip_special_tokens=False)

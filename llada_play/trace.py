@@ -1,0 +1,186 @@
+"""Recording a denoising run as a serialisable trace, replaying it, and streaming it to a text streamer."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .hooks import StepRecord
+
+
+@dataclass
+class TraceStep:
+    block: int
+    step: int
+    block_step: int
+    # [row, position, token, confidence, score] for each token the sampler committed at this step
+    commits: list[list] = field(default_factory=list)
+    # [row, position, token] committed by a hook after the step (steering)
+    forced: list[list] = field(default_factory=list)
+    # [row, position, predicted token, confidence] at every position still masked before the step
+    predictions: list[list] = field(default_factory=list)
+    # {"row,position": [[token, probability], ...]} alternatives, when the run asked for top-k
+    topk: dict[str, list] = field(default_factory=dict)
+
+
+@dataclass
+class Trace:
+    """A whole run: the starting canvas and every step's commits; states are derived by replay."""
+
+    prompt_length: int
+    gen_length: int
+    block_length: int
+    mask_id: int
+    initial: list[list[int]]  # (batch, length) canvas before the first step: prompt, constraints, masks
+    steps: list[TraceStep] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # id -> text piece, when a tokenizer was given
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.initial)
+
+    def states(self, row: int = 0) -> list[list[int]]:
+        """The sequence before the first step and after each step (commits and forced tokens applied)."""
+        seq = list(self.initial[row])
+        out = [list(seq)]
+        for step in self.steps:
+            for r, pos, token, *_ in step.commits:
+                if r == row:
+                    seq[pos] = token
+            for r, pos, token in step.forced:
+                if r == row:
+                    seq[pos] = token
+            out.append(list(seq))
+        return out
+
+    def final(self, row: int = 0) -> list[int]:
+        return self.states(row)[-1]
+
+    def commit_step(self, row: int = 0) -> dict[int, int]:
+        """position -> index of the step that committed it (sampler or hook)."""
+        when = {}
+        for i, step in enumerate(self.steps):
+            for r, pos, *_ in step.commits + step.forced:
+                if r == row:
+                    when[pos] = i
+        return when
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Trace":
+        steps = [TraceStep(**s) for s in data.get("steps", [])]
+        return cls(**{**data, "steps": steps})
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> "Trace":
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        return cls.from_dict(json.loads(text))
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 6)
+
+
+class TraceRecorder:
+    """A step hook that keeps every :class:`StepRecord` of a run and turns them into a :class:`Trace`.
+
+    It only keeps references during the run (cheap) and converts at :meth:`trace` time, so tokens that later
+    hooks force after a step are in the trace whatever the order of the hooks.
+    """
+
+    def __init__(self, tokenizer=None, predictions: bool = True, params: dict | None = None):
+        self.tokenizer = tokenizer
+        self.predictions = predictions
+        self.params = dict(params or {})
+        self.records: list[StepRecord] = []
+        self.initial: torch.Tensor | None = None
+
+    def __call__(self, record: StepRecord) -> None:
+        if self.initial is None:
+            self.initial = record.x_before
+        self.records.append(record)
+
+    def trace(self) -> Trace:
+        if self.initial is None:
+            raise ValueError("nothing was recorded: the run had no denoising step")
+        initial = self.initial.cpu()
+        first = self.records[0]
+        mask_id = first.mask_id
+        trace = Trace(prompt_length=first.prompt_length, gen_length=first.gen_length,
+                      block_length=first.block_length, mask_id=mask_id, initial=initial.tolist(), params=self.params)
+        seen: set[int] = set(initial.flatten().tolist())
+        for record in self.records:
+            step = TraceStep(block=record.block, step=record.step, block_step=record.block_step)
+            rows, cols = record.committed.nonzero(as_tuple=True)
+            after = record.x_after[rows, cols].tolist()
+            conf = record.confidence[rows, cols].tolist()
+            score = record.scores[rows, cols].tolist()
+            step.commits = [[r, c, t, _finite(p), _finite(s)]
+                            for r, c, t, p, s in zip(rows.tolist(), cols.tolist(), after, conf, score)]
+            step.forced = [list(f) for f in record.forced]
+            if self.predictions:
+                m_rows, m_cols = (record.x_before == mask_id).nonzero(as_tuple=True)
+                tokens = record.predicted[m_rows, m_cols].tolist()
+                probs = record.confidence[m_rows, m_cols].tolist()
+                step.predictions = [[r, c, t, _finite(p)]
+                                    for r, c, t, p in zip(m_rows.tolist(), m_cols.tolist(), tokens, probs)]
+                seen.update(tokens)
+            if record.topk_ids is not None:
+                m_rows, m_cols = (record.x_before == mask_id).nonzero(as_tuple=True)
+                ids = record.topk_ids[m_rows, m_cols].tolist()
+                probs = record.topk_probs[m_rows, m_cols].tolist()
+                for r, c, i, p in zip(m_rows.tolist(), m_cols.tolist(), ids, probs):
+                    step.topk[f"{r},{c}"] = [[t, round(q, 6)] for t, q in zip(i, p)]
+                    seen.update(i)
+            seen.update(after)
+            seen.update(f[2] for f in step.forced)
+            trace.steps.append(step)
+        if self.tokenizer is not None:
+            trace.tokens = {str(t): self.tokenizer.decode([t]) for t in sorted(seen) if t >= 0}
+        return trace
+
+
+class StreamerHook:
+    """Drive a ``transformers`` streamer from the sampler: each step sends the current block as a draft
+    (``put_draft``, committed tokens plus the model's current guesses), each finished block is sent as
+    confirmed text (``put``), and :meth:`end` closes the stream. Works with ``TextDiffusionStreamer``."""
+
+    def __init__(self, streamer, mask_id: int):
+        self.streamer = streamer
+        self.mask_id = mask_id
+        self.sent_prompt = False
+        self.confirmed_until: int | None = None
+
+    def __call__(self, record: StepRecord) -> None:
+        x = record.x_after[:1]
+        if not self.sent_prompt:
+            self.streamer.put(x[0, :record.prompt_length].cpu())
+            self.sent_prompt = True
+            self.confirmed_until = record.prompt_length
+        block_done = not bool((x[0, record.block_start:record.block_end] == self.mask_id).any())
+        if block_done:
+            self.streamer.put(x[0, self.confirmed_until:record.block_end].cpu())
+            self.confirmed_until = record.block_end
+        elif hasattr(self.streamer, "put_draft"):
+            draft = x[0, self.confirmed_until:record.block_end].clone()
+            guesses = record.predicted[0, self.confirmed_until:record.block_end]
+            still_masked = draft == self.mask_id
+            draft[still_masked] = guesses[still_masked]
+            self.streamer.put_draft(draft.cpu()[None])
+
+    def end(self) -> None:
+        self.streamer.end()

@@ -1,0 +1,49 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llada_play.checkpoint import save_model
+from llada_play.cli import main
+
+
+@pytest.fixture
+def model_dir(tiny_model, char_tokenizer, tmp_path):
+    return str(save_model(tiny_model, char_tokenizer, tmp_path / "m"))
+
+
+def test_sample_prints_text_and_writes_a_trace(model_dir, tmp_path, capsys):
+    trace = tmp_path / "t.json"
+    code = main(["sample", "--prompt", "To be", "--model", model_dir, "--gen-length", "16", "--steps", "8",
+                 "--block-length", "8", "--trace", str(trace), "--keep-eos"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("To be") and len(out) > len("To be")
+    data = json.loads(trace.read_text())
+    assert len(data["steps"]) == 8 and data["params"]["prompt"] == "To be"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--prompt", "  "], "the prompt is empty"),
+    (["--prompt", "x", "--gen-length", "10", "--block-length", "4"], "must be divisible by block_length"),
+    (["--prompt", "x", "--threshold", "2"], r"threshold must be in \(0, 1\]"),
+])
+def test_sample_bad_input_gives_one_clear_line(model_dir, capsys, args, message):
+    code = main(["sample", "--model", model_dir, *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("llada-play: error:")
+    assert __import__("re").search(message, err)
+
+
+def test_sample_names_a_missing_model_directory(tmp_path, capsys):
+    assert main(["sample", "--prompt", "x", "--model", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_console_script_runs(model_dir):
+    result = subprocess.run([sys.executable, "-m", "llada_play.cli", "sample", "--prompt", "Hi", "--model", model_dir,
+                             "--gen-length", "8", "--steps", "4", "--block-length", "8"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Hi")
