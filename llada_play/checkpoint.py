@@ -86,10 +86,11 @@ def check_checkpoint(path: str | Path) -> LladaConfig:
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
-               dtype: torch.dtype | None = None):
+               dtype: torch.dtype | None = torch.float32):
     """Load (model, tokenizer) from a directory (the shipped default when ``path`` is None), offline.
 
-    The tokenizer is ``None`` when the directory has none.
+    Weights are cast to ``dtype`` (float32 by default: checkpoints may be stored in bf16 to stay small);
+    ``None`` keeps the stored dtype. The tokenizer is ``None`` when the directory has none.
     """
     path = default_model_path() if path is None else Path(path)
     check_checkpoint(path)

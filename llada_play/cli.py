@@ -44,6 +44,62 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def add_train_arguments(parser: argparse.ArgumentParser, steps: int, lr: float) -> None:
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, final/)")
+    parser.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps before the cosine decay")
+    parser.add_argument("--weight-decay", type=float, default=0.1)
+    parser.add_argument("--grad-clip", type=float, default=1.0)
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-every", type=int, default=250)
+    parser.add_argument("--keep-last", type=int, default=2)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def train_config_from_args(args, objective: str):
+    from .training import TrainConfig
+
+    return TrainConfig(objective=objective, output_dir=args.out, max_steps=args.steps, lr=args.lr,
+                       warmup_steps=min(args.warmup, args.steps), weight_decay=args.weight_decay,
+                       grad_clip=args.grad_clip, grad_accum=args.grad_accum, seed=args.seed,
+                       precision=args.precision, device=args.device, log_every=args.log_every,
+                       save_every=args.save_every, keep_last=args.keep_last, progress=not args.no_progress)
+
+
+def _print_summary(summary: dict) -> None:
+    import json
+
+    print(json.dumps({k: v for k, v in summary.items() if k not in {"config", "train_documents"}}, indent=2))
+
+
+def cmd_train(args) -> int:
+    from .recipes import run_pretraining
+
+    objective = "autoregressive" if args.autoregressive else "pretrain"
+    summary = run_pretraining(args.data, train_config_from_args(args, objective), preset=args.preset,
+                              vocab_size=args.vocab_size, seq_len=args.seq_len, batch_size=args.batch_size,
+                              held_out_fraction=args.held_out, tokenizer_dir=args.tokenizer, resume=args.resume)
+    _print_summary(summary)
+    return 0
+
+
+def cmd_sft(args) -> int:
+    from .recipes import run_sft
+
+    objective = "autoregressive" if args.autoregressive else "sft"
+    summary = run_sft(args.model, args.data, train_config_from_args(args, objective), batch_size=args.batch_size,
+                      seq_len=args.seq_len, on_error=args.on_error, lora_rank=args.lora_rank, resume=args.resume)
+    _print_summary(summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llada-play", description="Play with masked-diffusion language models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,6 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--trace", default=None, metavar="OUT.json", help="write the denoising trace as JSON")
     add_sampler_arguments(sample)
     sample.set_defaults(func=cmd_sample)
+
+    tr = sub.add_parser("train", help="pre-train a model (or its autoregressive twin) on a text corpus")
+    tr.add_argument("--data", required=True, help="a .txt file or a directory of .txt files")
+    tr.add_argument("--preset", default="small", help="model shape: tiny, small, ... (default small)")
+    tr.add_argument("--autoregressive", action="store_true", help="train the causal twin instead")
+    tr.add_argument("--tokenizer", default=None, help="reuse this tokenizer directory instead of training one")
+    tr.add_argument("--vocab-size", type=int, default=4096)
+    tr.add_argument("--seq-len", type=int, default=256)
+    tr.add_argument("--held-out", type=float, default=0.05, help="fraction of documents held out")
+    add_train_arguments(tr, steps=2000, lr=1e-3)
+    tr.set_defaults(func=cmd_train)
+
+    sft = sub.add_parser("sft", help="supervised fine-tuning on prompt/response rows")
+    sft.add_argument("--data", required=True, help=".jsonl/.json/.csv/.parquet with prompt+response or messages")
+    sft.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    sft.add_argument("--autoregressive", action="store_true", help="next-token loss on the response (causal models)")
+    sft.add_argument("--seq-len", type=int, default=None, help="pad/cut length (default: the longest row)")
+    sft.add_argument("--on-error", default="stop", choices=["stop", "skip"], help="what a malformed row does")
+    sft.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (peft)")
+    add_train_arguments(sft, steps=300, lr=3e-4)
+    sft.set_defaults(func=cmd_sft)
     return parser
 
 

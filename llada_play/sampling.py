@@ -60,11 +60,12 @@ def _as_list(hooks) -> list[Callable]:
 
 def sample_tokens(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.LongTensor:
     """Greedy at temperature 0, else Gumbel-max in float64 (low precision Gumbel noise skews sampling)."""
+    # max(-1).indices rather than argmax(-1): the same ties (first index), about 3x faster on CPU here
     if temperature == 0:
-        return logits.argmax(-1)
+        return logits.max(-1).indices
     uniform = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
     # argmax(logits + T * Gumbel) == argmax(logits / T + Gumbel), computed in log space so nothing overflows.
-    return (logits.double() - temperature * torch.log(-torch.log(uniform))).argmax(-1)
+    return (logits.double() - temperature * torch.log(-torch.log(uniform))).max(-1).indices
 
 
 def classifier_free_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
@@ -233,7 +234,7 @@ def generate(
             masked_left = block_masked.sum(1)
             if not bool(masked_left.any()):
                 break
-            mask_index = x == mask_id
+            mask_index = x == mask_id if (hooks or logits_hooks) else None
             logits = _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id)
             if vocab_size is None:
                 vocab_size = logits.shape[-1]
@@ -283,6 +284,9 @@ def generate(
                 forbidden.extend(record._forbidden)
                 if record.stopped:
                     return x
+            # Free this step's logits before the next forward pass, so that the allocator can reuse their
+            # memory instead of mapping (and page-faulting) fresh pages for every step.
+            del logits, block_logits, candidate_logits
             step += 1
             block_step += 1
     return x
@@ -298,10 +302,12 @@ def _step_predictions(logits, mask_index, commit, proposal, score_table, block_l
     committed[:, start:start + commit.shape[1]] = commit
     m_rows, m_cols = mask_index.nonzero(as_tuple=True)
     masked_logits = logits[m_rows, m_cols].float()
+    # one pass for the argmax and its probability: p(argmax) = exp(max - logsumexp)
+    best, best_ids = masked_logits.max(-1)
     predicted = torch.full(mask_index.shape, -1, dtype=torch.long, device=device)
-    predicted[m_rows, m_cols] = masked_logits.argmax(-1)
+    predicted[m_rows, m_cols] = best_ids
     confidence = torch.full(mask_index.shape, float("nan"), device=device)
-    confidence[m_rows, m_cols] = token_probability(masked_logits, predicted[m_rows, m_cols])
+    confidence[m_rows, m_cols] = (best - masked_logits.logsumexp(-1)).exp()
     # Inside the block, report the token the sampler actually proposed (sampled when temperature > 0).
     predicted[rows, cols + start] = proposal[rows, cols]
     confidence[rows, cols + start] = token_probability(block_logits[rows, cols], proposal[rows, cols])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -70,7 +70,10 @@ class Trace:
         return when
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # shallow on purpose: asdict() deep-copies every nested list, which dominated recording time
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["steps"] = [{f.name: getattr(s, f.name) for f in fields(s)} for s in self.steps]
+        return out
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), allow_nan=False)

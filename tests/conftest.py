@@ -12,7 +12,7 @@ from torch import nn
 from llada_play import LladaForMaskedLM, config_from_preset
 from llada_play.tokenizer import build_char_tokenizer, special_token_ids
 
-ALPHABET = string.ascii_letters + string.digits + " .,:;!?'\n-"
+ALPHABET = string.ascii_letters + string.digits + " .,:;!?'\n-+="
 
 
 @pytest.fixture(scope="session")

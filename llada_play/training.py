@@ -1,0 +1,303 @@
+"""The training loop: pre-training, SFT and the autoregressive baseline, with step hooks and exact resume.
+
+A hand-written loop (nanoGPT style) rather than ``transformers.Trainer``: the three objectives are three
+loss functions, the hooks are plain callables, and an exact resume after SIGKILL only needs the model,
+optimizer, schedule and two generators saved together (see docs/ARCHITECTURE.md).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .losses import autoregressive_loss, pretrain_loss, sft_loss
+
+OBJECTIVES = ("pretrain", "sft", "autoregressive")
+
+
+@dataclass
+class TrainConfig:
+    objective: str = "pretrain"  # pretrain | sft | autoregressive
+    output_dir: str = "runs/default"
+    max_steps: int = 1000
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    mask_eps: float = 1e-3
+    random_length_prob: float = 0.01
+    seed: int = 0
+    precision: str = "auto"  # auto (bf16 where the device runs it fast) | bf16 | fp32
+    device: str = "cpu"
+    log_every: int = 10
+    save_every: int = 250
+    keep_last: int = 2
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES}")
+        for name in ("max_steps", "grad_accum", "log_every", "save_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"bad learning rate settings: lr={self.lr}, min_lr_ratio={self.min_lr_ratio}")
+        if self.precision not in {"auto", "bf16", "fp32"}:
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio at max_steps (step counts from 0)."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(1, config.max_steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class TrainStepRecord:
+    """What a training hook sees after each optimizer step."""
+
+    step: int  # optimizer steps done so far (1 after the first)
+    loss: float
+    lr: float
+    grad_norm: float
+    mask_ratios: list[float]  # per-sequence masking ratio of the step's batches (1.0 for the AR loss)
+    tokens: int  # tokens processed at this step
+    tokens_per_s: float
+    elapsed: float
+    _stop: bool = False
+    _save: bool = False
+
+    def stop(self) -> None:
+        """End training after this step (a checkpoint is written first)."""
+        self._stop = True
+
+    def save_checkpoint(self) -> None:
+        """Write a checkpoint after this step, whatever save_every says."""
+        self._save = True
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    final_loss: float
+    checkpoint: Path | None
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_precision(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if config.precision == "fp32":
+        return None
+    if config.precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_has_fast_bf16() -> bool:
+    """CPUs with AMX tiles run bf16 matmuls about twice as fast as fp32; on others bf16 autocast is slower."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
+
+
+def compute_loss(model, batch: dict, config: TrainConfig, mask_id: int, generator: torch.Generator):
+    ids = batch["input_ids"]
+    if config.objective == "pretrain":
+        return pretrain_loss(model, ids, mask_id, config.mask_eps, config.random_length_prob, generator)
+    if config.objective == "sft":
+        return sft_loss(model, ids, batch["prompt_lengths"], mask_id, config.mask_eps, generator)
+    loss_mask = None
+    if "prompt_lengths" in batch:  # AR SFT: score the response only
+        loss_mask = torch.arange(ids.shape[1], device=ids.device)[None] >= batch["prompt_lengths"][:, None]
+    return autoregressive_loss(model, ids, loss_mask)
+
+
+# ---- checkpoints -------------------------------------------------------------------------------------
+
+def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first (partial ones are hidden staging directories and never listed)."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.exists():
+        return []
+    return sorted((p for p in root.glob("step-*") if (p / "trainer_state.pt").exists()),
+                  key=lambda p: int(p.name.split("-")[1]))
+
+
+def _rng_state(generators: dict[str, torch.Generator]) -> dict:
+    state = {name: g.get_state() for name, g in generators.items()}
+    state["torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def save_checkpoint(output_dir, step, model, tokenizer, optimizer, generators, config: TrainConfig) -> Path:
+    """Write step-N atomically (staging directory, then rename) and keep the last ``keep_last``."""
+    root = Path(output_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        model.save_pretrained(staging)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(generators),
+                    "config": asdict(config)}, staging / "trainer_state.pt")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for old in checkpoint_dirs(output_dir)[:-config.keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, model, optimizer, generators, config: TrainConfig) -> int:
+    """Restore weights, optimizer and every random state; returns the step to continue from."""
+    from safetensors.torch import load_file
+
+    state = torch.load(path / "trainer_state.pt", weights_only=False)
+    saved = state["config"]
+    for key in ("objective", "grad_accum", "max_steps", "lr", "warmup_steps"):
+        if saved.get(key) != getattr(config, key):
+            raise ValueError(f"cannot resume from {path}: it was trained with {key}={saved.get(key)!r}, "
+                             f"this run has {key}={getattr(config, key)!r}")
+    weights = load_file(path / "model.safetensors")
+    own = model.state_dict()
+    for key, tensor in weights.items():
+        if key in own and own[key].shape != tensor.shape:
+            raise ValueError(f"cannot resume from {path}: tensor {key} has shape {tuple(tensor.shape)}, "
+                             f"the model has {tuple(own[key].shape)}")
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if not (k == "lm_head.weight" and getattr(model.config, "tie_word_embeddings", False))]
+    if missing or unexpected:
+        raise ValueError(f"cannot resume from {path}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    optimizer.load_state_dict(state["optimizer"])
+    for name, g in generators.items():
+        g.set_state(state["rng"][name])
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return int(state["step"])
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint we resume from (the killed run's lost steps)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(r + "\n" for r in rows))
+
+
+# ---- the loop ----------------------------------------------------------------------------------------
+
+def make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, with weight decay on matrices only (not norms)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=config.lr, betas=(config.beta1, config.beta2))
+
+
+def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | None = None,
+          hooks: Callable | Iterable[Callable] | None = None, resume: bool = False) -> TrainResult:
+    """Train ``model`` on ``batches`` (anything with ``next_batch(generator) -> dict``) for
+    ``config.max_steps`` optimizer steps. ``hooks`` get a :class:`TrainStepRecord` after every step.
+    With ``resume``, continue from the latest checkpoint in ``config.output_dir``."""
+    hooks = [hooks] if callable(hooks) else list(hooks or [])
+    device = torch.device(config.device)
+    model.to(device).train()
+    if mask_id is None:
+        mask_id = getattr(model.config, "mask_token_id", None)
+    if mask_id is None and config.objective != "autoregressive":
+        raise ValueError("a masked-diffusion objective needs a mask id (model.config.mask_token_id)")
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    optimizer = make_optimizer(model, config)
+    generators = {"data": torch.Generator().manual_seed(config.seed),
+                  "mask": torch.Generator(device=device).manual_seed(config.seed + 1)}
+    torch.manual_seed(config.seed)
+    metrics_path = out / "metrics.jsonl"
+    start = 0
+    if resume:
+        existing = checkpoint_dirs(out)
+        if existing:
+            start = load_checkpoint(existing[-1], model, optimizer, generators, config)
+            _trim_metrics(metrics_path, start)
+    elif metrics_path.exists():
+        metrics_path.unlink()  # a fresh run starts a fresh log
+    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    autocast_dtype = resolve_precision(config, device)
+    history: list[dict] = []
+    last_checkpoint = None
+    loss_value = float("nan")
+    bar = tqdm(total=config.max_steps, initial=start, disable=not config.progress, desc=config.objective,
+               dynamic_ncols=True)
+    t0 = time.perf_counter()
+    step = start
+    with metrics_path.open("a") as log:
+        while step < config.max_steps:
+            step_start = time.perf_counter()
+            lr = lr_at(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            total_loss, tokens, ratios = 0.0, 0, []
+            for _ in range(config.grad_accum):
+                batch = {k: v.to(device) for k, v in batches.next_batch(generators["data"]).items()}
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    result = compute_loss(model, batch, config, mask_id, generators["mask"])
+                (result.loss / config.grad_accum).backward()
+                total_loss += result.loss.item() / config.grad_accum
+                tokens += batch["input_ids"].numel()
+                ratios.extend(result.p_mask.tolist())
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            loss_value = total_loss
+            dt = time.perf_counter() - step_start
+            record = TrainStepRecord(step=step, loss=total_loss, lr=lr, grad_norm=grad_norm, mask_ratios=ratios,
+                                     tokens=tokens, tokens_per_s=tokens / dt, elapsed=time.perf_counter() - t0)
+            for hook in hooks:
+                hook(record)
+            if step % config.log_every == 0 or step == config.max_steps or record._stop:
+                row = {"step": step, "loss": round(total_loss, 5), "lr": lr, "grad_norm": round(grad_norm, 4),
+                       "mask_ratio": round(sum(ratios) / len(ratios), 4), "tokens_per_s": round(tokens / dt, 1),
+                       "elapsed": round(record.elapsed, 2)}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                history.append(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{total_loss:.3f}", tok_s=f"{tokens / dt:.0f}")
+            if step % config.save_every == 0 or step == config.max_steps or record._stop or record._save:
+                last_checkpoint = save_checkpoint(out, step, model, tokenizer, optimizer, generators, config)
+            if record._stop:
+                break
+    bar.close()
+    model.eval()
+    return TrainResult(steps=step, final_loss=loss_value, checkpoint=last_checkpoint, history=history)

@@ -1,0 +1,151 @@
+"""Pictures of a denoising run, shared by the app and the notebooks: token cells as HTML and plotly figures."""
+from __future__ import annotations
+
+import html
+import math
+
+from .trace import Trace
+
+MASK_GLYPH = "▒"
+CELL_CSS = """
+<style>
+.lp-canvas {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 13px; line-height: 2.1;}
+.lp-block {display: inline; padding: 3px 0; border-left: 2px dashed #8a8fa3; margin-left: 2px; padding-left: 2px;}
+.lp-prompt {color: #444; background: #eef0f4; border-radius: 3px; padding: 1px 2px; white-space: pre-wrap;}
+.lp-tok {border-radius: 3px; padding: 1px 2px; margin: 0 1px; white-space: pre;}
+.lp-mask {color: #9aa0ac; background: #f1f2f5;}
+.lp-new {outline: 2px solid #e8590c;}
+.lp-eos {font-style: italic; color: #7048e8;}
+.lp-forced {text-decoration: underline wavy #c2255c;}
+</style>
+"""
+
+
+def token_text(piece: str) -> str:
+    """A printable label for one token: newlines and tabs made visible."""
+    return piece.replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+def confidence_color(confidence: float | None) -> str:
+    """Green, darker for more confident commits; grey when unknown."""
+    if confidence is None or (isinstance(confidence, float) and math.isnan(confidence)):
+        return "hsl(140, 10%, 85%)"
+    lightness = 92 - 45 * max(0.0, min(1.0, confidence))
+    return f"hsl(140, 55%, {lightness:.0f}%)"
+
+
+def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask_id: int, pieces: dict,
+                  confidence: dict[int, float] | None = None, new: set[int] | None = None,
+                  forced: set[int] | None = None, eos_ids: set[int] = frozenset(), guesses: dict[int, int] | None = None,
+                  interactive: bool = False) -> str:
+    """HTML for one state of the canvas. ``pieces`` maps token id to text; ``guesses`` shows the model's
+    current prediction inside still-masked cells (greyed)."""
+    confidence, new, forced, guesses = confidence or {}, new or set(), forced or set(), guesses or {}
+    prompt_text = "".join(pieces.get(t, "?") for t in tokens[:prompt_length])
+    parts = [CELL_CSS, '<div class="lp-canvas">']
+    if prompt_length:
+        parts.append(f'<span class="lp-prompt" title="prompt">{html.escape(prompt_text)}</span>')
+    for start in range(prompt_length, len(tokens), block_length):
+        parts.append(f'<span class="lp-block" title="block {(start - prompt_length) // block_length}">')
+        for pos in range(start, min(start + block_length, len(tokens))):
+            tok = tokens[pos]
+            attrs = f'data-pos="{pos}"' + (' style="cursor:pointer"' if interactive else "")
+            if tok == mask_id:
+                guess = guesses.get(pos)
+                label = token_text(pieces.get(guess, "")) if guess is not None else MASK_GLYPH
+                tip = f"position {pos}: masked" + (f", model guesses {label!r}" if guess is not None else "")
+                parts.append(f'<span class="lp-tok lp-mask" {attrs} title="{html.escape(tip)}">'
+                             f'{html.escape(label)}</span>')
+                continue
+            classes = ["lp-tok"]
+            if pos in new:
+                classes.append("lp-new")
+            if tok in eos_ids:
+                classes.append("lp-eos")
+            if pos in forced:
+                classes.append("lp-forced")
+            conf = confidence.get(pos)
+            label = token_text(pieces.get(tok, "?"))
+            tip = f"position {pos}: {label!r}" + (f", confidence {conf:.2f}" if conf is not None else "")
+            parts.append(f'<span class="{" ".join(classes)}" {attrs} style="background:{confidence_color(conf)}" '
+                         f'title="{html.escape(tip)}">{html.escape(label)}</span>')
+        parts.append("</span>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def trace_step_html(trace: Trace, step: int, row: int = 0, eos_ids: set[int] = frozenset(),
+                    show_guesses: bool = True) -> str:
+    """The canvas after ``step`` steps (0 = before the first), committed cells coloured by their confidence."""
+    states = trace.states(row)
+    step = max(0, min(step, len(trace.steps)))
+    confidence, forced = {}, set()
+    for s in trace.steps[:step]:
+        for r, pos, _tok, conf, *_ in s.commits:
+            if r == row:
+                confidence[pos] = conf
+        for r, pos, _tok in s.forced:
+            if r == row:
+                forced.add(pos)
+    new = set()
+    guesses = {}
+    if step > 0:
+        last = trace.steps[step - 1]
+        new = {pos for r, pos, *_ in last.commits + last.forced if r == row}
+    if show_guesses and step < len(trace.steps):
+        guesses = {pos: tok for r, pos, tok, _ in trace.steps[step].predictions if r == row}
+    pieces = {int(k): v for k, v in trace.tokens.items()}
+    return render_canvas(states[step], trace.prompt_length, trace.block_length, trace.mask_id, pieces,
+                         confidence, new, forced, eos_ids, guesses)
+
+
+def commit_order_figure(trace: Trace, row: int = 0, title: str = "When each position was committed"):
+    """Scatter of position (x) against the step that committed it (y), coloured by confidence."""
+    import plotly.graph_objects as go
+
+    xs, ys, cs, labels = [], [], [], []
+    pieces = {int(k): v for k, v in trace.tokens.items()}
+    for i, s in enumerate(trace.steps):
+        for r, pos, tok, conf, *_ in s.commits:
+            if r == row:
+                xs.append(pos - trace.prompt_length)
+                ys.append(i)
+                cs.append(conf)
+                labels.append(token_text(pieces.get(tok, str(tok))))
+        for r, pos, tok in s.forced:
+            if r == row:
+                xs.append(pos - trace.prompt_length)
+                ys.append(i)
+                cs.append(None)
+                labels.append(token_text(pieces.get(tok, str(tok))) + " (by hand)")
+    fig = go.Figure(go.Scatter(
+        x=xs, y=ys, mode="markers", text=labels,
+        marker=dict(color=[c if c is not None else 0 for c in cs], colorscale="Viridis", cmin=0, cmax=1, size=9,
+                    colorbar=dict(title="confidence"), line=dict(width=0)),
+        hovertemplate="position %{x}<br>step %{y}<br>%{text}<extra></extra>"))
+    for b in range(0, trace.gen_length + 1, trace.block_length):
+        fig.add_vline(x=b - 0.5, line=dict(color="#adb5bd", dash="dash", width=1))
+    fig.update_layout(title=title, xaxis_title="position in the generation", yaxis_title="step",
+                      template="plotly_white", height=360, margin=dict(l=50, r=20, t=50, b=45))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def confidence_figure(trace: Trace, row: int = 0, title: str = "Confidence of each commit"):
+    """Confidence of the tokens committed at each step (one dot per token, mean as a line)."""
+    import plotly.graph_objects as go
+
+    xs, ys, means = [], [], []
+    for i, s in enumerate(trace.steps):
+        vals = [c for r, _p, _t, c, *_ in s.commits if r == row and c is not None]
+        xs += [i] * len(vals)
+        ys += vals
+        means.append(sum(vals) / len(vals) if vals else None)
+    fig = go.Figure([
+        go.Scatter(x=xs, y=ys, mode="markers", name="committed token", marker=dict(size=5, opacity=0.5)),
+        go.Scatter(x=list(range(len(means))), y=means, mode="lines", name="mean per step"),
+    ])
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="probability of the committed token",
+                      yaxis_range=[0, 1.02], template="plotly_white", height=320,
+                      margin=dict(l=50, r=20, t=50, b=45))
+    return fig
