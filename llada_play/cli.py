@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
+
+
+SHIPPED_SFT = Path(__file__).resolve().parent.parent / "data" / "sft"
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,10 +97,24 @@ def cmd_train(args) -> int:
 def cmd_sft(args) -> int:
     from .recipes import run_sft
 
+    if args.eval_data is None and Path(args.data) == SHIPPED_SFT / "arithmetic_train.jsonl":
+        args.eval_data = str(SHIPPED_SFT / "arithmetic_test.jsonl")
     objective = "autoregressive" if args.autoregressive else "sft"
     summary = run_sft(args.model, args.data, train_config_from_args(args, objective), batch_size=args.batch_size,
-                      seq_len=args.seq_len, on_error=args.on_error, lora_rank=args.lora_rank, resume=args.resume)
+                      seq_len=args.seq_len, on_error=args.on_error, lora_rank=args.lora_rank, resume=args.resume,
+                      eval_data=args.eval_data)
     _print_summary(summary)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from .recipes import run_evaluation
+
+    result = run_evaluation(args.model, args.data, seq_len=args.seq_len, batches=args.batches,
+                            mc_samples=args.mc_samples, rows=args.rows, samples=args.samples, seed=args.seed)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -125,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     sft = sub.add_parser("sft", help="supervised fine-tuning on prompt/response rows")
-    sft.add_argument("--data", required=True, help=".jsonl/.json/.csv/.parquet with prompt+response or messages")
+    sft.add_argument("--data", default=str(SHIPPED_SFT / "arithmetic_train.jsonl"),
+                     help=".jsonl/.json/.csv/.parquet with prompt+response or messages (default: shipped arithmetic)")
+    sft.add_argument("--eval-data", default=None,
+                     help="held-out rows answered before and after training (default with the shipped data: its test split)")
     sft.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     sft.add_argument("--autoregressive", action="store_true", help="next-token loss on the response (causal models)")
     sft.add_argument("--seq-len", type=int, default=None, help="pad/cut length (default: the longest row)")
@@ -133,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (peft)")
     add_train_arguments(sft, steps=300, lr=3e-4)
     sft.set_defaults(func=cmd_sft)
+
+    ev = sub.add_parser("eval", help="held-out loss, likelihood bound, accuracy and samples")
+    ev.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    ev.add_argument("--data", required=True, help="held-out text (.txt or directory) or SFT rows (.jsonl...)")
+    ev.add_argument("--seq-len", type=int, default=256)
+    ev.add_argument("--batches", type=int, default=20, help="fixed text windows batches to score")
+    ev.add_argument("--mc-samples", type=int, default=64, help="Monte-Carlo samples per row for the bound")
+    ev.add_argument("--rows", type=int, default=50, help="SFT rows to score")
+    ev.add_argument("--samples", type=int, default=3, help="sample generations to print")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -77,3 +77,64 @@ def unigram_cross_entropy(train_tokens: torch.LongTensor, eval_tokens: torch.Lon
 
 def perplexity(nats: float) -> float:
     return math.exp(nats)
+
+
+@torch.no_grad()
+def answer_accuracy(model, tokenizer, conversations: list[list[dict]], chat: bool = True, batch_size: int = 32,
+                    gen_length: int = 8, steps: int | None = None, block_length: int | None = None,
+                    return_answers: bool = False, **sampler_kwargs) -> dict:
+    """Exact-match accuracy of generated answers against the last (assistant) message of each conversation.
+
+    Prompts are batched with left padding; each answer is cut at end-of-turn/end-of-text and stripped.
+    Also reports ``well_formed``: the fraction of answers that end properly within ``gen_length``.
+    """
+    from .sampling import generate
+    from .text import decode_generation
+
+    steps = steps or gen_length
+    block_length = block_length or gen_length
+    device = next(model.parameters()).device
+    correct = well_formed = 0
+    answers = []
+    stops = {tokenizer.eos_token_id, tokenizer.get_vocab().get("<|eot_id|>")} - {None}
+    for start in range(0, len(conversations), batch_size):
+        chunk = conversations[start:start + batch_size]
+        if chat:
+            texts = [tokenizer.apply_chat_template(c[:-1], add_generation_prompt=True, tokenize=False) for c in chunk]
+        else:
+            texts = ["".join(m["content"] for m in c[:-1]) for c in chunk]
+        enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        out = generate(model, enc.input_ids.to(device), steps=steps, gen_length=gen_length,
+                       block_length=block_length, attention_mask=enc.attention_mask.to(device), **sampler_kwargs)
+        prompt_length = enc.input_ids.shape[1]
+        for row, conv in zip(out, chunk):
+            answer = decode_generation(tokenizer, row, prompt_length).strip()
+            truth = conv[-1]["content"].strip()
+            correct += answer == truth
+            well_formed += any(int(t) in stops for t in row[prompt_length:])
+            answers.append(answer)
+    n = len(conversations)
+    result = {"accuracy": correct / n, "well_formed": well_formed / n, "n": n}
+    if return_answers:
+        result["answers"] = answers
+    return result
+
+
+@torch.no_grad()
+def autoregressive_answer_accuracy(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = 8) -> dict:
+    """Exact-match accuracy of greedy left-to-right answers (for the causal twin), one prompt at a time."""
+    from .sampling import generate_autoregressive
+    from .text import decode_generation
+
+    device = next(model.parameters()).device
+    correct = well_formed = 0
+    stops = {tokenizer.eos_token_id, tokenizer.get_vocab().get("<|eot_id|>")} - {None}
+    for conv in conversations:
+        text = tokenizer.apply_chat_template(conv[:-1], add_generation_prompt=True, tokenize=False)
+        ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids], device=device)
+        out = generate_autoregressive(model, ids, max_new_tokens, eos_token_id=tokenizer.eos_token_id)
+        answer = decode_generation(tokenizer, out[0], ids.shape[1]).strip()
+        correct += answer == conv[-1]["content"].strip()
+        well_formed += any(int(t) in stops for t in out[0, ids.shape[1]:])
+    n = len(conversations)
+    return {"accuracy": correct / n, "well_formed": well_formed / n, "n": n}

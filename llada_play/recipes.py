@@ -75,17 +75,37 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
     return summary
 
 
+def _answer_eval(model, tokenizer, conversations, causal: bool) -> dict:
+    from .evaluation import answer_accuracy
+
+    if causal:
+        from .evaluation import autoregressive_answer_accuracy
+
+        return autoregressive_answer_accuracy(model, tokenizer, conversations)
+    return answer_accuracy(model, tokenizer, conversations)
+
+
 def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len: int | None = None,
             on_error: str = "stop", lora_rank: int = 0, lora_alpha: int = 16, resume: bool = False,
-            hooks=None) -> dict:
+            hooks=None, eval_data=None, eval_limit: int = 200) -> dict:
     """Fine-tune a model directory on prompt/response rows (SFT for diffusion, response-only next-token loss
     when ``config.objective`` is autoregressive). With ``lora_rank`` > 0 only LoRA adapters train (peft);
-    they are merged into the saved final model."""
+    they are merged into the saved final model. With ``eval_data``, held-out prompts are answered before and
+    after training and the exact-match accuracies are reported side by side."""
     started = time.perf_counter()
     model, tokenizer = load_model(model_dir)
     if tokenizer is None:
         raise ValueError(f"{model_dir} has no tokenizer; SFT needs one to encode the rows")
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary has "
+                         f"{model.config.vocab_size}")
     conversations = load_sft_rows(data, on_error=on_error)
+    held_out = load_sft_rows(eval_data, on_error=on_error)[:eval_limit] if eval_data else None
+    causal = bool(getattr(model.config, "causal", False))
+    if causal != (config.objective == "autoregressive"):
+        raise ValueError(f"objective {config.objective!r} does not fit a {'causal' if causal else 'bidirectional'} "
+                         f"model ({model_dir})")
+    before = _answer_eval(model, tokenizer, held_out, causal) if held_out else None
     batches = SFTBatches.from_conversations(tokenizer, conversations, batch_size, seq_len,
                                             context_length=model.config.max_position_embeddings)
     trainable = model
@@ -104,5 +124,72 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
                "steps": result.steps, "final_train_loss": result.final_loss, "lora_rank": lora_rank,
                "wall_time_s": round(time.perf_counter() - started, 1), "final_model": str(final),
                "config": asdict(config)}
+    if held_out:
+        after = _answer_eval(model, tokenizer, held_out, causal)
+        summary["held_out_accuracy"] = {"before": before, "after": after}
     (Path(config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def run_evaluation(model_dir, data, seq_len: int = 256, batches: int = 20, batch_size: int = 16,
+                   mc_samples: int = 64, rows: int = 50, samples: int = 3, sample_length: int = 64,
+                   seed: int = 0) -> dict:
+    """Evaluate a model directory on held-out data.
+
+    Plain text (a .txt file or a directory): masked-token loss and the NELBO per token on fixed windows
+    (next-token loss for causal models). SFT rows (.jsonl/.json/.csv/.parquet): the Monte-Carlo bound on
+    log p(response | prompt) per row and the exact-match accuracy of generated answers. Both also print a
+    few sample generations.
+    """
+    from .evaluation import answer_accuracy, autoregressive_answer_accuracy
+    from .losses import autoregressive_log_likelihood, mc_log_likelihood
+    from .sampling import generate, generate_autoregressive
+    from .text import decode_generation
+
+    model, tokenizer = load_model(model_dir)
+    if tokenizer is None:
+        raise ValueError(f"{model_dir} has no tokenizer")
+    causal = bool(getattr(model.config, "causal", False))
+    path = Path(data)
+    result: dict = {"model": str(model_dir), "data": str(path), "causal": causal}
+    g = torch.Generator().manual_seed(seed)
+    if path.is_dir() or path.suffix == ".txt":
+        texts = list(read_corpus(path).values())
+        tokens = pack_tokens(tokenizer, texts, seq_len)
+        fixed = PackedBatches(tokens, seq_len, batch_size).fixed_batches(batches, seed=seed)
+        result["metrics"] = (autoregressive_eval(model, fixed) if causal
+                             else masked_token_loss(model, fixed, model.config.mask_token_id, seed=seed))
+        starts = torch.randint(0, len(tokens) - 32, (samples,), generator=g).tolist()
+        prompts = [tokens[s:s + 32][None] for s in starts]
+    else:
+        conversations = load_sft_rows(path)[:rows]
+        scores = []
+        for conv in conversations:
+            p, r = encode_data_pair(tokenizer, conv)
+            if causal:
+                scores.append(autoregressive_log_likelihood(model, p, r))
+            else:
+                scores.append(mc_log_likelihood(model, p, r, model.config.mask_token_id, mc_samples,
+                                                min(mc_samples, 16), generator=g))
+        result["metrics"] = {"mean_log_likelihood" + ("" if causal else "_bound"): sum(scores) / len(scores)}
+        acc = (autoregressive_answer_accuracy(model, tokenizer, conversations) if causal
+               else answer_accuracy(model, tokenizer, conversations))
+        result["metrics"].update(acc)
+        prompts = [encode_data_pair(tokenizer, c)[0][None] for c in conversations[:samples]]
+    result["samples"] = []
+    for prompt in prompts:
+        if causal:
+            out = generate_autoregressive(model, prompt, sample_length)
+        else:
+            out = generate(model, prompt, steps=sample_length, gen_length=sample_length, block_length=32, seed=seed)
+        result["samples"].append({"prompt": tokenizer.decode(prompt[0]),
+                                  "generation": decode_generation(tokenizer, out[0], prompt.shape[1], False)})
+    return result
+
+
+def encode_data_pair(tokenizer, conversation) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """(prompt ids, response ids) of one conversation as tensors."""
+    from .data import encode_conversation
+
+    p, r = encode_conversation(tokenizer, conversation)
+    return torch.tensor(p), torch.tensor(r)
