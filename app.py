@@ -133,7 +133,8 @@ def build_app(holder: ModelHolder) -> gr.Blocks:
 
         run.click(denoise, [prompt, chat, gen_length, steps, block_length, temperature, cfg_scale, remasking,
                             threshold, seed],
-                  [trace_state, status, canvas, text_out, scrub, order_plot, conf_plot], concurrency_limit=2)
+                  [trace_state, status, canvas, text_out, scrub, order_plot, conf_plot], api_name="denoise",
+                  concurrency_limit=2)
         scrub.release(show_step, [trace_state, scrub], canvas)
         scrub.change(show_step, [trace_state, scrub], canvas, show_progress="hidden")
     return demo

@@ -52,15 +52,19 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
     causal = config.objective == "autoregressive"
     torch.manual_seed(config.seed)
     model = LladaForMaskedLM(config_from_preset(preset, causal=causal, **special_token_ids(tokenizer)))
-    result = train(model, PackedBatches(train_tokens, seq_len, batch_size), config, tokenizer=tokenizer,
-                   hooks=hooks, resume=resume)
     val = PackedBatches(val_tokens, seq_len, batch_size).fixed_batches(eval_batches)
     trn = PackedBatches(train_tokens, seq_len, batch_size).fixed_batches(eval_batches)
-    if causal:
-        metrics = {"held_out": autoregressive_eval(model, val), "train": autoregressive_eval(model, trn)}
-    else:
-        mask_id = model.config.mask_token_id
-        metrics = {"held_out": masked_token_loss(model, val, mask_id), "train": masked_token_loss(model, trn, mask_id)}
+
+    def evaluate(batches):
+        model.eval()
+        if causal:
+            return autoregressive_eval(model, batches)
+        return masked_token_loss(model, batches, model.config.mask_token_id)
+
+    initial = evaluate(val)
+    result = train(model, PackedBatches(train_tokens, seq_len, batch_size), config, tokenizer=tokenizer,
+                   hooks=hooks, resume=resume)
+    metrics = {"held_out_before_training": initial, "held_out": evaluate(val), "train": evaluate(trn)}
     metrics["unigram_held_out"] = unigram_cross_entropy(train_tokens, val_tokens, len(tokenizer))
     final = save_model(model, tokenizer, out / "final")
     summary = {

@@ -270,3 +270,16 @@ def test_autoregressive_generate(char_tokenizer):
     assert torch.equal(out, x)
     with pytest.raises(ValueError, match="non-empty prompt"):
         generate_autoregressive(model, torch.zeros(1, 0, dtype=torch.long))
+
+
+def test_a_transformers_masked_lm_works_as_a_denoiser():
+    from transformers import BertConfig, BertForMaskedLM
+    torch.manual_seed(0)
+    bert = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=64, max_position_embeddings=64)).eval()
+    records = []
+    out = generate(bert, torch.tensor([[5, 6, 7]]), steps=4, gen_length=8, block_length=4, mask_id=4,
+                   hooks=records.append)
+    assert out.shape == (1, 11) and (out != 4).all() and len(records) == 4
+    with pytest.raises(ValueError, match="longer than the model's context of 64"):
+        generate(bert, torch.tensor([[5, 6, 7]]), steps=4, gen_length=64, block_length=64, mask_id=4)

@@ -1,0 +1,52 @@
+import pytest
+from gradio_client import Client
+
+from llada_play.checkpoint import load_model, save_model
+from llada_play.sampling import generate
+from llada_play.text import decode_generation, encode_prompt
+from tests.browser import running_app
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    import torch
+    from llada_play import LladaForMaskedLM, config_from_preset
+    from llada_play.tokenizer import build_char_tokenizer, special_token_ids
+    from tests.conftest import ALPHABET
+
+    tokenizer = build_char_tokenizer(ALPHABET)
+    torch.manual_seed(3)
+    model = LladaForMaskedLM(config_from_preset("tiny", **special_token_ids(tokenizer)))
+    path = save_model(model, tokenizer, tmp_path_factory.mktemp("m") / "model")
+    with running_app("--model", str(path)) as url:
+        yield url, path
+
+
+ARGS = dict(prompt_text="To be", chat_mode=False, gen_len=16, n_steps=8, block_len=8, temp=0.7, cfg=0.0,
+            strategy="low_confidence", thresh=0.0, seed_value=11)
+
+
+def test_denoise_streams_every_step_and_matches_the_library(app_url):
+    url, path = app_url
+    client = Client(url, verbose=False)
+    job = client.submit(*ARGS.values(), api_name="/denoise")
+    list(job)  # wait for the end of the stream
+    outputs = job.outputs()
+    final = outputs[-1]
+    step_updates = [o for o in outputs if o[0].startswith("Step ")]
+    assert len(step_updates) >= 8  # one streamed update per denoising step
+    model, tokenizer = load_model(path)
+    prompt = encode_prompt(tokenizer, ARGS["prompt_text"])
+    out = generate(model, prompt, steps=8, gen_length=16, block_length=8, temperature=0.7, seed=11)
+    assert final[2] == decode_generation(tokenizer, out[0], prompt.shape[1])
+    assert final[0].startswith("Done: 8 steps")
+
+
+def test_bad_input_shows_the_library_message(app_url):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    bad = {**ARGS, "gen_len": 16, "block_len": 12}
+    with pytest.raises(Exception, match=r"gen_length \(16\) must be divisible by block_length \(12\)"):
+        client.predict(*bad.values(), api_name="/denoise")
+    with pytest.raises(Exception, match="the prompt is empty"):
+        client.predict(*{**ARGS, "prompt_text": "  "}.values(), api_name="/denoise")
