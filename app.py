@@ -1,11 +1,13 @@
 """llada-play in the browser: watch a masked-diffusion model write, step by step.
 
-    python app.py [--model DIR] [--host 127.0.0.1] [--port 7860]
+    python app.py [--model DIR] [--models-dir runs] [--host 127.0.0.1] [--port 7860]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import threading
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,55 +15,92 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 import torch
 
-from llada_play.checkpoint import CheckpointError, load_model
+from llada_play.checkpoint import CheckpointError, default_model_path, load_model
+from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings
+from llada_play.data import load_sft_rows
 from llada_play.live import GenerationDone, iterate_generation
 from llada_play.remasking import REMASKING
-from llada_play.text import decode_generation, encode_prompt
+from llada_play.text import decode_generation, encode_prompt, parse_constraints
 from llada_play.trace import Trace
 from llada_play.viz import commit_order_figure, confidence_figure, render_canvas, trace_step_html
 
+ROOT = Path(__file__).resolve().parent
 # Local fonts only: the page must work with no internet access.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "DejaVu Sans", "sans-serif"],
                           font_mono=["ui-monospace", "DejaVu Sans Mono", "monospace"])
-DEFAULT_PROMPT = "ROMEO:\n"
+DEFAULT_PROMPT = "Romeo.\n"
+DEFAULT_KEY = "shipped default"
+TASK_FILE = ROOT / "data" / "sft" / "arithmetic_test.jsonl"
+STRATEGIES = sorted(REMASKING)
 
 
-class ModelHolder:
-    """The loaded model and tokenizer (shared by all sessions: read-only during sampling)."""
+class ModelRegistry:
+    """Loaded models, shared by all sessions (read-only while sampling); each session picks one by key."""
 
-    def __init__(self, path: str | None):
-        self.path = path
-        self.model = self.tokenizer = None
-        self.error = None
+    def __init__(self, default: str | None, models_dir: str | None):
+        self.default = default
+        self.models_dir = Path(models_dir) if models_dir else None
+        self._loaded: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+
+    def choices(self) -> list[str]:
+        keys = [DEFAULT_KEY]
+        if self.models_dir and self.models_dir.is_dir():
+            found = {p.parent for p in self.models_dir.glob("*/config.json")}
+            found |= {p.parent for p in self.models_dir.glob("*/*/config.json")}
+            keys += sorted(str(p) for p in found)
+        return keys
+
+    def path_of(self, key: str) -> str | None:
+        return self.default if key == DEFAULT_KEY else key
+
+    def get(self, key: str):
+        """(model, tokenizer) for a key, loading it once; raises CheckpointError with the reason."""
+        with self._lock:
+            if key not in self._loaded:
+                model, tokenizer = load_model(self.path_of(key))
+                if tokenizer is None:
+                    raise CheckpointError(f"{key} has no tokenizer: the app needs text in and out")
+                self._loaded[key] = (model, tokenizer)
+            return self._loaded[key]
+
+    def describe(self, key: str) -> str:
         try:
-            self.model, self.tokenizer = load_model(path)
+            model, _ = self.get(key)
         except CheckpointError as err:
-            self.error = str(err)
-
-    def describe(self) -> str:
-        if self.model is None:
-            return (f"**No model loaded.** {self.error}. Train one with `llada-play train` and start the app with "
-                    "`python app.py --model runs/NAME/final`.")
-        n = sum(p.numel() for p in self.model.parameters()) / 1e6
-        return f"Model: `{self.path or 'shipped default'}` ({n:.1f}M parameters, mask id {self.model.config.mask_token_id})"
-
-    def eos_ids(self) -> set[int]:
-        vocab = self.tokenizer.get_vocab()
-        return {i for i in (self.tokenizer.eos_token_id, vocab.get("<|eot_id|>")) if i is not None}
+            return f"**No model loaded** ({err}). Train one with `llada-play train` or pick another."
+        n = sum(p.numel() for p in model.parameters()) / 1e6
+        kind = "causal (autoregressive)" if getattr(model.config, "causal", False) else "masked diffusion"
+        return f"Model: `{key}` ({n:.1f}M parameters, {kind}, mask id {model.config.mask_token_id})"
 
 
-def build_app(holder: ModelHolder) -> gr.Blocks:
+def eos_ids(tokenizer) -> set[int]:
+    vocab = tokenizer.get_vocab()
+    return {i for i in (tokenizer.eos_token_id, vocab.get("<|eot_id|>")) if i is not None}
+
+
+def sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh) -> dict:
+    return dict(steps=int(n_steps), gen_length=int(gen_len), block_length=int(block_len), temperature=float(temp),
+                cfg_scale=float(cfg), remasking=strategy, threshold=float(thresh) if thresh else None)
+
+
+def build_app(registry: ModelRegistry) -> gr.Blocks:
+    initial_key = DEFAULT_KEY
     with gr.Blocks(title="llada-play") as demo:
         gr.Markdown("# llada-play\nA masked-diffusion language model writes by **unmasking**: it starts from a "
                     "row of masks and, block by block, commits the tokens it is surest of.")
-        gr.Markdown(holder.describe())
+        model_key = gr.State(initial_key)  # per session: each browser tab chooses its own model
         trace_state = gr.State(None)
+        model_info = gr.Markdown(registry.describe(initial_key))
+
         with gr.Tab("Denoise"):
             with gr.Row():
                 with gr.Column(scale=2):
                     prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=3)
                     chat = gr.Checkbox(label="Chat template (instruct models)", value=False)
-                    run = gr.Button("Denoise", variant="primary", interactive=holder.model is not None)
+                    pins = gr.Textbox(label="Pinned words (infilling): position: word, ...", value="",
+                                      placeholder="e.g. 0: Romeo, 20: love")
+                    run = gr.Button("Denoise", variant="primary")
                 with gr.Column(scale=3):
                     with gr.Row():
                         gen_length = gr.Slider(8, 256, value=64, step=8, label="Generation length")
@@ -72,7 +111,7 @@ def build_app(holder: ModelHolder) -> gr.Blocks:
                         cfg_scale = gr.Slider(0, 5, value=0.0, step=0.25, label="CFG scale")
                         seed = gr.Number(value=0, precision=0, label="Seed")
                     with gr.Row():
-                        remasking = gr.Dropdown(sorted(REMASKING), value="low_confidence", label="Remasking")
+                        remasking = gr.Dropdown(STRATEGIES, value="low_confidence", label="Remasking")
                         threshold = gr.Slider(0, 1, value=0, step=0.05,
                                               label="Confidence threshold (0 = off: fixed tokens per step)")
             status = gr.Markdown("")
@@ -83,29 +122,69 @@ def build_app(holder: ModelHolder) -> gr.Blocks:
                 order_plot = gr.Plot(label="Commit order")
                 conf_plot = gr.Plot(label="Confidence")
 
-        def denoise(prompt_text, chat_mode, gen_len, n_steps, block_len, temp, cfg, strategy, thresh, seed_value):
-            if holder.model is None:
-                raise gr.Error(holder.describe())
+        with gr.Tab("Compare"):
+            gr.Markdown("The same prompt and seed under up to four sampler settings (uses the prompt, length "
+                        "and temperature of the Denoise tab).")
+            rows = []
+            defaults = [("low_confidence", 64, 32, 0.0), ("random", 64, 32, 0.0), ("margin", 64, 32, 0.0),
+                        ("low_confidence", 64, 32, 0.9)]
+            for i, (strategy, n, block, thr) in enumerate(defaults):
+                with gr.Row():
+                    use = gr.Checkbox(value=i < 3, label=f"Setting {i + 1}", scale=1)
+                    s_strategy = gr.Dropdown(STRATEGIES, value=strategy, label="Remasking", scale=2)
+                    s_steps = gr.Slider(1, 256, value=n, step=1, label="Steps", scale=2)
+                    s_block = gr.Slider(4, 256, value=block, step=4, label="Block length", scale=2)
+                    s_thr = gr.Slider(0, 1, value=thr, step=0.05, label="Threshold (0 = off)", scale=2)
+                rows.append((use, s_strategy, s_steps, s_block, s_thr))
+            with gr.Row():
+                compare_run = gr.Button("Compare on the prompt", variant="primary")
+                task_run = gr.Button(f"Accuracy on {TASK_FILE.name} (first 40 prompts)")
+            compare_table = gr.Dataframe(headers=["setting", "forward passes", "wall time (s)", "text"],
+                                         label="Results", wrap=True)
+            compare_plots = gr.Plot(label="Commit order of each setting")
+
+        with gr.Tab("Reversal curse"):
+            gr.Markdown("The reversal-curse experiment (a diffusion model against its autoregressive twin on facts "
+                        "seen in one direction only) will appear here.")
+
+        with gr.Tab("Model"):
+            choice = gr.Dropdown(registry.choices(), value=initial_key, label="Model",
+                                 info="the shipped default, or a directory with config.json under the models folder")
+            load = gr.Button("Load")
+            load_status = gr.Markdown("")
+
+        def settings_from(values) -> list[SamplerSetting]:
+            chosen = []
+            for i in range(0, len(values), 5):
+                use, strategy, n, block, thr = values[i:i + 5]
+                if use:
+                    name = f"{i // 5 + 1}: {strategy}, {int(n)} steps, block {int(block)}" + (f", thr {thr}" if thr else "")
+                    chosen.append(SamplerSetting(name, dict(steps=int(n), block_length=int(block), remasking=strategy,
+                                                            threshold=float(thr) if thr else None)))
+            if not chosen:
+                raise gr.Error("tick at least one setting")
+            return chosen
+
+        def denoise(key, prompt_text, chat_mode, pin_text, gen_len, n_steps, block_len, temp, cfg, strategy, thresh,
+                    seed_value):
             try:
-                ids = encode_prompt(holder.tokenizer, prompt_text, chat=chat_mode)
-            except ValueError as err:
-                raise gr.Error(str(err)) from err
-            kwargs = dict(steps=int(n_steps), gen_length=int(gen_len), block_length=int(block_len),
-                          temperature=float(temp), cfg_scale=float(cfg), remasking=strategy,
-                          threshold=float(thresh) if thresh else None, seed=int(seed_value or 0), topk=0)
-            pieces = {i: holder.tokenizer.decode([i]) for i in ids[0].tolist()}
-            mask_id = holder.model.config.mask_token_id
-            eos = holder.eos_ids()
-            hidden = gr.update(visible=False)
-            try:
+                model, tokenizer = registry.get(key)
+                ids = encode_prompt(tokenizer, prompt_text, chat=chat_mode)
+                kwargs = sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh)
+                kwargs["constraints"] = parse_constraints(tokenizer, pin_text, int(gen_len)) or None
+                kwargs["seed"] = int(seed_value or 0)
+                pieces = {i: tokenizer.decode([i]) for i in ids[0].tolist()}
+                mask_id = model.config.mask_token_id
+                eos = eos_ids(tokenizer)
+                hidden = gr.update(visible=False)
                 committed_conf: dict[int, float] = {}
-                for item in iterate_generation(holder.model, ids, holder.tokenizer, **kwargs):
+                for item in iterate_generation(model, ids, tokenizer, **kwargs):
                     if isinstance(item, GenerationDone):
                         trace = item.trace
-                        text = decode_generation(holder.tokenizer, item.output[0], ids.shape[1])
+                        text = decode_generation(tokenizer, item.output[0], ids.shape[1])
                         n = len(trace.steps)
-                        yield (trace.to_dict(), f"Done: {n} steps, {n} forward passes"
-                               f"{' (x2 for CFG)' if cfg else ''}.",
+                        passes = n * (2 if kwargs["cfg_scale"] > 0 else 1)
+                        yield (trace.to_dict(), f"Done: {n} steps, {passes} forward passes.",
                                trace_step_html(trace, n, eos_ids=eos), text,
                                gr.update(visible=True, maximum=n, value=n),
                                commit_order_figure(trace), confidence_figure(trace))
@@ -117,38 +196,98 @@ def build_app(holder: ModelHolder) -> gr.Blocks:
                         committed_conf[pos] = float(record.confidence[0, pos])
                     for t in tokens + record.predicted[0].tolist():
                         if t >= 0 and t not in pieces:
-                            pieces[t] = holder.tokenizer.decode([t])
+                            pieces[t] = tokenizer.decode([t])
                     guesses = {p: t for p, t in enumerate(record.predicted[0].tolist())
                                if t >= 0 and tokens[p] == mask_id}
                     html = render_canvas(tokens, record.prompt_length, record.block_length, mask_id, pieces,
                                          committed_conf, set(committed), eos_ids=eos, guesses=guesses)
                     yield (None, f"Step {record.step + 1}, block {record.block + 1}", html, "", hidden, None, None)
-            except ValueError as err:
+            except (ValueError, CheckpointError) as err:
                 raise gr.Error(str(err)) from err
 
-        def show_step(trace_dict, step):
+        def show_step(key, trace_dict, step):
             if not trace_dict:
                 return ""
-            return trace_step_html(Trace.from_dict(trace_dict), int(step), eos_ids=holder.eos_ids() if holder.model else set())
+            _, tokenizer = registry.get(key)
+            return trace_step_html(Trace.from_dict(trace_dict), int(step), eos_ids=eos_ids(tokenizer))
 
-        run.click(denoise, [prompt, chat, gen_length, steps, block_length, temperature, cfg_scale, remasking,
-                            threshold, seed],
-                  [trace_state, status, canvas, text_out, scrub, order_plot, conf_plot], api_name="denoise",
-                  concurrency_limit=2)
-        scrub.release(show_step, [trace_state, scrub], canvas)
-        scrub.change(show_step, [trace_state, scrub], canvas, show_progress="hidden")
+        def compare(key, prompt_text, chat_mode, gen_len, temp, seed_value, *values):
+            try:
+                model, tokenizer = registry.get(key)
+                ids = encode_prompt(tokenizer, prompt_text, chat=chat_mode)
+                settings = settings_from(values)
+                for s in settings:
+                    s.kwargs.update(gen_length=int(gen_len), temperature=float(temp))
+                results = compare_settings(model, tokenizer, ids, settings, seed=int(seed_value or 0))
+            except (ValueError, CheckpointError) as err:
+                raise gr.Error(str(err)) from err
+            table = [[r.name, r.forward_passes, round(r.wall_time_s, 2), r.text] for r in results]
+            return table, _overlay_commit_orders(results)
+
+        def task_accuracy(key, temp, seed_value, *values):
+            try:
+                model, tokenizer = registry.get(key)
+                conversations = load_sft_rows(TASK_FILE)[:40]
+                settings = settings_from(values)
+                for s in settings:
+                    # short answers: one block the length of the answer budget
+                    s.kwargs.update(gen_length=8, steps=min(8, s.kwargs["steps"]), block_length=8,
+                                    temperature=float(temp))
+                rows_out = accuracy_by_setting(model, tokenizer, conversations, settings, seed=int(seed_value or 0))
+            except (ValueError, CheckpointError) as err:
+                raise gr.Error(str(err)) from err
+            table = [[f"{r['setting']} (8 tokens, {r['forward_passes']} passes)", r["forward_passes"],
+                      round(r["wall_time_s"], 2), f"accuracy {r['accuracy']:.0%}, well-formed {r['well_formed']:.0%}"]
+                     for r in rows_out]
+            return table, None
+
+        def load_model_for_session(key):
+            try:
+                registry.get(key)
+            except CheckpointError as err:
+                raise gr.Error(str(err)) from err
+            return key, registry.describe(key), f"Loaded `{key}`."
+
+        denoise_inputs = [model_key, prompt, chat, pins, gen_length, steps, block_length, temperature, cfg_scale,
+                          remasking, threshold, seed]
+        run.click(denoise, denoise_inputs, [trace_state, status, canvas, text_out, scrub, order_plot, conf_plot],
+                  api_name="denoise", concurrency_limit=2)
+        scrub.change(show_step, [model_key, trace_state, scrub], canvas, show_progress="hidden", api_name=False)
+        setting_inputs = [c for row in rows for c in row]
+        compare_run.click(compare, [model_key, prompt, chat, gen_length, temperature, seed, *setting_inputs],
+                          [compare_table, compare_plots], api_name="compare", concurrency_limit=2)
+        task_run.click(task_accuracy, [model_key, temperature, seed, *setting_inputs], [compare_table, compare_plots],
+                       api_name="task_accuracy", concurrency_limit=1)
+        load.click(load_model_for_session, [choice], [model_key, model_info, load_status], api_name="load_model")
     return demo
+
+
+def _overlay_commit_orders(results):
+    """One commit-order panel per setting, stacked."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(results), subplot_titles=[r.name for r in results], shared_yaxes=True)
+    for i, r in enumerate(results, 1):
+        single = commit_order_figure(r.trace)
+        for trace in single.data:
+            trace.marker.showscale = i == len(results)
+            fig.add_trace(trace, row=1, col=i)
+    fig.update_yaxes(autorange="reversed", title_text="step", row=1, col=1)
+    fig.update_layout(template="plotly_white", height=360, showlegend=False, margin=dict(l=50, r=20, t=60, b=40))
+    return fig
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="llada-play: watch a masked diffusion LM denoise")
-    parser.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    parser.add_argument("--model", default=None, help="model directory for the 'shipped default' entry")
+    parser.add_argument("--models-dir", default=str(ROOT / "runs"),
+                        help="folder whose model directories (*/ or */*/ with config.json) can be chosen")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
-    holder = ModelHolder(args.model)
-    demo = build_app(holder)
+    registry = ModelRegistry(args.model, args.models_dir)
+    demo = build_app(registry)
     demo.queue(default_concurrency_limit=2)
     demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False, theme=THEME, show_error=True)
 

@@ -29,3 +29,24 @@ def decode_generation(tokenizer, ids: torch.Tensor, prompt_length: int, stop_at_
                 generated = generated[:i]
                 break
     return tokenizer.decode(generated, skip_special_tokens=False)
+
+
+def parse_constraints(tokenizer, spec: str, gen_length: int | None = None) -> dict[int, int]:
+    """Pins for infilling from text like ``"0: Romeo, 12: love"``: each word's tokens are placed from that
+    position of the generation on (the format of LLaDA's demo). Raises ValueError with the bad part."""
+    pins: dict[int, int] = {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        pos_text, sep, word = part.partition(":")
+        if not sep or not pos_text.strip().isdigit() or not word.strip():
+            raise ValueError(f"constraint {part!r} should look like 'position: word'")
+        start = int(pos_text)
+        # a leading space keeps word-initial BPE pieces, as the word would appear mid-sentence
+        ids = tokenizer(" " + word.strip() if start > 0 else word.strip(), add_special_tokens=False).input_ids
+        for offset, token in enumerate(ids):
+            pos = start + offset
+            if gen_length is not None and pos >= gen_length:
+                raise ValueError(f"constraint {part!r} runs past the generation length {gen_length}")
+            if pos in pins and pins[pos] != token:
+                raise ValueError(f"constraints overlap at position {pos}")
+            pins[pos] = token
+    return pins

@@ -22,7 +22,7 @@ def app_url(tmp_path_factory):
         yield url, path
 
 
-ARGS = dict(prompt_text="To be", chat_mode=False, gen_len=16, n_steps=8, block_len=8, temp=0.7, cfg=0.0,
+ARGS = dict(prompt_text="To be", chat_mode=False, pins="", gen_len=16, n_steps=8, block_len=8, temp=0.7, cfg=0.0,
             strategy="low_confidence", thresh=0.0, seed_value=11)
 
 

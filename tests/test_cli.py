@@ -47,3 +47,15 @@ def test_console_script_runs(model_dir):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Hi")
+
+
+def test_parse_constraints(char_tokenizer):
+    from llada_play.text import parse_constraints
+    pins = parse_constraints(char_tokenizer, "0: ab, 5: c")
+    assert pins == {0: char_tokenizer.convert_tokens_to_ids("a"), 1: char_tokenizer.convert_tokens_to_ids("b"),
+                    5: char_tokenizer.convert_tokens_to_ids(" "), 6: char_tokenizer.convert_tokens_to_ids("c")}
+    assert parse_constraints(char_tokenizer, "  ") == {}
+    for bad, message in (("x: ab", "should look like"), ("3", "should look like"), ("0: abc, 1: zz", "overlap"),
+                         ("7: abc", "runs past")):
+        with pytest.raises(ValueError, match=message):
+            parse_constraints(char_tokenizer, bad, gen_length=8)

@@ -1,0 +1,26 @@
+import torch
+
+from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings
+
+
+def test_settings_side_by_side(tiny_model, char_tokenizer):
+    prompt = torch.tensor([char_tokenizer("To be").input_ids])
+    settings = [SamplerSetting("confidence", dict(steps=8, gen_length=16, block_length=8)),
+                SamplerSetting("threshold", dict(steps=8, gen_length=16, block_length=8, threshold=0.01)),
+                SamplerSetting("cfg", dict(steps=4, gen_length=16, block_length=8, cfg_scale=1.0))]
+    results = compare_settings(tiny_model, char_tokenizer, prompt, settings, seed=1)
+    assert [r.name for r in results] == ["confidence", "threshold", "cfg"]
+    assert results[0].steps == 8 and results[0].forward_passes == 8
+    assert results[1].steps <= 8  # a low threshold commits many tokens per step
+    assert results[2].forward_passes == 2 * results[2].steps == 8
+    again = compare_settings(tiny_model, char_tokenizer, prompt, settings[:1], seed=1)
+    assert again[0].text == results[0].text
+
+
+def test_accuracy_by_setting(tiny_model, char_tokenizer):
+    convs = [[{"role": "user", "content": f"{a}+{a}"}, {"role": "assistant", "content": str(2 * a)}] for a in range(5)]
+    rows = accuracy_by_setting(tiny_model, char_tokenizer, convs,
+                               [SamplerSetting("a", dict(steps=4, gen_length=4, block_length=4)),
+                                SamplerSetting("b", dict(steps=2, gen_length=4, block_length=4))], batch_size=2)
+    assert [r["forward_passes"] for r in rows] == [4, 2]
+    assert all(0 <= r["accuracy"] <= 1 and r["n"] == 5 for r in rows)
