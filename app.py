@@ -18,7 +18,7 @@ import torch
 from llada_play.checkpoint import CheckpointError, default_model_path, load_model
 from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings
 from llada_play.data import load_sft_rows
-from llada_play.live import GenerationDone, iterate_generation
+from llada_play.live import GenerationDone, Stepper, iterate_generation
 from llada_play.remasking import REMASKING
 from llada_play.text import decode_generation, encode_prompt, parse_constraints
 from llada_play.trace import Trace
@@ -29,6 +29,17 @@ ROOT = Path(__file__).resolve().parent
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "DejaVu Sans", "sans-serif"],
                           font_mono=["ui-monospace", "DejaVu Sans Mono", "monospace"])
 DEFAULT_PROMPT = "Romeo.\n"
+# Clicking a masked cell in step mode writes its position into a hidden textbox, whose change event asks the
+# server for that position's candidates.
+HEAD = """<script>
+function lpPick(pos) {
+  const box = document.querySelector('#lp-pick textarea, #lp-pick input');
+  if (!box) return;
+  box.value = String(pos);
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+}
+</script>"""
+CSS = "#lp-pick {display: none !important}"
 DEFAULT_KEY = "shipped default"
 TASK_FILE = ROOT / "data" / "sft" / "arithmetic_test.jsonl"
 STRATEGIES = sorted(REMASKING)
@@ -72,6 +83,12 @@ class ModelRegistry:
         n = sum(p.numel() for p in model.parameters()) / 1e6
         kind = "causal (autoregressive)" if getattr(model.config, "causal", False) else "masked diffusion"
         return f"Model: `{key}` ({n:.1f}M parameters, {kind}, mask id {model.config.mask_token_id})"
+
+
+def token_label(tokenizer, token: int) -> str:
+    from llada_play.viz import token_text
+
+    return token_text(tokenizer.decode([token]))
 
 
 def eos_ids(tokenizer) -> set[int]:
@@ -121,6 +138,26 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
             with gr.Row():
                 order_plot = gr.Plot(label="Commit order")
                 conf_plot = gr.Plot(label="Confidence")
+
+        with gr.Tab("Step by step"):
+            gr.Markdown("Pause after every step (uses the prompt and parameters of the Denoise tab). Click a masked "
+                        "cell to see the model's top candidates there at this step, commit one by hand (or type any "
+                        "token), then go on: the hand-made commit flows through the sampler's steering hook and "
+                        "into the trace.")
+            stepper_state = gr.State(None)
+            with gr.Row():
+                step_start = gr.Button("Start", variant="primary")
+                step_next = gr.Button("Next step")
+                step_finish = gr.Button("Run to the end")
+                step_stop = gr.Button("Stop")
+            step_status = gr.Markdown("")
+            step_canvas = gr.HTML()
+            pick = gr.Textbox(elem_id="lp-pick", label="position", container=False)
+            with gr.Row():
+                candidates = gr.Radio([], label="Candidates at the picked position (probability)", scale=3)
+                own_token = gr.Textbox(label="...or any text (its first token)", scale=2)
+                commit_btn = gr.Button("Commit by hand", scale=1)
+            step_text = gr.Textbox(label="Text", lines=3)
 
         with gr.Tab("Compare"):
             gr.Markdown("The same prompt and seed under up to four sampler settings (uses the prompt, length "
@@ -241,6 +278,89 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                      for r in rows_out]
             return table, None
 
+        def step_view(stepper, note=""):
+            """(state, status, canvas, text) for the stepper's current situation."""
+            tokenizer = stepper.tokenizer
+            if stepper.done is not None:
+                trace = stepper.done.trace
+                n = len(trace.steps)
+                html = trace_step_html(trace, n, eos_ids=eos_ids(tokenizer))
+                text = decode_generation(tokenizer, stepper.done.output[0], trace.prompt_length)
+                return stepper, f"Finished after {n} steps. {note}", html, text
+            record = stepper.last
+            tokens = record.x_after[0].tolist()
+            for _row, pos, tok in record.forced:
+                tokens[pos] = tok  # shown at once; applied to the canvas when the next step runs
+            pieces = {t: tokenizer.decode([t]) for t in set(tokens + record.predicted[0].tolist()) if t >= 0}
+            guesses = {p: t for p, t in enumerate(record.predicted[0].tolist()) if t >= 0 and tokens[p] == record.mask_id}
+            conf = {p: float(record.confidence[0, p]) for p in record.committed[0].nonzero().flatten().tolist()}
+            html = render_canvas(tokens, record.prompt_length, record.block_length, record.mask_id, pieces, conf,
+                                 set(record.committed[0].nonzero().flatten().tolist()),
+                                 forced={p for _r, p, _t in record.forced}, eos_ids=eos_ids(tokenizer),
+                                 guesses=guesses, interactive=True)
+            return stepper, f"Paused after step {record.step + 1} (block {record.block + 1}). {note}", html, ""
+
+        def step_start_fn(key, prompt_text, chat_mode, pin_text, gen_len, n_steps, block_len, temp, cfg, strategy,
+                          thresh, seed_value, old):
+            if old is not None and old.done is None:
+                old.stop()
+            try:
+                model, tokenizer = registry.get(key)
+                ids = encode_prompt(tokenizer, prompt_text, chat=chat_mode)
+                kwargs = sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh)
+                kwargs["constraints"] = parse_constraints(tokenizer, pin_text, int(gen_len)) or None
+                stepper = Stepper(model, ids, tokenizer, topk=5, seed=int(seed_value or 0), **kwargs)
+                stepper.step()
+            except (ValueError, CheckpointError) as err:
+                raise gr.Error(str(err)) from err
+            return step_view(stepper)
+
+        def require(stepper):
+            if stepper is None:
+                raise gr.Error("press Start first")
+            return stepper
+
+        def step_next_fn(stepper):
+            require(stepper).step()
+            return step_view(stepper)
+
+        def step_finish_fn(stepper):
+            require(stepper).finish()
+            return step_view(stepper)
+
+        def step_stop_fn(stepper):
+            require(stepper).stop()
+            return step_view(stepper, "Stopped by hand: masked cells stay masked.")
+
+        def pick_fn(stepper, position):
+            if stepper is None or not str(position).strip().isdigit() or stepper.done is not None:
+                return gr.update(choices=[], value=None)
+            tokenizer = stepper.tokenizer
+            try:
+                cands = stepper.candidates(int(position))
+            except ValueError as err:
+                raise gr.Error(str(err)) from err
+            choices = [(f"{token_label(tokenizer, t)}  ({p:.2f})", t) for t, p in cands]
+            return gr.update(choices=choices, value=None, label=f"Candidates at position {position}")
+
+        def commit_fn(stepper, position, chosen, typed):
+            stepper = require(stepper)
+            tokenizer = stepper.tokenizer
+            if not str(position).strip().isdigit():
+                raise gr.Error("click a masked cell first")
+            if typed and typed.strip():
+                ids = tokenizer(typed, add_special_tokens=False).input_ids
+                if not ids:
+                    raise gr.Error(f"{typed!r} gives no token")
+                chosen = ids[0]
+            if chosen is None:
+                raise gr.Error("pick a candidate or type a token")
+            try:
+                stepper.force(int(position), int(chosen))
+            except ValueError as err:
+                raise gr.Error(str(err)) from err
+            return step_view(stepper, f"Committed {token_label(tokenizer, int(chosen))!r} at position {position} by hand.")
+
         def load_model_for_session(key):
             try:
                 registry.get(key)
@@ -258,6 +378,13 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                           [compare_table, compare_plots], api_name="compare", concurrency_limit=2)
         task_run.click(task_accuracy, [model_key, temperature, seed, *setting_inputs], [compare_table, compare_plots],
                        api_name="task_accuracy", concurrency_limit=1)
+        step_outputs = [stepper_state, step_status, step_canvas, step_text]
+        step_start.click(step_start_fn, denoise_inputs[:] + [stepper_state], step_outputs, api_name="step_start")
+        step_next.click(step_next_fn, [stepper_state], step_outputs, api_name="step_next")
+        step_finish.click(step_finish_fn, [stepper_state], step_outputs, api_name="step_finish")
+        step_stop.click(step_stop_fn, [stepper_state], step_outputs, api_name="step_stop")
+        pick.change(pick_fn, [stepper_state, pick], candidates, api_name=False)
+        commit_btn.click(commit_fn, [stepper_state, pick, candidates, own_token], step_outputs, api_name="step_commit")
         load.click(load_model_for_session, [choice], [model_key, model_info, load_status], api_name="load_model")
     return demo
 
@@ -289,7 +416,8 @@ def main(argv=None) -> None:
     registry = ModelRegistry(args.model, args.models_dir)
     demo = build_app(registry)
     demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False, theme=THEME, show_error=True)
+    demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False, theme=THEME, head=HEAD, css=CSS,
+                show_error=True)
 
 
 if __name__ == "__main__":

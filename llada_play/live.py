@@ -81,3 +81,71 @@ def iterate_generation(model, prompt, tokenizer=None, gate: StepGate | None = No
         if isinstance(item, GenerationDone):
             break
     thread.join()
+
+
+class Stepper:
+    """Drive a run one step at a time from the outside (the app's step mode, notebooks).
+
+    Each :meth:`step` lets the sampler do one denoising step and returns its :class:`StepRecord` (or a
+    :class:`GenerationDone` at the end). Between steps the run is paused: :meth:`candidates` shows the model's
+    top-k at a masked position for the last step, :meth:`force` commits a token there by hand (through the
+    record's steering hook, so the trace records it), :meth:`finish` runs to the end, :meth:`stop` ends early.
+    """
+
+    def __init__(self, model, prompt, tokenizer=None, topk: int = 5, **kwargs):
+        self.model, self.tokenizer = model, tokenizer
+        self.gate = StepGate(auto=False)
+        self._events = iterate_generation(model, prompt, tokenizer, gate=self.gate, topk=topk, **kwargs)
+        self.last: StepRecord | None = None
+        self.done: GenerationDone | None = None
+        self._started = False
+
+    def step(self) -> StepRecord | GenerationDone:
+        if self.done is not None:
+            return self.done
+        if self._started:
+            self.gate.release()
+        self._started = True
+        item = next(self._events)
+        if isinstance(item, GenerationDone):
+            self.done = item
+        else:
+            self.last = item
+        return item
+
+    def candidates(self, position: int, row: int = 0) -> list[tuple[int, float]]:
+        """The last step's top-k (token, probability) at a still-masked position."""
+        record = self.last
+        if record is None:
+            raise ValueError("no step has run yet")
+        if record.x_after[row, position] != record.mask_id:
+            raise ValueError(f"position {position} is already committed")
+        if record.topk_ids is None:
+            raise ValueError("the run was started without top-k recording")
+        ids = record.topk_ids[row, position].tolist()
+        probs = record.topk_probs[row, position].tolist()
+        return [(t, p) for t, p in zip(ids, probs) if t >= 0]
+
+    def force(self, position: int, token: int, row: int = 0) -> None:
+        """Commit ``token`` at ``position`` before the next step."""
+        record = self.last
+        if record is None or self.done is not None:
+            raise ValueError("nothing to steer: the run has not started or has finished")
+        if not record.prompt_length <= position < record.x_after.shape[1]:
+            raise ValueError(f"position {position} is outside the generation")
+        if record.x_after[row, position] != record.mask_id or any(
+                f[0] == row and f[1] == position for f in record.forced):
+            raise ValueError(f"position {position} is already committed")
+        record.force(position, token, row)
+
+    def finish(self) -> GenerationDone:
+        self.gate.auto = True
+        while not isinstance(self.step(), GenerationDone):
+            pass
+        return self.done
+
+    def stop(self) -> GenerationDone:
+        self.gate.cancel()
+        while self.done is None:
+            self.step()
+        return self.done

@@ -10,9 +10,10 @@ MASK_GLYPH = "▒"
 CELL_CSS = """
 <style>
 .lp-canvas {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 13px; line-height: 2.1;}
-.lp-block {display: inline; padding: 3px 0; border-left: 2px dashed #8a8fa3; margin-left: 2px; padding-left: 2px;}
+.lp-block {display: inline; border-left: 2px dashed #8a8fa3; margin-left: 2px; padding-left: 2px;}
 .lp-prompt {color: #444; background: #eef0f4; border-radius: 3px; padding: 1px 2px; white-space: pre-wrap;}
-.lp-tok {border-radius: 3px; padding: 1px 2px; margin: 0 1px; white-space: pre;}
+.lp-tok {display: inline-block; border-radius: 3px; padding: 0 2px; margin: 1px; white-space: pre;
+         line-height: 1.5;}
 .lp-mask {color: #9aa0ac; background: #f1f2f5;}
 .lp-new {outline: 2px solid #e8590c;}
 .lp-eos {font-style: italic; color: #7048e8;}
@@ -49,8 +50,10 @@ def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask
         parts.append(f'<span class="lp-block" title="block {(start - prompt_length) // block_length}">')
         for pos in range(start, min(start + block_length, len(tokens))):
             tok = tokens[pos]
-            attrs = f'data-pos="{pos}"' + (' style="cursor:pointer"' if interactive else "")
+            attrs = f'data-pos="{pos}"'
             if tok == mask_id:
+                if interactive:  # the app defines lpPick(); it fills a hidden box that asks for candidates
+                    attrs += f' onclick="lpPick({pos})" style="cursor:pointer"' 
                 guess = guesses.get(pos)
                 label = token_text(pieces.get(guess, "")) if guess is not None else MASK_GLYPH
                 tip = f"position {pos}: masked" + (f", model guesses {label!r}" if guess is not None else "")
@@ -69,6 +72,8 @@ def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask
             tip = f"position {pos}: {label!r}" + (f", confidence {conf:.2f}" if conf is not None else "")
             parts.append(f'<span class="{" ".join(classes)}" {attrs} style="background:{confidence_color(conf)}" '
                          f'title="{html.escape(tip)}">{html.escape(label)}</span>')
+            if pieces.get(tok, "").endswith("\n"):
+                parts.append("<br>")  # committed line breaks break the canvas too, so verse looks like verse
         parts.append("</span>")
     parts.append("</div>")
     return "".join(parts)

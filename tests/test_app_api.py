@@ -50,3 +50,19 @@ def test_bad_input_shows_the_library_message(app_url):
         client.predict(*bad.values(), api_name="/denoise")
     with pytest.raises(Exception, match="the prompt is empty"):
         client.predict(*{**ARGS, "prompt_text": "  "}.values(), api_name="/denoise")
+
+
+def test_step_mode_pauses_and_takes_a_token_by_hand(app_url):
+    import re
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    status, canvas, _text = client.predict(*ARGS.values(), api_name="/step_start")
+    assert status.startswith("Paused after step 1")
+    status, canvas, _text = client.predict(api_name="/step_next")
+    assert status.startswith("Paused after step 2")
+    position = int(re.search(r'lp-mask" data-pos="(\d+)"', canvas).group(1))
+    status, canvas, _ = client.predict(str(position), None, "Q", api_name="/step_commit")
+    assert f"at position {position} by hand" in status
+    status, canvas, text = client.predict(api_name="/step_finish")
+    assert status.startswith("Finished after 8 steps")  # the schedule absorbs the hand-made token
+    assert "lp-forced" in canvas and "Q" in text

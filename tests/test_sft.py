@@ -61,3 +61,25 @@ def test_sft_refuses_a_mismatched_objective(model_dir, sft_files, tmp_path):
                          progress=False)
     with pytest.raises(ValueError, match="does not fit a bidirectional model"):
         run_sft(model_dir, train, config)
+
+
+def test_sft_refuses_a_tokenizer_larger_than_the_model(tmp_path, char_tokenizer, sft_files):
+    from llada_play import LladaForMaskedLM, config_from_preset
+    small = LladaForMaskedLM(config_from_preset("tiny", vocab_size=len(char_tokenizer) - 5,
+                                                mask_token_id=char_tokenizer.mask_token_id))
+    small.save_pretrained(tmp_path / "m")
+    char_tokenizer.save_pretrained(tmp_path / "m")
+    config = TrainConfig(objective="sft", output_dir=str(tmp_path / "x"), max_steps=1, warmup_steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"tokenizer\.json has \d+ tokens but the model's vocabulary"):
+        run_sft(tmp_path / "m", sft_files[0], config)
+
+
+def test_pretraining_refuses_a_sequence_longer_than_the_context(tmp_path):
+    from llada_play.recipes import run_pretraining
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("abc " * 100)
+    (corpus / "b.txt").write_text("def " * 100)
+    config = TrainConfig(output_dir=str(tmp_path / "r"), max_steps=1, warmup_steps=1, progress=False)
+    with pytest.raises(ValueError, match="seq_len 1024 is above the tiny preset's context of 256"):
+        run_pretraining(corpus, config, preset="tiny", seq_len=1024)
