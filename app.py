@@ -42,6 +42,8 @@ function lpPick(pos) {
 CSS = "#lp-pick {display: none !important}"
 DEFAULT_KEY = "shipped default"
 TASK_FILE = ROOT / "data" / "sft" / "arithmetic_test.jsonl"
+SFT_TRAIN_FILE = ROOT / "data" / "sft" / "arithmetic_train.jsonl"
+MAX_UPLOAD_BYTES = 2 * 2**20  # quick SFT is for small data
 STRATEGIES = sorted(REMASKING)
 
 
@@ -179,6 +181,25 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
             compare_table = gr.Dataframe(headers=["setting", "forward passes", "wall time (s)", "text"],
                                          label="Results", wrap=True)
             compare_plots = gr.Plot(label="Commit order of each setting")
+
+        with gr.Tab("Quick SFT"):
+            gr.Markdown("Fine-tune the current model on a small JSONL file (rows with `prompt`/`response` or chat "
+                        f"`messages`, at most {MAX_UPLOAD_BYTES // 2**20} MB), or on the shipped arithmetic set, "
+                        "watching the loss. The result becomes this tab's model in every tab.")
+            with gr.Row():
+                upload = gr.File(label="Training rows (.jsonl)", file_types=[".jsonl"], scale=2)
+                with gr.Column(scale=3):
+                    with gr.Row():
+                        sft_steps = gr.Slider(10, 2000, value=300, step=10, label="Steps")
+                        sft_lr = gr.Number(value=1e-3, label="Learning rate")
+                        sft_batch = gr.Slider(4, 64, value=32, step=4, label="Batch size")
+                        sft_lora = gr.Slider(0, 32, value=0, step=4, label="LoRA rank (0 = full fine-tune)")
+                    with gr.Row():
+                        sft_go = gr.Button("Fine-tune", variant="primary")
+                        sft_cancel = gr.Button("Cancel")
+            sft_status = gr.Markdown("")
+            sft_plot = gr.Plot(label="Training loss")
+            cancel_event = gr.State(None)
 
         with gr.Tab("Reversal curse"):
             gr.Markdown("The reversal-curse experiment (a diffusion model against its autoregressive twin on facts "
@@ -361,6 +382,74 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 raise gr.Error(str(err)) from err
             return step_view(stepper, f"Committed {token_label(tokenizer, int(chosen))!r} at position {position} by hand.")
 
+        def quick_sft(key, file, n_steps, lr, batch, lora, _cancel):
+            import queue as queue_module
+            import time as time_module
+
+            from llada_play.recipes import run_sft
+            from llada_play.training import TrainConfig
+
+            cancel = threading.Event()
+            data, eval_data = SFT_TRAIN_FILE, TASK_FILE
+            if file is not None:
+                path = Path(file if isinstance(file, str) else file.name)
+                if path.stat().st_size > MAX_UPLOAD_BYTES:
+                    raise gr.Error(f"{path.name} is {path.stat().st_size / 2**20:.1f} MB; quick SFT takes at most "
+                                   f"{MAX_UPLOAD_BYTES // 2**20} MB")
+                data, eval_data = path, None
+            try:
+                registry.get(key)
+                model_dir = registry.path_of(key) or str(default_model_path())
+            except CheckpointError as err:
+                raise gr.Error(str(err)) from err
+            out = (registry.models_dir or ROOT / "runs") / "app-sft" / time_module.strftime("%Y%m%d-%H%M%S")
+            config = TrainConfig(objective="sft", output_dir=str(out), max_steps=int(n_steps), lr=float(lr),
+                                 warmup_steps=min(20, int(n_steps)), save_every=max(int(n_steps), 1), log_every=1,
+                                 progress=False)
+            events: queue_module.Queue = queue_module.Queue()
+
+            def hook(record):
+                events.put(("step", record.step, record.loss))
+                if cancel.is_set():
+                    record.stop()
+
+            def work():
+                try:
+                    events.put(("done", run_sft(model_dir, data, config, batch_size=int(batch), lora_rank=int(lora),
+                                                hooks=hook, eval_data=eval_data, eval_limit=40)))
+                except Exception as err:  # shown in the page
+                    events.put(("error", err))
+
+            threading.Thread(target=work, daemon=True).start()
+            losses: list[float] = []
+            yield key, cancel, "Preparing (loading rows, answering the held-out prompts first)...", None, gr.update()
+            while True:
+                kind, *payload = events.get()
+                if kind == "error":
+                    raise gr.Error(str(payload[0]))
+                if kind == "done":
+                    summary = payload[0]
+                    new_key = summary["final_model"]
+                    registry.get(new_key)
+                    note = ""
+                    if "held_out_accuracy" in summary:
+                        acc = summary["held_out_accuracy"]
+                        note = (f" Held-out accuracy: {acc['before']['accuracy']:.0%} before, "
+                                f"{acc['after']['accuracy']:.0%} after.")
+                    stopped = " (cancelled)" if cancel.is_set() else ""
+                    yield (new_key, None, f"Done{stopped}: {summary['steps']} steps in {summary['wall_time_s']:.0f} s."
+                           f"{note} Now using `{new_key}`.", _loss_figure(losses), registry.describe(new_key))
+                    return
+                _, step, loss = kind, *payload
+                losses.append(loss)
+                if step % 5 == 0 or step == int(n_steps):
+                    yield key, cancel, f"Step {step} / {int(n_steps)}, loss {loss:.3f}", _loss_figure(losses), gr.update()
+
+        def cancel_sft(cancel):
+            if cancel is not None:
+                cancel.set()
+            return "Cancelling after the current step..."
+
         def load_model_for_session(key):
             try:
                 registry.get(key)
@@ -385,8 +474,20 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
         step_stop.click(step_stop_fn, [stepper_state], step_outputs, api_name="step_stop")
         pick.change(pick_fn, [stepper_state, pick], candidates, api_name=False)
         commit_btn.click(commit_fn, [stepper_state, pick, candidates, own_token], step_outputs, api_name="step_commit")
+        sft_go.click(quick_sft, [model_key, upload, sft_steps, sft_lr, sft_batch, sft_lora, cancel_event],
+                     [model_key, cancel_event, sft_status, sft_plot, model_info], api_name="quick_sft", concurrency_limit=1)
+        sft_cancel.click(cancel_sft, [cancel_event], [sft_status], api_name="cancel_sft")
         load.click(load_model_for_session, [choice], [model_key, model_info, load_status], api_name="load_model")
     return demo
+
+
+def _loss_figure(losses: list[float]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines", name="loss"))
+    fig.update_layout(template="plotly_white", height=300, xaxis_title="step", yaxis_title="SFT loss",
+                      margin=dict(l=50, r=20, t=30, b=40))
+    return fig
 
 
 def _overlay_commit_orders(results):

@@ -100,9 +100,6 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
     model, tokenizer = load_model(model_dir)
     if tokenizer is None:
         raise ValueError(f"{model_dir} has no tokenizer; SFT needs one to encode the rows")
-    if len(tokenizer) > model.config.vocab_size:
-        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary has "
-                         f"{model.config.vocab_size}")
     conversations = load_sft_rows(data, on_error=on_error)
     held_out = load_sft_rows(eval_data, on_error=on_error)[:eval_limit] if eval_data else None
     causal = bool(getattr(model.config, "causal", False))

@@ -18,7 +18,8 @@ def app_url(tmp_path_factory):
     torch.manual_seed(3)
     model = LladaForMaskedLM(config_from_preset("tiny", **special_token_ids(tokenizer)))
     path = save_model(model, tokenizer, tmp_path_factory.mktemp("m") / "model")
-    with running_app("--model", str(path)) as url:
+    models = tmp_path_factory.mktemp("models")
+    with running_app("--model", str(path), "--models-dir", str(models)) as url:
         yield url, path
 
 
@@ -66,3 +67,29 @@ def test_step_mode_pauses_and_takes_a_token_by_hand(app_url):
     status, canvas, text = client.predict(api_name="/step_finish")
     assert status.startswith("Finished after 8 steps")  # the schedule absorbs the hand-made token
     assert "lp-forced" in canvas and "Q" in text
+
+
+def test_quick_sft_streams_the_loss_and_switches_the_model(app_url, tmp_path):
+    import json
+    import time
+
+    from gradio_client import handle_file
+    url, _ = app_url
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"{a}+{a}=", "response": str(2 * a)}) + "\n" for a in range(20)))
+    client = Client(url, verbose=False)
+    job = client.submit(handle_file(str(rows)), 20, 1e-3, 8, 0, api_name="/quick_sft")
+    list(job)
+    outputs = job.outputs()
+    assert any(o[0].startswith("Step ") for o in outputs)
+    final_status, _plot, info = outputs[-1]
+    assert final_status.startswith("Done: 20 steps") and "app-sft" in info
+
+    # cancel: a long run stops after the current step
+    job = client.submit(handle_file(str(rows)), 2000, 1e-3, 8, 0, api_name="/quick_sft")
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(o[0].startswith("Step ") for o in job.outputs()):
+        time.sleep(0.2)
+    client.predict(api_name="/cancel_sft")
+    list(job)
+    assert job.outputs()[-1][0].startswith("Done (cancelled)")
