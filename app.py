@@ -141,6 +141,18 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 order_plot = gr.Plot(label="Commit order")
                 conf_plot = gr.Plot(label="Confidence")
 
+        with gr.Tab("Chat"):
+            gr.Markdown("Multi-turn chat through the tokenizer's chat template, for instruct-style models (for "
+                        "example one fine-tuned in the Quick SFT tab). The reply is still written by denoising: "
+                        "watch the canvas. End-of-text is committed last and stripped between turns. Uses the "
+                        "sampler parameters of the Denoise tab.")
+            chatbot = gr.Chatbot(label="Conversation", height=320)
+            with gr.Row():
+                chat_input = gr.Textbox(label="Your message", scale=4)
+                chat_send = gr.Button("Send", variant="primary", scale=1)
+                chat_clear = gr.Button("Clear", scale=1)
+            chat_canvas = gr.HTML()
+
         with gr.Tab("Step by step"):
             gr.Markdown("Pause after every step (uses the prompt and parameters of the Denoise tab). Click a masked "
                         "cell to see the model's top candidates there at this step, commit one by hand (or type any "
@@ -298,6 +310,35 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                       round(r["wall_time_s"], 2), f"accuracy {r['accuracy']:.0%}, well-formed {r['well_formed']:.0%}"]
                      for r in rows_out]
             return table, None
+
+        def chat_turn(key, message, history, gen_len, n_steps, block_len, temp, cfg, strategy, thresh, seed_value):
+            if not message or not message.strip():
+                raise gr.Error("the message is empty")
+            history = list(history or [])
+            messages = [{"role": m["role"], "content": _plain(m["content"])} for m in history]
+            messages.append({"role": "user", "content": message})
+            try:
+                model, tokenizer = registry.get(key)
+                ids = encode_prompt(tokenizer, messages, chat=True)
+                kwargs = sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh)
+                eos = eos_ids(tokenizer)
+                kwargs.update(seed=int(seed_value or 0), eos_last=True, eos_token_ids=sorted(eos))
+                pieces = {i: tokenizer.decode([i]) for i in ids[0].tolist()}
+                shown = history + [{"role": "user", "content": message}]
+                for item in iterate_generation(model, ids, tokenizer, record_trace=False, **kwargs):
+                    if isinstance(item, GenerationDone):
+                        reply = decode_generation(tokenizer, item.output[0], ids.shape[1]).strip()
+                        yield shown + [{"role": "assistant", "content": reply}], "", gr.update()
+                        return
+                    tokens = item.x_after[0].tolist()
+                    for t in tokens:
+                        if t not in pieces:
+                            pieces[t] = tokenizer.decode([t])
+                    html = render_canvas(tokens[item.prompt_length:], 0, item.block_length, item.mask_id, pieces,
+                                         eos_ids=eos)
+                    yield shown, "", html
+            except (ValueError, CheckpointError) as err:
+                raise gr.Error(str(err)) from err
 
         def step_view(stepper, note=""):
             """(state, status, canvas, text) for the stepper's current situation."""
@@ -467,6 +508,11 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                           [compare_table, compare_plots], api_name="compare", concurrency_limit=2)
         task_run.click(task_accuracy, [model_key, temperature, seed, *setting_inputs], [compare_table, compare_plots],
                        api_name="task_accuracy", concurrency_limit=1)
+        chat_inputs = [model_key, chat_input, chatbot, gen_length, steps, block_length, temperature, cfg_scale,
+                       remasking, threshold, seed]
+        chat_send.click(chat_turn, chat_inputs, [chatbot, chat_input, chat_canvas], api_name="chat", concurrency_limit=2)
+        chat_input.submit(chat_turn, chat_inputs, [chatbot, chat_input, chat_canvas], api_name=False, concurrency_limit=2)
+        chat_clear.click(lambda: ([], ""), None, [chatbot, chat_canvas], api_name=False)
         step_outputs = [stepper_state, step_status, step_canvas, step_text]
         step_start.click(step_start_fn, denoise_inputs[:] + [stepper_state], step_outputs, api_name="step_start")
         step_next.click(step_next_fn, [stepper_state], step_outputs, api_name="step_next")
@@ -479,6 +525,15 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
         sft_cancel.click(cancel_sft, [cancel_event], [sft_status], api_name="cancel_sft")
         load.click(load_model_for_session, [choice], [model_key, model_info, load_status], api_name="load_model")
     return demo
+
+
+def _plain(content) -> str:
+    """Chatbot message content as plain text (Gradio may hand back a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return str(content)
 
 
 def _loss_figure(losses: list[float]):

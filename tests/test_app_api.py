@@ -93,3 +93,34 @@ def test_quick_sft_streams_the_loss_and_switches_the_model(app_url, tmp_path):
     client.predict(api_name="/cancel_sft")
     list(job)
     assert job.outputs()[-1][0].startswith("Done (cancelled)")
+
+
+def test_chat_keeps_the_history_and_strips_end_of_text(app_url):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    history, box, _canvas = client.predict("Hi", [], 16, 8, 8, 0.0, 0.0, "low_confidence", 0.0, 0, api_name="/chat")
+    assert [m["role"] for m in history] == ["user", "assistant"] and box == ""
+    assert "<|endoftext|>" not in str(history[-1]["content"]) and "<|eot_id|>" not in str(history[-1]["content"])
+    history, _, _ = client.predict("Again", history, 16, 8, 8, 0.0, 0.0, "low_confidence", 0.0, 0, api_name="/chat")
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+    with pytest.raises(Exception, match="the message is empty"):
+        client.predict(" ", history, 16, 8, 8, 0.0, 0.0, "low_confidence", 0.0, 0, api_name="/chat")
+
+
+def test_eight_concurrent_clients_each_get_their_own_result(app_url):
+    from concurrent.futures import ThreadPoolExecutor
+    url, path = app_url
+    model, tokenizer = load_model(path)
+    prompts = [f"Say {c}" for c in "abcdefgh"]
+
+    def ask(i):
+        client = Client(url, verbose=False)
+        args = {**ARGS, "prompt_text": prompts[i], "seed_value": i}
+        return client.predict(*args.values(), api_name="/denoise")[2]
+
+    with ThreadPoolExecutor(8) as pool:
+        texts = list(pool.map(ask, range(8)))
+    for i, text in enumerate(texts):
+        prompt = encode_prompt(tokenizer, prompts[i])
+        out = generate(model, prompt, steps=8, gen_length=16, block_length=8, temperature=0.7, seed=i)
+        assert text == decode_generation(tokenizer, out[0], prompt.shape[1]), i
