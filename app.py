@@ -22,7 +22,8 @@ from llada_play.live import GenerationDone, Stepper, iterate_generation
 from llada_play.remasking import REMASKING
 from llada_play.text import decode_generation, encode_prompt, parse_constraints
 from llada_play.trace import Trace
-from llada_play.viz import commit_order_figure, confidence_figure, render_canvas, trace_step_html
+from llada_play.viz import (PieceCache, commit_order_figure, confidence_figure, record_canvas, render_canvas,
+                            trace_step_html)
 
 ROOT = Path(__file__).resolve().parent
 # Local fonts only: the page must work with no internet access.
@@ -243,11 +244,10 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 kwargs = sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh)
                 kwargs["constraints"] = parse_constraints(tokenizer, pin_text, int(gen_len)) or None
                 kwargs["seed"] = int(seed_value or 0)
-                pieces = {i: tokenizer.decode([i]) for i in ids[0].tolist()}
-                mask_id = model.config.mask_token_id
+                pieces = PieceCache(tokenizer)
                 eos = eos_ids(tokenizer)
                 hidden = gr.update(visible=False)
-                committed_conf: dict[int, float] = {}
+                confidences: dict[int, float] = {}
                 for item in iterate_generation(model, ids, tokenizer, **kwargs):
                     if isinstance(item, GenerationDone):
                         trace = item.trace
@@ -260,17 +260,7 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                                commit_order_figure(trace), confidence_figure(trace))
                         return
                     record = item
-                    committed = record.committed[0].nonzero().flatten().tolist()
-                    tokens = record.x_after[0].tolist()
-                    for pos in committed:
-                        committed_conf[pos] = float(record.confidence[0, pos])
-                    for t in tokens + record.predicted[0].tolist():
-                        if t >= 0 and t not in pieces:
-                            pieces[t] = tokenizer.decode([t])
-                    guesses = {p: t for p, t in enumerate(record.predicted[0].tolist())
-                               if t >= 0 and tokens[p] == mask_id}
-                    html = render_canvas(tokens, record.prompt_length, record.block_length, mask_id, pieces,
-                                         committed_conf, set(committed), eos_ids=eos, guesses=guesses)
+                    html = record_canvas(record, pieces, confidences, eos_ids=eos)
                     yield (None, f"Step {record.step + 1}, block {record.block + 1}", html, "", hidden, None, None)
             except (ValueError, CheckpointError) as err:
                 raise gr.Error(str(err)) from err
@@ -323,7 +313,7 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 kwargs = sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh)
                 eos = eos_ids(tokenizer)
                 kwargs.update(seed=int(seed_value or 0), eos_last=True, eos_token_ids=sorted(eos))
-                pieces = {i: tokenizer.decode([i]) for i in ids[0].tolist()}
+                pieces = PieceCache(tokenizer)
                 shown = history + [{"role": "user", "content": message}]
                 for item in iterate_generation(model, ids, tokenizer, record_trace=False, **kwargs):
                     if isinstance(item, GenerationDone):
@@ -331,9 +321,6 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                         yield shown + [{"role": "assistant", "content": reply}], "", gr.update()
                         return
                     tokens = item.x_after[0].tolist()
-                    for t in tokens:
-                        if t not in pieces:
-                            pieces[t] = tokenizer.decode([t])
                     html = render_canvas(tokens[item.prompt_length:], 0, item.block_length, item.mask_id, pieces,
                                          eos_ids=eos)
                     yield shown, "", html
@@ -350,16 +337,8 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 text = decode_generation(tokenizer, stepper.done.output[0], trace.prompt_length)
                 return stepper, f"Finished after {n} steps. {note}", html, text
             record = stepper.last
-            tokens = record.x_after[0].tolist()
-            for _row, pos, tok in record.forced:
-                tokens[pos] = tok  # shown at once; applied to the canvas when the next step runs
-            pieces = {t: tokenizer.decode([t]) for t in set(tokens + record.predicted[0].tolist()) if t >= 0}
-            guesses = {p: t for p, t in enumerate(record.predicted[0].tolist()) if t >= 0 and tokens[p] == record.mask_id}
-            conf = {p: float(record.confidence[0, p]) for p in record.committed[0].nonzero().flatten().tolist()}
-            html = render_canvas(tokens, record.prompt_length, record.block_length, record.mask_id, pieces, conf,
-                                 set(record.committed[0].nonzero().flatten().tolist()),
-                                 forced={p for _r, p, _t in record.forced}, eos_ids=eos_ids(tokenizer),
-                                 guesses=guesses, interactive=True)
+            html = record_canvas(record, PieceCache(tokenizer), stepper.confidences, eos_ids=eos_ids(tokenizer),
+                                 interactive=True)
             return stepper, f"Paused after step {record.step + 1} (block {record.block + 1}). {note}", html, ""
 
         def step_start_fn(key, prompt_text, chat_mode, pin_text, gen_len, n_steps, block_len, temp, cfg, strategy,

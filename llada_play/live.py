@@ -94,6 +94,7 @@ class Stepper:
 
     def __init__(self, model, prompt, tokenizer=None, topk: int = 5, **kwargs):
         self.model, self.tokenizer = model, tokenizer
+        self.confidences: dict[int, float] = {}  # position -> confidence of its commit (row 0), for viewers
         self.gate = StepGate(auto=False)
         self._events = iterate_generation(model, prompt, tokenizer, gate=self.gate, topk=topk, **kwargs)
         self.last: StepRecord | None = None
@@ -111,6 +112,8 @@ class Stepper:
             self.done = item
         else:
             self.last = item
+            for pos in item.committed[0].nonzero().flatten().tolist():
+                self.confidences[pos] = float(item.confidence[0, pos])
         return item
 
     def candidates(self, position: int, row: int = 0) -> list[tuple[int, float]]:

@@ -154,3 +154,35 @@ def confidence_figure(trace: Trace, row: int = 0, title: str = "Confidence of ea
                       yaxis_range=[0, 1.02], template="plotly_white", height=320,
                       margin=dict(l=50, r=20, t=50, b=45))
     return fig
+
+
+class PieceCache(dict):
+    """token id -> text, decoded on first use."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    def __missing__(self, token: int) -> str:
+        self[token] = text = self.tokenizer.decode([token])
+        return text
+
+    def get(self, token, default=None):
+        return default if token is None or token < 0 else self[token]
+
+
+def record_canvas(record, pieces: PieceCache, confidences: dict[int, float], row: int = 0,
+                  eos_ids: set[int] = frozenset(), interactive: bool = False) -> str:
+    """HTML for the canvas right after a live step: ``confidences`` (position -> confidence of its commit)
+    is updated with this step's commits; hand-committed tokens waiting for the next step are shown too."""
+    tokens = record.x_after[row].tolist()
+    committed = record.committed[row].nonzero().flatten().tolist()
+    for pos in committed:
+        confidences[pos] = float(record.confidence[row, pos])
+    forced = {pos for r, pos, _t in record.forced if r == row}
+    for r, pos, tok in record.forced:
+        if r == row:
+            tokens[pos] = tok
+    guesses = {p: t for p, t in enumerate(record.predicted[row].tolist()) if t >= 0 and tokens[p] == record.mask_id}
+    return render_canvas(tokens, record.prompt_length, record.block_length, record.mask_id, pieces, confidences,
+                         set(committed), forced, eos_ids, guesses, interactive)
