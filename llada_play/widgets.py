@@ -1,0 +1,106 @@
+"""Notebook widgets: a denoising player for any trace (ipywidgets + plotly FigureWidget).
+
+    from llada_play.widgets import DenoisingPlayer
+    DenoisingPlayer(trace)            # a step slider, a play button, the canvas and a token grid
+"""
+from __future__ import annotations
+
+import math
+
+import ipywidgets as widgets
+
+from .trace import Trace
+from .viz import token_text, trace_step_html
+
+
+def grid_figure(trace: Trace, step: int, row: int = 0, width: int = 16):
+    """Plotly heatmap of the generation as a grid of cells (``width`` per line): the value is the confidence of
+    each committed token, masked cells are empty, labels are the tokens; the cells committed at ``step`` are
+    outlined in the hover text."""
+    import plotly.graph_objects as go
+
+    states = trace.states(row)
+    step = max(0, min(step, len(trace.steps)))
+    seq = states[step][trace.prompt_length:]
+    confidence: dict[int, float] = {}
+    for s in trace.steps[:step]:
+        for r, pos, _tok, conf, *_ in s.commits:
+            if r == row:
+                confidence[pos - trace.prompt_length] = conf
+        for r, pos, _tok in s.forced:
+            if r == row:
+                confidence[pos - trace.prompt_length] = 1.0
+    pieces = {int(k): v for k, v in trace.tokens.items()}
+    rows = math.ceil(len(seq) / width)
+    z, text = [], []
+    for r in range(rows):
+        z_row, t_row = [], []
+        for c in range(width):
+            i = r * width + c
+            if i >= len(seq):
+                z_row.append(None)
+                t_row.append("")
+            elif seq[i] == trace.mask_id:
+                z_row.append(None)
+                t_row.append("▒")
+            else:
+                z_row.append(confidence.get(i))
+                t_row.append(token_text(pieces.get(seq[i], str(seq[i]))))
+        z.append(z_row)
+        text.append(t_row)
+    fig = go.Figure(go.Heatmap(z=z, text=text, texttemplate="%{text}", colorscale="Greens", zmin=0, zmax=1,
+                               colorbar=dict(title="confidence"), xgap=2, ygap=2,
+                               hovertemplate="%{text}<br>confidence %{z:.2f}<extra></extra>"))
+    fig.update_layout(height=60 + 34 * rows, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
+                      title=f"step {step} of {len(trace.steps)}")
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    return fig
+
+
+class DenoisingPlayer(widgets.VBox):
+    """Scrub or play a recorded denoising run: canvas (HTML) and token grid (plotly FigureWidget)."""
+
+    def __init__(self, trace: Trace, row: int = 0, eos_ids: set[int] = frozenset(), grid: bool = True,
+                 interval_ms: int = 150):
+        self.trace, self.row, self.eos_ids = trace, row, set(eos_ids)
+        n = len(trace.steps)
+        self.slider = widgets.IntSlider(value=n, min=0, max=n, description="step", continuous_update=True,
+                                        layout=widgets.Layout(width="60%"))
+        self.play = widgets.Play(value=0, min=0, max=n, interval=interval_ms, description="play")
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        self.block_button = widgets.Button(description="next block", tooltip="jump to the end of the next block")
+        self.block_button.on_click(self._next_block)
+        self.canvas = widgets.HTML(trace_step_html(trace, n, row, self.eos_ids))
+        children = [widgets.HBox([self.play, self.slider, self.block_button]), self.canvas]
+        self.figure = None
+        if grid:
+            import plotly.graph_objects as go
+
+            self.figure = go.FigureWidget(grid_figure(trace, n, row))
+            children.append(self.figure)
+        super().__init__(children)
+        self.slider.observe(self._show, names="value")
+
+    def _show(self, change) -> None:
+        step = change["new"]
+        self.canvas.value = trace_step_html(self.trace, step, self.row, self.eos_ids)
+        if self.figure is not None:
+            fresh = grid_figure(self.trace, step, self.row)
+            with self.figure.batch_update():
+                self.figure.data[0].z = fresh.data[0].z
+                self.figure.data[0].text = fresh.data[0].text
+                self.figure.layout.title = fresh.layout.title
+
+    def _next_block(self, _button) -> None:
+        """Block-by-block playback: the last step of the block after the one shown."""
+        current = self.slider.value
+        ends = [i + 1 for i, s in enumerate(self.trace.steps)
+                if i + 1 == len(self.trace.steps) or self.trace.steps[i + 1].block != s.block]
+        later = [e for e in ends if e > current]
+        self.slider.value = later[0] if later else 0
+
+
+def show_trace(trace: Trace, **kwargs) -> DenoisingPlayer:
+    """One call: the denoising player for any trace."""
+    return DenoisingPlayer(trace, **kwargs)
