@@ -219,9 +219,11 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                         "seen in one direction only) will appear here.")
 
         with gr.Tab("Model"):
-            choice = gr.Dropdown(registry.choices(), value=initial_key, label="Model",
-                                 info="the shipped default, or a directory with config.json under the models folder")
-            load = gr.Button("Load")
+            choice = gr.Dropdown(registry.choices(), value=initial_key, label="Model", allow_custom_value=True,
+                                 info="the shipped default, a directory under the models folder, or a path you type")
+            with gr.Row():
+                load = gr.Button("Load", variant="primary")
+                refresh = gr.Button("Refresh the list")
             load_status = gr.Markdown("")
 
         def settings_from(values) -> list[SamplerSetting]:
@@ -470,12 +472,13 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 cancel.set()
             return "Cancelling after the current step..."
 
-        def load_model_for_session(key):
+        def load_model_for_session(key, current):
+            yield current, gr.update(), f"Loading `{key}`..."
             try:
                 registry.get(key)
             except CheckpointError as err:
                 raise gr.Error(str(err)) from err
-            return key, registry.describe(key), f"Loaded `{key}`."
+            yield key, registry.describe(key), f"Loaded `{key}`: every tab of this page now uses it."
 
         denoise_inputs = [model_key, prompt, chat, pins, gen_length, steps, block_length, temperature, cfg_scale,
                           remasking, threshold, seed]
@@ -502,7 +505,9 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
         sft_go.click(quick_sft, [model_key, upload, sft_steps, sft_lr, sft_batch, sft_lora, cancel_event],
                      [model_key, cancel_event, sft_status, sft_plot, model_info], api_name="quick_sft", concurrency_limit=1)
         sft_cancel.click(cancel_sft, [cancel_event], [sft_status], api_name="cancel_sft")
-        load.click(load_model_for_session, [choice], [model_key, model_info, load_status], api_name="load_model")
+        load.click(load_model_for_session, [choice, model_key], [model_key, model_info, load_status],
+                   api_name="load_model")
+        refresh.click(lambda: gr.update(choices=registry.choices()), None, choice, api_name=False)
     return demo
 
 

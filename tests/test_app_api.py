@@ -124,3 +124,13 @@ def test_eight_concurrent_clients_each_get_their_own_result(app_url):
         prompt = encode_prompt(tokenizer, prompts[i])
         out = generate(model, prompt, steps=8, gen_length=16, block_length=8, temperature=0.7, seed=i)
         assert text == decode_generation(tokenizer, out[0], prompt.shape[1]), i
+
+
+def test_model_tab_loads_a_directory_and_names_a_bad_one(app_url, tmp_path):
+    url, path = app_url
+    client = Client(url, verbose=False)
+    info, status = client.predict(str(path), api_name="/load_model")
+    assert status.startswith("Loaded") and "masked diffusion" in info
+    (tmp_path / "broken").mkdir()
+    with pytest.raises(Exception, match=r"config\.json is missing"):
+        client.predict(str(tmp_path / "broken"), api_name="/load_model")
