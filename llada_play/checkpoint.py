@@ -101,6 +101,17 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     return model, tokenizer
 
 
+def publish_directory(staging: Path) -> None:
+    """Give a staging directory made by mkdtemp (mode 0700) the usual permissions before it is renamed into
+    place, so that other users can read the saved model."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    for f in staging.iterdir():
+        if f.is_file():
+            os.chmod(f, 0o666 & ~umask)
+
+
 def save_model(model, tokenizer, path: str | Path) -> Path:
     """Write model (safetensors) and tokenizer to ``path`` atomically: a reader sees the old directory or the
     complete new one, never a half-written one."""
@@ -111,6 +122,7 @@ def save_model(model, tokenizer, path: str | Path) -> Path:
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
+        publish_directory(staging)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import publish_directory
 from .losses import autoregressive_loss, pretrain_loss, sft_loss
 
 OBJECTIVES = ("pretrain", "sft", "autoregressive")
@@ -163,6 +164,7 @@ def save_checkpoint(output_dir, step, model, tokenizer, optimizer, generators, c
             tokenizer.save_pretrained(staging)
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(generators),
                     "config": asdict(config)}, staging / "trainer_state.pt")
+        publish_directory(staging)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
