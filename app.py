@@ -203,7 +203,7 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 upload = gr.File(label="Training rows (.jsonl)", file_types=[".jsonl"], scale=2)
                 with gr.Column(scale=3):
                     with gr.Row():
-                        sft_steps = gr.Slider(10, 2000, value=300, step=10, label="Steps")
+                        sft_steps = gr.Slider(10, 2000, value=1000, step=10, label="Steps")
                         sft_lr = gr.Number(value=1e-3, label="Learning rate")
                         sft_batch = gr.Slider(4, 64, value=32, step=4, label="Batch size")
                         sft_lora = gr.Slider(0, 32, value=0, step=4, label="LoRA rank (0 = full fine-tune)")
@@ -426,7 +426,7 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 raise gr.Error(str(err)) from err
             out = (registry.models_dir or ROOT / "runs") / "app-sft" / time_module.strftime("%Y%m%d-%H%M%S")
             config = TrainConfig(objective="sft", output_dir=str(out), max_steps=int(n_steps), lr=float(lr),
-                                 warmup_steps=min(20, int(n_steps)), save_every=max(int(n_steps), 1), log_every=1,
+                                 warmup_steps=min(50, int(n_steps)), save_every=max(int(n_steps), 1), log_every=1,
                                  progress=False)
             events: queue_module.Queue = queue_module.Queue()
 

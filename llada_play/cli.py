@@ -48,13 +48,13 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def add_train_arguments(parser: argparse.ArgumentParser, steps: int, lr: float) -> None:
+def add_train_arguments(parser: argparse.ArgumentParser, steps: int, lr: float, warmup: int = 100) -> None:
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, final/)")
     parser.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--lr", type=float, default=lr)
-    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps before the cosine decay")
+    parser.add_argument("--warmup", type=int, default=warmup, help=f"warm-up steps before the cosine decay (default {warmup})")
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--seq-len", type=int, default=None, help="pad/cut length (default: the longest row)")
     sft.add_argument("--on-error", default="stop", choices=["stop", "skip"], help="what a malformed row does")
     sft.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (peft)")
-    add_train_arguments(sft, steps=300, lr=3e-4)
+    add_train_arguments(sft, steps=1000, lr=1e-3, warmup=50)
     sft.set_defaults(func=cmd_sft)
 
     ev = sub.add_parser("eval", help="held-out loss, likelihood bound, accuracy and samples")
