@@ -51,8 +51,9 @@ STRATEGIES = sorted(REMASKING)
 class ModelRegistry:
     """Loaded models, shared by all sessions (read-only while sampling); each session picks one by key."""
 
-    def __init__(self, default: str | None, models_dir: str | None):
+    def __init__(self, default: str | None, models_dir: str | None, trust_remote_code: bool = False):
         self.default = default
+        self.trust_remote_code = trust_remote_code
         self.models_dir = Path(models_dir) if models_dir else None
         self._loaded: dict[str, tuple] = {}
         self._lock = threading.Lock()
@@ -72,7 +73,7 @@ class ModelRegistry:
         """(model, tokenizer) for a key, loading it once; raises CheckpointError with the reason."""
         with self._lock:
             if key not in self._loaded:
-                model, tokenizer = load_model(self.path_of(key))
+                model, tokenizer = load_model(self.path_of(key), trust_remote_code=self.trust_remote_code)
                 if tokenizer is None:
                     raise CheckpointError(f"{key} has no tokenizer: the app needs text in and out")
                 self._loaded[key] = (model, tokenizer)
@@ -220,7 +221,8 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
 
         with gr.Tab("Model"):
             choice = gr.Dropdown(registry.choices(), value=initial_key, label="Model", allow_custom_value=True,
-                                 info="the shipped default, a directory under the models folder, or a path you type")
+                                 info="the shipped default, a directory under the models folder, a path, or a hub id already "
+                                      "in the local Hugging Face cache (nothing is downloaded)")
             with gr.Row():
                 load = gr.Button("Load", variant="primary")
                 refresh = gr.Button("Refresh the list")
@@ -549,11 +551,13 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default=None, help="model directory for the 'shipped default' entry")
     parser.add_argument("--models-dir", default=str(ROOT / "runs"),
                         help="folder whose model directories (*/ or */*/ with config.json) can be chosen")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow checkpoints that ship their own Python code (e.g. LLaDA-8B); off by default")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
-    registry = ModelRegistry(args.model, args.models_dir)
+    registry = ModelRegistry(args.model, args.models_dir, trust_remote_code=args.trust_remote_code)
     demo = build_app(registry)
     demo.queue(default_concurrency_limit=2)
     demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False, theme=THEME, head=HEAD, css=CSS,

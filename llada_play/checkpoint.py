@@ -85,19 +85,67 @@ def check_checkpoint(path: str | Path) -> LladaConfig:
     return config
 
 
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A local directory as is; otherwise a hub id looked up in the local Hugging Face cache only (nothing is
+    ever downloaded)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    name = str(name_or_path)
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(name, local_files_only=True))
+        except Exception as err:  # the hub client raises several kinds for "not cached"
+            raise CheckpointError(f"{name} is neither a directory nor a model in the local Hugging Face cache "
+                                  f"(downloads are off): {type(err).__name__}") from err
+    raise CheckpointError(f"model directory {path} does not exist")
+
+
+# Auto classes tried, in order, for a checkpoint that ships its own code (LLaDA's registers AutoModel).
+REMOTE_AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalLM")
+
+
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
-               dtype: torch.dtype | None = torch.float32):
-    """Load (model, tokenizer) from a directory (the shipped default when ``path`` is None), offline.
+               dtype: torch.dtype | None = torch.float32, trust_remote_code: bool = False):
+    """Load (model, tokenizer) from a directory or a cached hub id (the shipped default when ``path`` is None),
+    offline.
 
     Weights are cast to ``dtype`` (float32 by default: checkpoints may be stored in bf16 to stay small);
-    ``None`` keeps the stored dtype. The tokenizer is ``None`` when the directory has none.
+    ``None`` keeps the stored dtype. The tokenizer is ``None`` when the directory has none. A checkpoint that
+    ships its own Python code (``auto_map`` in config.json) is refused unless ``trust_remote_code``.
     """
-    path = default_model_path() if path is None else Path(path)
-    check_checkpoint(path)
-    model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype, local_files_only=True).to(device).eval()
+    path = default_model_path() if path is None else resolve_model_path(path)
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise CheckpointError(f"{config_file} is missing")
+    try:
+        auto_map = json.loads(config_file.read_text()).get("auto_map") or {}
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{config_file} cannot be read: {err}") from err
+    if auto_map:
+        if not trust_remote_code:
+            raise CheckpointError(f"{path} needs its own Python code (auto_map in {config_file.name}); it is only "
+                                  "run when you allow it: trust_remote_code=True in Python, --trust-remote-code in "
+                                  "the CLI and the app")
+        import transformers
+
+        name = next((n for n in REMOTE_AUTO_CLASSES if n in auto_map), None)
+        if name is None:
+            raise CheckpointError(f"{config_file}: auto_map names none of {REMOTE_AUTO_CLASSES}")
+        model = getattr(transformers, name).from_pretrained(path, dtype=dtype, local_files_only=True,
+                                                            trust_remote_code=True)
+    else:
+        check_checkpoint(path)
+        model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    model = model.to(device).eval()
     tokenizer = None
     if (path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists():
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    if getattr(model.config, "mask_token_id", None) is None and getattr(tokenizer, "mask_token_id", None) is not None:
+        # masked LMs such as BERT keep their mask token in the tokenizer only; the sampler reads the config
+        model.config.mask_token_id = tokenizer.mask_token_id
     return model, tokenizer
 
 

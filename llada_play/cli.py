@@ -32,7 +32,7 @@ def cmd_sample(args) -> int:
     from .trace import TraceRecorder
 
     torch.manual_seed(args.seed)
-    model, tokenizer = load_model(args.model, device=args.device)
+    model, tokenizer = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
     if tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer; the CLI needs text in and out")
     prompt = encode_prompt(tokenizer, args.prompt, chat=args.chat)
@@ -123,8 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sample = sub.add_parser("sample", help="generate text by denoising")
     sample.add_argument("--prompt", required=True, help="text to continue")
-    sample.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    sample.add_argument("--model", default=None,
+                        help="model directory or cached hub id (default: the shipped model)")
     sample.add_argument("--device", default="cpu")
+    sample.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a checkpoint that ships its own Python code (off by default)")
     sample.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
     sample.add_argument("--keep-eos", action="store_true", help="print end-of-text tokens and what follows")
     sample.add_argument("--trace", default=None, metavar="OUT.json", help="write the denoising trace as JSON")

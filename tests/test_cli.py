@@ -59,3 +59,17 @@ def test_parse_constraints(char_tokenizer):
                          ("7: abc", "runs past")):
         with pytest.raises(ValueError, match=message):
             parse_constraints(char_tokenizer, bad, gen_length=8)
+
+
+def test_eval_reports_losses_likelihood_accuracy_and_samples(model_dir, tmp_path, capsys):
+    text = tmp_path / "held.txt"
+    text.write_text("To be, or not to be, that is the question.\n" * 30)
+    assert main(["eval", "--model", model_dir, "--data", str(text), "--seq-len", "32", "--batches", "2",
+                 "--samples", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["metrics"]) == {"masked_token_loss", "nelbo_per_token"} and len(result["samples"]) == 1
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"{a}+{a}=", "response": str(2 * a)}) + "\n" for a in range(4)))
+    assert main(["eval", "--model", model_dir, "--data", str(rows), "--mc-samples", "16", "--samples", "1"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["mean_log_likelihood_bound"] < 0 and metrics["n"] == 4 and 0 <= metrics["accuracy"] <= 1

@@ -1,0 +1,112 @@
+"""Loading beyond the project's own checkpoints: custom code (opt-in), other masked LMs, the hub cache."""
+import importlib.util
+import json
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from llada_play import generate
+from llada_play.checkpoint import CheckpointError, load_model
+
+CONFIG_CODE = '''
+from transformers import PretrainedConfig
+
+class ToyConfig(PretrainedConfig):
+    model_type = "toy_denoiser"
+    def __init__(self, vocab_size=32, hidden=16, mask_token_id=31, **kw):
+        self.vocab_size, self.hidden, self.mask_token_id = vocab_size, hidden, mask_token_id
+        super().__init__(**kw)
+'''
+MODEL_CODE = '''
+import torch
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput
+from .configuration_toy import ToyConfig
+
+class ToyModel(PreTrainedModel):
+    config_class = ToyConfig
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed = torch.nn.Embedding(config.vocab_size, config.hidden)
+        self.head = torch.nn.Linear(config.hidden, config.vocab_size)
+        self.post_init()
+    def forward(self, input_ids, attention_mask=None, **kw):
+        h = self.embed(input_ids)
+        return MaskedLMOutput(logits=self.head(h + h.mean(1, keepdim=True)))
+'''
+
+
+@pytest.fixture
+def custom_code_dir(tmp_path):
+    d = tmp_path / "toy"
+    d.mkdir()
+    (d / "configuration_toy.py").write_text(textwrap.dedent(CONFIG_CODE))
+    (d / "modeling_toy.py").write_text(textwrap.dedent(MODEL_CODE))
+    (d / "__init__.py").write_text("")
+    spec = importlib.util.spec_from_file_location("toy_pkg", d / "__init__.py", submodule_search_locations=[str(d)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["toy_pkg"] = package
+    try:
+        modeling = importlib.import_module("toy_pkg.modeling_toy")
+        config_module = importlib.import_module("toy_pkg.configuration_toy")
+        torch.manual_seed(0)
+        model = modeling.ToyModel(config_module.ToyConfig())
+        model.save_pretrained(d)
+    finally:
+        for name in [n for n in sys.modules if n.startswith("toy_pkg")]:
+            del sys.modules[name]
+    config = json.loads((d / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModel"}
+    (d / "config.json").write_text(json.dumps(config))
+    (d / "__init__.py").unlink()
+    return d
+
+
+def test_custom_code_is_refused_without_opt_in_and_runs_with_it(custom_code_dir):
+    with pytest.raises(CheckpointError, match="needs its own Python code"):
+        load_model(custom_code_dir)
+    model, tokenizer = load_model(custom_code_dir, trust_remote_code=True)
+    assert type(model).__name__ == "ToyModel" and tokenizer is None
+    out = generate(model, torch.tensor([[1, 2, 3]]), steps=4, gen_length=8, block_length=4)
+    assert out.shape == (1, 11) and (out != 31).all()
+
+
+def test_a_bert_directory_loads_with_its_mask_token(tmp_path, char_tokenizer):
+    from transformers import BertConfig, BertForMaskedLM
+    bert = BertForMaskedLM(BertConfig(vocab_size=len(char_tokenizer), hidden_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
+    bert.save_pretrained(tmp_path / "bert")
+    char_tokenizer.save_pretrained(tmp_path / "bert")
+    model, tokenizer = load_model(tmp_path / "bert")
+    assert model.config.mask_token_id == tokenizer.mask_token_id
+    out = generate(model, torch.tensor([tokenizer("ab").input_ids]), steps=4, gen_length=4, block_length=4)
+    assert (out != tokenizer.mask_token_id).all()
+
+
+def test_hub_ids_come_from_the_local_cache_only(tmp_path, monkeypatch, tiny_model, char_tokenizer):
+    from llada_play.checkpoint import save_model
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--tiny-llada" / "snapshots" / ("a" * 40)
+    save_model(tiny_model, char_tokenizer, snapshot)
+    (cache / "models--someone--tiny-llada" / "refs").mkdir()
+    (cache / "models--someone--tiny-llada" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants as constants
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    model, tokenizer = load_model("someone/tiny-llada")
+    ids = torch.randint(0, 60, (1, 5))
+    assert torch.equal(model(ids).logits, tiny_model(ids).logits)
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache|neither a directory"):
+        load_model("someone/not-cached")
+
+
+def test_app_refuses_custom_code_unless_started_with_the_flag(custom_code_dir):
+    from gradio_client import Client
+
+    from tests.browser import running_app
+    with running_app("--model", str(custom_code_dir)) as url:
+        client = Client(url, verbose=False)
+        with pytest.raises(Exception, match="needs its own Python code"):
+            client.predict(str(custom_code_dir), api_name="/load_model")
