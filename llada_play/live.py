@@ -26,8 +26,9 @@ class StepGate:
     take effect when the run resumes. ``auto`` lets steps pass without waiting.
     """
 
-    def __init__(self, auto: bool = True):
+    def __init__(self, auto: bool = True, idle_timeout: float | None = 1800.0):
         self.auto = auto
+        self.idle_timeout = idle_timeout  # a paused run nobody resumes ends by itself (abandoned UI sessions)
         self._go = threading.Event()
         self._cancelled = False
         self.last: StepRecord | None = None
@@ -39,8 +40,8 @@ class StepGate:
             return
         if not self.auto:
             self._go.clear()
-            self._go.wait()
-            if self._cancelled:
+            resumed = self._go.wait(self.idle_timeout)
+            if self._cancelled or not resumed:
                 record.stop()
 
     def release(self) -> None:

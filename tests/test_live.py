@@ -48,3 +48,11 @@ def test_stepper_stop_ends_early(tiny_model):
     done = stepper.stop()
     assert (done.output == tiny_model.config.mask_token_id).sum() > 0
     assert len(done.trace.steps) == 2  # stopped while paused after the second step: no third step runs
+
+
+def test_an_abandoned_paused_run_ends_by_itself(tiny_model):
+    from llada_play.live import StepGate
+    gate = StepGate(auto=False, idle_timeout=0.05)
+    items = list(iterate_generation(tiny_model, torch.tensor([[12]]), gate=gate, steps=8, gen_length=8,
+                                    block_length=8))
+    assert len(items) == 2 and isinstance(items[-1], GenerationDone)  # one step, then it gave up waiting
