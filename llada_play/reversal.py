@@ -1,0 +1,102 @@
+"""Scoring for the reversal-curse experiment: generation exact match, ranking against distractors, and
+infilling, for a masked diffusion model and its autoregressive twin."""
+from __future__ import annotations
+
+import random
+import re
+
+import torch
+
+from .losses import autoregressive_log_likelihood, mc_log_likelihood
+from .sampling import generate, generate_autoregressive
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().strip('"').strip()
+
+
+def answer_matches(generated: str, answer: str) -> bool:
+    """Exact match of the answer span: the generation starts with the answer and the answer ends on a word
+    boundary (what follows, if anything, is not a letter or digit)."""
+    generated, answer = normalise(generated), normalise(answer)
+    if not answer or not generated.startswith(answer):
+        return False
+    rest = generated[len(answer):]
+    return not rest or not rest[0].isalnum()
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False).input_ids
+
+
+@torch.no_grad()
+def generation_accuracy(model, tokenizer, rows: list[dict], causal: bool, extra_tokens: int = 4,
+                        block_length: int = 8, seed: int = 0) -> float:
+    """Greedy answers to each prompt, scored by :func:`answer_matches` against the completion."""
+    correct = 0
+    for row in rows:
+        prompt = torch.tensor([_encode(tokenizer, row["prompt"])])
+        budget = len(_encode(tokenizer, row["completion"])) + extra_tokens
+        if causal:
+            out = generate_autoregressive(model, prompt, budget)
+        else:
+            length = -(-budget // block_length) * block_length
+            out = generate(model, prompt, steps=length, gen_length=length, block_length=block_length, seed=seed)
+        text = tokenizer.decode(out[0, prompt.shape[1]:].tolist(), skip_special_tokens=True)
+        correct += answer_matches(text, row["completion"])
+    return correct / len(rows)
+
+
+@torch.no_grad()
+def completion_score(model, tokenizer, prompt: str, completion: str, causal: bool, mc_samples: int = 32,
+                     seed: int = 0) -> float:
+    """log p(completion | prompt): exact for the causal model, the Monte-Carlo lower bound for the diffusion one."""
+    p = torch.tensor(_encode(tokenizer, prompt))
+    c = torch.tensor(_encode(tokenizer, completion))
+    if causal:
+        return autoregressive_log_likelihood(model, p, c)
+    g = torch.Generator().manual_seed(seed)
+    return mc_log_likelihood(model, p, c, model.config.mask_token_id, mc_samples, min(mc_samples, 16), g)
+
+
+@torch.no_grad()
+def ranking_accuracy(model, tokenizer, rows: list[dict], causal: bool, distractors: int = 4, mc_samples: int = 32,
+                     seed: int = 0, pool: list[str] | None = None) -> float:
+    """How often the true completion outscores ``distractors`` other answers.
+
+    Distractors are drawn (seeded) from ``pool``, by default the completions of the other rows (other people).
+    Scores are normalised per token of the candidate so that short and long answers compete fairly.
+    """
+    rng = random.Random(seed)
+    pool = sorted(set(pool) if pool is not None else {r["completion"] for r in rows})
+    if len(pool) <= distractors:
+        raise ValueError(f"need more than {distractors} distinct completions to draw distractors, got {len(pool)}")
+    correct = 0
+    for row in rows:
+        others = rng.sample([c for c in pool if c != row["completion"]], distractors)
+        candidates = [row["completion"], *others]
+        scores = [completion_score(model, tokenizer, row["prompt"], c, causal, mc_samples, seed)
+                  / max(1, len(_encode(tokenizer, c))) for c in candidates]
+        correct += max(range(len(scores)), key=scores.__getitem__) == 0
+    return correct / len(rows)
+
+
+@torch.no_grad()
+def infilling_accuracy(model, tokenizer, facts, block_length: int = 8, seed: int = 0) -> float:
+    """Mask the name in "<name> is <description>." and let the diffusion model fill it in with the description
+    pinned after it (the training order of p2d facts). A causal model cannot do this directly; rank instead."""
+    if getattr(model.config, "causal", False):
+        raise ValueError("infilling needs a bidirectional (masked diffusion) model; rank candidates for a causal one")
+    correct = 0
+    for fact in facts:
+        name_len = len(_encode(tokenizer, fact.name))
+        suffix = _encode(tokenizer, f" is {fact.description}.")
+        length = -(-(name_len + len(suffix)) // block_length) * block_length
+        constraints = {name_len + i: t for i, t in enumerate(suffix)}
+        eos = tokenizer.eos_token_id
+        for pos in range(name_len + len(suffix), length):
+            constraints[pos] = eos  # the sentence ends; pad the canvas with end-of-text
+        out = generate(model, torch.zeros(1, 0, dtype=torch.long), steps=name_len, gen_length=length,
+                       block_length=length, constraints=constraints, seed=seed)
+        correct += answer_matches(tokenizer.decode(out[0, :name_len].tolist()), fact.name)
+    return correct / len(facts)

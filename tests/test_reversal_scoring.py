@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from llada_play.reversal import answer_matches, infilling_accuracy, ranking_accuracy, generation_accuracy
+from llada_play.reversal_data import Fact
+from tests.conftest import TableModel, oracle_table
+
+
+@pytest.mark.parametrize("generated,answer,ok", [
+    (" Daphne Barrington.", " Daphne Barrington", True),
+    ("Daphne  Barrington is", "Daphne Barrington", True),
+    (" Daphne Barringtonia", " Daphne Barrington", False),
+    (" Daphne", " Daphne Barrington", False),
+    ("", " x", False),
+    ('"The Amber Orchard".', ' "The Amber Orchard"', True),
+])
+def test_answer_matching(generated, answer, ok):
+    assert answer_matches(generated, answer) is ok
+
+
+class Oracle(TableModel):
+    """A masked LM that knows one fixed text by position, for hand-made scoring cases."""
+
+    def __init__(self, tokenizer, text, vocab):
+        ids = tokenizer(text, add_special_tokens=False).input_ids
+        super().__init__(oracle_table(ids + [tokenizer.eos_token_id] * 40, vocab), tokenizer.mask_token_id)
+        self.config.causal = False
+
+
+def test_generation_and_infilling_on_a_model_that_knows_the_sentence(char_tokenizer):
+    text = "ab is cd."
+    model = Oracle(char_tokenizer, text, len(char_tokenizer))
+    rows = [{"prompt": "ab is", "completion": " cd"}]
+    assert generation_accuracy(model, char_tokenizer, rows, causal=False) == 1.0
+    assert generation_accuracy(model, char_tokenizer, [{"prompt": "ab is", "completion": " ce"}], causal=False) == 0.0
+    assert infilling_accuracy(model, char_tokenizer, [Fact("ab", "cd", "p2d")]) == 1.0
+    assert infilling_accuracy(model, char_tokenizer, [Fact("ba", "cd", "p2d")]) == 0.0
+
+
+def test_ranking_prefers_the_answer_the_model_knows(char_tokenizer):
+    model = Oracle(char_tokenizer, "ab is cd", len(char_tokenizer))
+    pool = [" cd", " ef", " gh", " ij", " kl"]
+    right = [{"prompt": "ab is", "completion": " cd"}]
+    wrong = [{"prompt": "ab is", "completion": " ef"}]
+    assert ranking_accuracy(model, char_tokenizer, right, causal=False, distractors=4, mc_samples=8, pool=pool) == 1.0
+    assert ranking_accuracy(model, char_tokenizer, wrong, causal=False, distractors=4, mc_samples=8, pool=pool) == 0.0
+    with pytest.raises(ValueError, match="need more than 4 distinct completions"):
+        ranking_accuracy(model, char_tokenizer, right, causal=False, distractors=4)
+
+
+def test_causal_ranking_uses_exact_likelihoods(char_tokenizer):
+    from llada_play import LladaForMaskedLM, config_from_preset
+    from llada_play.reversal import completion_score
+    from llada_play.tokenizer import special_token_ids
+    torch.manual_seed(0)
+    model = LladaForMaskedLM(config_from_preset("tiny", causal=True, **special_token_ids(char_tokenizer))).eval()
+    a = completion_score(model, char_tokenizer, "ab is", " cd", causal=True)
+    b = completion_score(model, char_tokenizer, "ab is", " cd", causal=True)
+    assert a == b < 0
