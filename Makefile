@@ -21,7 +21,7 @@ app: setup
 	$(BIN)/python app.py --host $(HOST)
 
 test: setup
-	$(BIN)/python -m pytest
+	LLADA_PLAY_QUICK=1 $(BIN)/python -m pytest
 
 lab: setup
 	$(BIN)/python -m ipykernel install --sys-prefix --name llada-play --display-name "llada-play" >/dev/null
