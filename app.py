@@ -20,7 +20,7 @@ from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_sett
 from llada_play.data import load_sft_rows
 from llada_play.live import GenerationDone, Stepper, iterate_generation
 from llada_play.remasking import REMASKING
-from llada_play.text import decode_generation, encode_prompt, parse_constraints
+from llada_play.text import decode_generation, encode_prompt, parse_constraints, stop_token_ids
 from llada_play.trace import Trace
 from llada_play.viz import (PieceCache, commit_order_figure, confidence_figure, record_canvas, render_canvas,
                             trace_step_html)
@@ -93,11 +93,6 @@ def token_label(tokenizer, token: int) -> str:
     from llada_play.viz import token_text
 
     return token_text(tokenizer.decode([token]))
-
-
-def eos_ids(tokenizer) -> set[int]:
-    vocab = tokenizer.get_vocab()
-    return {i for i in (tokenizer.eos_token_id, vocab.get("<|eot_id|>")) if i is not None}
 
 
 def sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh) -> dict:
@@ -249,7 +244,7 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 kwargs["constraints"] = parse_constraints(tokenizer, pin_text, int(gen_len)) or None
                 kwargs["seed"] = int(seed_value or 0)
                 pieces = PieceCache(tokenizer)
-                eos = eos_ids(tokenizer)
+                eos = stop_token_ids(tokenizer)
                 hidden = gr.update(visible=False)
                 confidences: dict[int, float] = {}
                 for item in iterate_generation(model, ids, tokenizer, **kwargs):
@@ -273,7 +268,7 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
             if not trace_dict:
                 return ""
             _, tokenizer = registry.get(key)
-            return trace_step_html(Trace.from_dict(trace_dict), int(step), eos_ids=eos_ids(tokenizer))
+            return trace_step_html(Trace.from_dict(trace_dict), int(step), eos_ids=stop_token_ids(tokenizer))
 
         def compare(key, prompt_text, chat_mode, gen_len, temp, seed_value, *values):
             try:
@@ -315,7 +310,7 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 model, tokenizer = registry.get(key)
                 ids = encode_prompt(tokenizer, messages, chat=True)
                 kwargs = sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh)
-                eos = eos_ids(tokenizer)
+                eos = stop_token_ids(tokenizer)
                 kwargs.update(seed=int(seed_value or 0), eos_last=True, eos_token_ids=sorted(eos))
                 pieces = PieceCache(tokenizer)
                 shown = history + [{"role": "user", "content": message}]
@@ -337,11 +332,11 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
             if stepper.done is not None:
                 trace = stepper.done.trace
                 n = len(trace.steps)
-                html = trace_step_html(trace, n, eos_ids=eos_ids(tokenizer))
+                html = trace_step_html(trace, n, eos_ids=stop_token_ids(tokenizer))
                 text = decode_generation(tokenizer, stepper.done.output[0], trace.prompt_length)
                 return stepper, f"Finished after {n} steps. {note}", html, text
             record = stepper.last
-            html = record_canvas(record, PieceCache(tokenizer), stepper.confidences, eos_ids=eos_ids(tokenizer),
+            html = record_canvas(record, PieceCache(tokenizer), stepper.confidences, eos_ids=stop_token_ids(tokenizer),
                                  interactive=True)
             return stepper, f"Paused after step {record.step + 1} (block {record.block + 1}). {note}", html, ""
 

@@ -89,14 +89,14 @@ def answer_accuracy(model, tokenizer, conversations: list[list[dict]], chat: boo
     Also reports ``well_formed``: the fraction of answers that end properly within ``gen_length``.
     """
     from .sampling import generate
-    from .text import decode_generation
+    from .text import decode_generation, stop_token_ids
 
     steps = steps or gen_length
     block_length = block_length or gen_length
     device = next(model.parameters()).device
     correct = well_formed = 0
     answers = []
-    stops = {tokenizer.eos_token_id, tokenizer.get_vocab().get("<|eot_id|>")} - {None}
+    stops = stop_token_ids(tokenizer)
     for start in range(0, len(conversations), batch_size):
         chunk = conversations[start:start + batch_size]
         if chat:
@@ -124,11 +124,11 @@ def answer_accuracy(model, tokenizer, conversations: list[list[dict]], chat: boo
 def autoregressive_answer_accuracy(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = 8) -> dict:
     """Exact-match accuracy of greedy left-to-right answers (for the causal twin), one prompt at a time."""
     from .sampling import generate_autoregressive
-    from .text import decode_generation
+    from .text import decode_generation, stop_token_ids
 
     device = next(model.parameters()).device
     correct = well_formed = 0
-    stops = {tokenizer.eos_token_id, tokenizer.get_vocab().get("<|eot_id|>")} - {None}
+    stops = stop_token_ids(tokenizer)
     for conv in conversations:
         text = tokenizer.apply_chat_template(conv[:-1], add_generation_prompt=True, tokenize=False)
         ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids], device=device)

@@ -18,12 +18,16 @@ def encode_prompt(tokenizer, prompt: str | list[dict], chat: bool = False, allow
     return torch.tensor([ids], dtype=torch.long)
 
 
+def stop_token_ids(tokenizer) -> set[int]:
+    """Ids that end a generated answer: end-of-text, and end-of-turn where the vocabulary has it."""
+    return {tokenizer.eos_token_id, tokenizer.get_vocab().get("<|eot_id|>")} - {None}
+
+
 def decode_generation(tokenizer, ids: torch.Tensor, prompt_length: int, stop_at_eos: bool = True) -> str:
     """The generated part of one row as text, cut at the first end-of-text (or end-of-turn) when asked."""
     generated = ids.reshape(-1)[prompt_length:].tolist()
     if stop_at_eos:
-        vocab = tokenizer.get_vocab()
-        stops = {tokenizer.eos_token_id, vocab.get("<|eot_id|>")} - {None}
+        stops = stop_token_ids(tokenizer)
         for i, token in enumerate(generated):
             if token in stops:
                 generated = generated[:i]
