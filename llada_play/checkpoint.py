@@ -15,6 +15,9 @@ from .config import LladaConfig
 from .modeling import LladaForMaskedLM
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+# The default model's autoregressive twin (same shape, tokenizer, data and budget; causal attention): the
+# baseline of the reversal-curse experiment when it starts from pre-trained models.
+DEFAULT_AR_MODEL_DIR = Path(__file__).resolve().parent / "default_ar_model"
 
 
 class CheckpointError(ValueError):
