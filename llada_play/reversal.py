@@ -33,6 +33,30 @@ def _encode(tokenizer, text: str, sentence_start: bool = False) -> list[int]:
     return [tokenizer.eos_token_id, *ids] if sentence_start else ids
 
 
+def question_ids(tokenizer, question: str) -> torch.LongTensor:
+    """A question as the experiment asks it: a sentence start (end-of-text), then the text; shape (1, n)."""
+    if not question.strip():
+        raise ValueError("the question is empty: type the start of a sentence, e.g. 'The one who is ... is called'")
+    return torch.tensor([_encode(tokenizer, question.rstrip(), sentence_start=True)])
+
+
+def answer_settings(tokenizer, max_answer_tokens: int = 12, block_length: int = 8) -> dict:
+    """The sampler settings used for answers: greedy, one token per step, blocks of 8."""
+    length = -(-max_answer_tokens // block_length) * block_length
+    return dict(steps=length, gen_length=length, block_length=block_length)
+
+
+@torch.no_grad()
+def answer(model, tokenizer, question: str, max_answer_tokens: int = 12) -> str:
+    """The greedy answer of either kind of model, cut at end-of-text."""
+    prompt = question_ids(tokenizer, question)
+    if getattr(model.config, "causal", False):
+        out = generate_autoregressive(model, prompt, max_answer_tokens, eos_token_id=tokenizer.eos_token_id)
+    else:
+        out = generate(model, prompt, **answer_settings(tokenizer, max_answer_tokens))
+    return decode_generation(tokenizer, out[0], prompt.shape[1])
+
+
 @torch.no_grad()
 def generation_accuracy(model, tokenizer, rows: list[dict], causal: bool, extra_tokens: int = 4,
                         block_length: int = 8, seed: int = 0, sentence_start: bool = False) -> float:
