@@ -86,7 +86,10 @@ def cmd_train(args) -> int:
     from .recipes import run_pretraining
 
     objective = "autoregressive" if args.autoregressive else "pretrain"
-    summary = run_pretraining(args.data, train_config_from_args(args, objective), preset=args.preset,
+    config = train_config_from_args(args, objective)
+    config.fixed_mask_ratio = args.fixed_mask_ratio
+    config.__post_init__()  # validate the ratio like every other setting
+    summary = run_pretraining(args.data, config, preset=args.preset,
                               vocab_size=args.vocab_size, seq_len=args.seq_len, batch_size=args.batch_size,
                               held_out_fraction=args.held_out, tokenizer_dir=args.tokenizer, resume=args.resume)
     _print_summary(summary)
@@ -180,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--vocab-size", type=int, default=4096)
     tr.add_argument("--seq-len", type=int, default=256)
     tr.add_argument("--held-out", type=float, default=0.05, help="fraction of documents held out")
+    tr.add_argument("--fixed-mask-ratio", type=float, default=None,
+                    help="mask every sequence at this ratio instead of t ~ U(0,1) (0.15: the BERT-style baseline)")
     add_train_arguments(tr, steps=2000, lr=1e-3)
     tr.set_defaults(func=cmd_train)
 
