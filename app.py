@@ -22,8 +22,8 @@ from llada_play.live import GenerationDone, Stepper, iterate_generation
 from llada_play.remasking import REMASKING
 from llada_play.text import decode_generation, encode_prompt, parse_constraints, stop_token_ids
 from llada_play.trace import Trace
-from llada_play.viz import (PieceCache, commit_order_figure, confidence_figure, record_canvas, render_canvas,
-                            trace_step_html)
+from llada_play.viz import (PieceCache, commit_order_figure, commit_order_panels, confidence_figure, record_canvas,
+                            render_canvas, trace_step_html)
 
 ROOT = Path(__file__).resolve().parent
 # Local fonts only: the page must work with no internet access.
@@ -307,7 +307,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             except (ValueError, CheckpointError) as err:
                 raise gr.Error(str(err)) from err
             table = [[r.name, r.forward_passes, round(r.wall_time_s, 2), r.text] for r in results]
-            return table, _overlay_commit_orders(results)
+            return table, commit_order_panels(results)
 
         def task_accuracy(key, temp, seed_value, *values):
             try:
@@ -708,21 +708,6 @@ def _loss_figure(losses: list[float]):
     fig = go.Figure(go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines", name="loss"))
     fig.update_layout(template="plotly_white", height=300, xaxis_title="step", yaxis_title="SFT loss",
                       margin=dict(l=50, r=20, t=30, b=40))
-    return fig
-
-
-def _overlay_commit_orders(results):
-    """One commit-order panel per setting, stacked."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=len(results), subplot_titles=[r.name for r in results], shared_yaxes=True)
-    for i, r in enumerate(results, 1):
-        single = commit_order_figure(r.trace)
-        for trace in single.data:
-            trace.marker.showscale = i == len(results)
-            fig.add_trace(trace, row=1, col=i)
-    fig.update_yaxes(autorange="reversed", title_text="step", row=1, col=1)
-    fig.update_layout(template="plotly_white", height=360, showlegend=False, margin=dict(l=50, r=20, t=60, b=40))
     return fig
 
 
