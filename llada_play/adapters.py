@@ -29,7 +29,8 @@ class Family:
     shift_logits: bool = False
     # Config attributes that hold the context length, tried in order.
     context_keys: tuple[str, ...] = ("max_position_embeddings",)
-    # peft ``target_modules``: names of the linear layers to adapt, or "all-linear".
+    # peft ``target_modules``: names of the linear layers to adapt, a regular expression over module paths,
+    # or "all-linear".
     lora_targets: tuple[str, ...] | str = "all-linear"
     # Used only when neither the caller, the config nor the tokenizer names a mask id.
     default_mask_id: int | None = None
@@ -37,9 +38,10 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "llada_play": Family("llada_play", lora_targets=ATTENTION_AND_MLP),
-    # LLaDA's remote code (modeling_llada.py): LLaDALlamaBlock names its projections like this.
+    # LLaDA's remote code (modeling_llada.py) names a block's projections q/k/v_proj, attn_out, ff_proj,
+    # up_proj, ff_out; its output head is also called ff_out, so the pattern keeps to the blocks.
     "llada": Family("llada", context_keys=("max_sequence_length", "max_position_embeddings"),
-                    lora_targets=("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"),
+                    lora_targets=r".*\.blocks\.\d+\.(q_proj|k_proj|v_proj|attn_out|ff_proj|up_proj|ff_out)",
                     default_mask_id=126336),
     "dream": Family("dream", shift_logits=True, lora_targets=ATTENTION_AND_MLP, default_mask_id=151666),
     "masked_lm": Family("masked_lm"),

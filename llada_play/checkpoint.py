@@ -16,6 +16,8 @@ from .config import LladaConfig
 from .modeling import LladaForMaskedLM
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+# Names for the weights dtype in the CLI and the app; "stored" keeps what the files hold.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "stored": None}
 
 
 class CheckpointError(ValueError):

@@ -59,6 +59,7 @@ def count_parameters(config, trust_remote_code: bool = False) -> int:
                 model = AutoModelForMaskedLM.from_config(config, trust_remote_code=trust_remote_code)
             except ValueError:  # no masked-LM head registered for this config (LLaDA registers AutoModel)
                 model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+        model.tie_weights()  # init_empty_weights leaves tied tensors as separate meta copies
     return sum(p.numel() for p in model.parameters())
 
 
