@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .adapters import as_denoiser
 from .checkpoint import publish_directory
 from .losses import autoregressive_loss, pretrain_loss, sft_loss
 
@@ -237,10 +238,10 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
     hooks = [hooks] if callable(hooks) else list(hooks or [])
     device = torch.device(config.device)
     model.to(device).train()
-    if mask_id is None:
-        mask_id = getattr(model.config, "mask_token_id", None)
-    if mask_id is None and config.objective != "autoregressive":
-        raise ValueError("a masked-diffusion objective needs a mask id (model.config.mask_token_id)")
+    forward = model  # what the loss calls: the model itself, or its denoiser view (aligned logits)
+    if config.objective != "autoregressive":
+        forward = as_denoiser(model, mask_id)
+        mask_id = forward.mask_id
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model, config)
@@ -276,7 +277,7 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
             for _ in range(config.grad_accum):
                 batch = {k: v.to(device) for k, v in batches.next_batch(generators["data"]).items()}
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    result = compute_loss(model, batch, config, mask_id, generators["mask"])
+                    result = compute_loss(forward, batch, config, mask_id, generators["mask"])
                 (result.loss / config.grad_accum).backward()
                 total_loss += result.loss.item() / config.grad_accum
                 tokens += batch["input_ids"].numel()
