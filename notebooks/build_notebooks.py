@@ -562,6 +562,7 @@ from llada_play.tokenizer import special_token_ids
 from llada_play.training import TrainConfig, train
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
+hf_logging.set_verbosity_error()  # packing a whole play into one id stream is intended; skip the length warning
 tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL_DIR)  # the shipped model's BPE tokenizer
 train_docs, val_docs = split_documents(read_corpus(ROOT / "data/shakespeare"), 0.05, seed=0)
 SEQ = 128
@@ -573,7 +574,7 @@ Two models of the same shape (4 layers, width 128), trained by the same loop and
 is `fixed_mask_ratio=0.15` (BERT's ratio; BERT's random-token and kept-token replacements are left out so that
 the masking ratio is the one thing that differs)."""),
     ("code", '''\
-STEPS = 150 if QUICK else 800
+STEPS = 100 if QUICK else 1500
 shape = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=344)
 models, curves = {}, {}
 for name, ratio in [("fixed 15% (BERT-style)", 0.15), ("t ~ U(0,1) (LLaDA)", None)]:
