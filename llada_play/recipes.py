@@ -124,6 +124,7 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
 
         lora = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0,
                           target_modules=lora_target_modules(model))
+        torch.manual_seed(config.seed)  # the adapters' random init is part of the run: same seed, same run
         trainable = get_peft_model(model, lora)
         # so that the saved adapter_config.json points at the base this run started from
         trainable.peft_config["default"].base_model_name_or_path = str(

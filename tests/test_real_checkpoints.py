@@ -302,3 +302,16 @@ def test_lora_on_the_remote_code_model_trains_saves_loads_and_merges(llada_dir, 
                  "--no-progress"]) == 0
     assert (tmp_path / "cli" / "adapter" / "adapter_config.json").exists()
     assert not (tmp_path / "cli" / "final").exists()
+
+
+def test_lora_on_the_remote_code_model_resumes_exactly_after_a_kill(llada_dir, tmp_path):
+    from tests.test_sft import assert_killed_lora_run_resumes_exactly, lora_cli_args
+
+    rows = [{"prompt": f"{a}+{b}=", "response": str(a + b)} for a in range(5) for b in range(5)]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def args(out):
+        return lora_cli_args(llada_dir, data, out) + ["--trust-remote-code"]
+
+    assert_killed_lora_run_resumes_exactly(args, tmp_path / "straight", tmp_path / "killed")
