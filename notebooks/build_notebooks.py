@@ -279,6 +279,7 @@ print(STRATEGIES)'''),
 Same prompt, same seed, 64 tokens in 64 steps with blocks of 32. The panels show *when* each position was
 committed (x: position, y: step, colour: the model's confidence in the committed token)."""),
     ("code", '''\
+# NBVAL_CHECK_OUTPUT
 prompt = encode_prompt(tokenizer, "ROMEO.\\n")
 settings = [SamplerSetting(s, dict(steps=64, gen_length=64, block_length=32, remasking=s)) for s in STRATEGIES]
 results = compare_settings(model, tokenizer, prompt, settings, seed=0)
@@ -332,7 +333,6 @@ fig.update_layout(title="Accuracy against forward passes per answer (held-out su
                   xaxis=dict(type="log", tickvals=STEPS))
 fig.show()'''),
     ("code", '''\
-# NBVAL_CHECK_OUTPUT
 def row_of(name):
     return next(r for r in by_passes if r["setting"] == name)
 
@@ -382,7 +382,6 @@ fig.update_layout(title="Accuracy (%) by temperature and strategy (8 steps, one 
                   template="plotly_white", height=340)
 fig.show()'''),
     ("code", '''\
-# NBVAL_CHECK_OUTPUT
 print(f"steps x block length: accuracy from {min(cells.values()):.0f}% to {max(cells.values()):.0f}%")
 for s in STRATEGIES:
     print(f"{s:>15}: temperature 0 -> {temp[s, 0.0]:.0f}%, temperature 1.5 -> {temp[s, 1.5]:.0f}%")'''),
@@ -570,16 +569,15 @@ train_tokens = pack_tokens(tokenizer, train_docs.values(), SEQ)
 val_batches = PackedBatches(pack_tokens(tokenizer, val_docs.values(), SEQ), SEQ, 16).fixed_batches(8)
 print(f"{len(train_tokens):,} training tokens; held out: {', '.join(val_docs)}")'''),
     ("md", """\
-Two models of the same shape (4 layers, width 128), trained by the same loop and loss code; the only difference
+Two models of the same shape (the `mini` preset: 4 layers, width 128), trained by the same loop and loss code; the only difference
 is `fixed_mask_ratio=0.15` (BERT's ratio; BERT's random-token and kept-token replacements are left out so that
 the masking ratio is the one thing that differs)."""),
     ("code", '''\
 STEPS = 100 if QUICK else 1500
-shape = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=344)
 models, curves = {}, {}
 for name, ratio in [("fixed 15% (BERT-style)", 0.15), ("t ~ U(0,1) (LLaDA)", None)]:
     torch.manual_seed(0)
-    model = LladaForMaskedLM(config_from_preset("small", **shape, **special_token_ids(tokenizer)))
+    model = LladaForMaskedLM(config_from_preset("mini", **special_token_ids(tokenizer)))
     config = TrainConfig(objective="pretrain", output_dir=tempfile.mkdtemp(), max_steps=STEPS, lr=2e-3,
                          warmup_steps=50, fixed_mask_ratio=ratio, seed=0, progress=False, save_every=10_000)
     curves[name] = []
@@ -608,7 +606,6 @@ fig.update_layout(title="Held-out masked-token loss by masking ratio", xaxis_tit
                   yaxis_title="cross-entropy (nats per masked token)", template="plotly_white", height=400)
 fig.show()'''),
     ("code", '''\
-# NBVAL_CHECK_OUTPUT
 fixed, uniform = by_ratio["fixed 15% (BERT-style)"], by_ratio["t ~ U(0,1) (LLaDA)"]
 print(f"t = 0.15 (the fixed model's training ratio): fixed {fixed[0.15]:.2f}, uniform {uniform[0.15]:.2f} nats")
 print(f"t = 1.0 (where generation starts):          fixed {fixed[1.0]:.2f}, uniform {uniform[1.0]:.2f} nats")
@@ -638,7 +635,6 @@ fig.update_layout(title="Confidence of the committed tokens at each step, from a
                   yaxis_title="probability of the committed token", template="plotly_white", height=340)
 fig.show()'''),
     ("code", '''\
-# NBVAL_CHECK_OUTPUT
 from collections import Counter
 
 for name, trace in traces.items():
