@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .checkpoint import load_model, save_model
 from .config import config_from_preset
 from .data import PackedBatches, SFTBatches, load_sft_rows, pack_tokens, read_corpus, split_documents
@@ -46,7 +47,9 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
     context = PRESETS.get(preset, {}).get("max_position_embeddings", 512)
     if seq_len > context:
         raise ValueError(f"seq_len {seq_len} is above the {preset} preset's context of {context}")
-    tokenizer = _tokenizer_for_run(out, tokenizer_dir, list(train_docs.values()), vocab_size, context)
+    env = distributed.init_distributed(config.device, config.ddp_backend)
+    with distributed.main_process_first():  # rank 0 trains and saves the tokenizer, the others load it
+        tokenizer = _tokenizer_for_run(out, tokenizer_dir, list(train_docs.values()), vocab_size, context)
     train_tokens = pack_tokens(tokenizer, train_docs.values(), seq_len)
     val_tokens = pack_tokens(tokenizer, val_docs.values(), seq_len)
     causal = config.objective == "autoregressive"
@@ -61,9 +64,11 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
             return autoregressive_eval(model, batches)
         return masked_token_loss(model, batches, model.config.mask_token_id)
 
-    initial = evaluate(val)
+    initial = evaluate(val) if env.is_main else None
     result = train(model, PackedBatches(train_tokens, seq_len, batch_size), config, tokenizer=tokenizer,
                    hooks=hooks, resume=resume)
+    if not env.is_main:  # rank 0 evaluates and writes the final model
+        return {"rank": env.rank, "steps": result.steps, "final_train_loss": result.final_loss}
     metrics = {"held_out_before_training": initial, "held_out": evaluate(val), "train": evaluate(trn)}
     metrics["unigram_held_out"] = unigram_cross_entropy(train_tokens, val_tokens, len(tokenizer))
     final = save_model(model, tokenizer, out / "final")
@@ -97,6 +102,7 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
     they are merged into the saved final model. With ``eval_data``, held-out prompts are answered before and
     after training and the exact-match accuracies are reported side by side."""
     started = time.perf_counter()
+    env = distributed.init_distributed(config.device, config.ddp_backend)
     model, tokenizer = load_model(model_dir)
     if tokenizer is None:
         raise ValueError(f"{model_dir} has no tokenizer; SFT needs one to encode the rows")
@@ -106,6 +112,7 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
     if causal != (config.objective == "autoregressive"):
         raise ValueError(f"objective {config.objective!r} does not fit a {'causal' if causal else 'bidirectional'} "
                          f"model ({model_dir})")
+    held_out = held_out if env.is_main else None  # rank 0 evaluates
     before = _answer_eval(model, tokenizer, held_out, causal) if held_out else None
     batches = SFTBatches.from_conversations(tokenizer, conversations, batch_size, seq_len,
                                             context_length=model.config.max_position_embeddings)
@@ -118,6 +125,8 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
         trainable = get_peft_model(model, lora)
     result = train(trainable, batches, config, tokenizer=tokenizer, mask_id=model.config.mask_token_id,
                    hooks=hooks, resume=resume)
+    if not env.is_main:
+        return {"rank": env.rank, "steps": result.steps, "final_train_loss": result.final_loss}
     if lora_rank > 0:
         model = trainable.merge_and_unload()
     final = save_model(model, tokenizer, Path(config.output_dir) / "final")
