@@ -258,14 +258,14 @@ def make_executor(cluster: ClusterConfig, folder: Path, name: str = "llada-play"
                          "use executor='local', or scripts/local-slurm.sh for a test cluster")
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=cluster.max_requeues, python=sys.executable)
     params = dict(job_name=name, time=cluster.time_min, nodes=cluster.nodes, ntasks_per_node=cluster.tasks_per_node,
-                  additional_parameters=dict(cluster.sbatch), setup=list(cluster.setup), signal_delay_s=60,
+                  additional_parameters={"open_mode": "append", **cluster.sbatch}, setup=list(cluster.setup), signal_delay_s=60,
                   stderr_to_stdout=False)
     if cluster.gpus_per_node:
         params["gpus_per_node"] = cluster.gpus_per_node
     for key in ("cpus_per_task", "partition", "account"):
         if getattr(cluster, key) is not None:
             params[key] = getattr(cluster, key)
-    executor.update_parameters(**params)
+    executor.update_parameters(**params)  # open_mode append: a requeued job's log keeps what came before
     return executor
 
 

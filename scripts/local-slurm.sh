@@ -91,7 +91,7 @@ EOF
     chmod 600 "$DIR/etc/slurmdbd.conf"
 
     local cpus mem
-    cpus=$(nproc)
+    cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it follows OMP_NUM_THREADS
     mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))
     cat >"$DIR/etc/slurm.conf" <<EOF
 ClusterName=$CLUSTER
