@@ -76,6 +76,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, steps: int, lr: float, 
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--ddp-backend", default="auto", choices=["auto", "gloo", "nccl"],
+                        help="torch.distributed backend when launched as several processes (auto: nccl on GPUs, gloo on CPU)")
 
 
 def train_config_from_args(args, objective: str):
@@ -85,7 +87,8 @@ def train_config_from_args(args, objective: str):
                        warmup_steps=min(args.warmup, args.steps), weight_decay=args.weight_decay,
                        grad_clip=args.grad_clip, grad_accum=args.grad_accum, seed=args.seed,
                        precision=args.precision, device=args.device, log_every=args.log_every,
-                       save_every=args.save_every, keep_last=args.keep_last, progress=not args.no_progress)
+                       save_every=args.save_every, keep_last=args.keep_last, progress=not args.no_progress,
+                       ddp_backend=getattr(args, "ddp_backend", "auto"))
 
 
 def _print_summary(summary: dict) -> None:
@@ -140,6 +143,11 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+def reversal_run_dir(args) -> Path:
+    """Where ``llada-play reversal`` puts its models: --run-dir, or next to the results file."""
+    return Path(args.run_dir or str(Path(args.out).with_suffix("")) + "-runs")
+
+
 def cmd_reversal(args) -> int:
     from .reversal_experiment import ReversalConfig, results_markdown, run_reversal_experiment
 
@@ -147,7 +155,7 @@ def cmd_reversal(args) -> int:
         "data_dir": args.data, "init": args.init, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
         "people_per_subset": args.people, "eval_rows": args.eval_rows, "lr": args.lr, "batch_size": args.batch_size,
         "device": args.device, "models": args.models}.items() if v is not None}
-    overrides["out_dir"] = args.run_dir or str(Path(args.out).with_suffix("")) + "-runs"
+    overrides["out_dir"] = str(reversal_run_dir(args))
     config = ReversalConfig.quick(**overrides) if args.quick else ReversalConfig(**overrides)
     bar = None
     if not args.no_progress:
@@ -160,7 +168,7 @@ def cmd_reversal(args) -> int:
             bar.n = round(1000 * fraction)
             bar.set_postfix_str(message, refresh=True)
 
-    results = run_reversal_experiment(config, progress=progress)
+    results = run_reversal_experiment(config, progress=progress, resume=args.resume)
     if bar is not None:
         bar.close()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +177,39 @@ def cmd_reversal(args) -> int:
     print(f"[{len(results['runs'])} models in {results['wall_time_s']:.0f} s; results in {args.out}, "
           f"models under {config.out_dir}]", file=sys.stderr)
     return 0
+
+
+def cluster_config_from_args(args):
+    from .jobs import ClusterConfig
+
+    extra = {}
+    for item in args.sbatch or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--sbatch takes KEY=VALUE (e.g. qos=high), got {item!r}")
+        extra[key.lstrip("-")] = value
+    return ClusterConfig(executor=args.executor, tasks_per_node=args.tasks_per_node, nodes=args.nodes,
+                         gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
+                         partition=args.partition, account=args.account, time_min=args.time, sbatch=extra,
+                         setup=args.setup or [], folder=args.folder)
+
+
+def cmd_submit(args) -> int:
+    """Submit a training command as a job; print its id and where it writes; with --wait, follow it."""
+    from .jobs import submit_command
+
+    if not args.training:
+        raise ValueError("give the training command after --, e.g. llada-play submit -- train --data d --out runs/x")
+    argv = args.training[1:] if args.training[0] == "--" else args.training
+    handle = submit_command(argv, cluster_config_from_args(args))
+    print(json.dumps({"job_id": handle.job_id, "executor": args.executor, "output_dir": str(handle.output_dir),
+                      "log": str(handle.log_paths()[0])}))
+    if not args.wait:
+        return 0
+    status = handle.wait(on_poll=lambda h: None)
+    print(handle.log_tail(10), file=sys.stderr)
+    print(json.dumps({"job_id": handle.job_id, "status": status, "model": str(handle.model_dir())}))
+    return 0 if status == "COMPLETED" else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,8 +289,27 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--batch-size", type=int, default=None)
     rv.add_argument("--device", default=None)
     rv.add_argument("--run-dir", default=None, help="where the trained models go (default: next to --out)")
+    rv.add_argument("--resume", action="store_true", help="keep the models already scored, continue the one in training")
     rv.add_argument("--no-progress", action="store_true")
     rv.set_defaults(func=cmd_reversal)
+
+    sub_ = sub.add_parser("submit", help="run a train/sft/reversal command as a job (local or Slurm)",
+                          description="llada-play submit [options] -- train --data data/shakespeare --out runs/x")
+    sub_.add_argument("--executor", default="local", choices=["local", "slurm"],
+                      help="local: a subprocess on this machine (default); slurm: sbatch through submitit")
+    sub_.add_argument("--tasks-per-node", type=int, default=1, help="training processes per node (DDP if > 1)")
+    sub_.add_argument("--nodes", type=int, default=1)
+    sub_.add_argument("--gpus-per-node", type=int, default=0)
+    sub_.add_argument("--cpus-per-task", type=int, default=None)
+    sub_.add_argument("--partition", default=None)
+    sub_.add_argument("--account", default=None)
+    sub_.add_argument("--time", type=int, default=60, help="time limit in minutes (default 60)")
+    sub_.add_argument("--sbatch", action="append", metavar="KEY=VALUE", help="extra sbatch option (repeatable)")
+    sub_.add_argument("--setup", action="append", metavar="LINE", help="shell line run before the job (repeatable)")
+    sub_.add_argument("--folder", default=None, help="submitit logs (default: <out>/submitit)")
+    sub_.add_argument("--wait", action="store_true", help="wait for the job and print its status and model")
+    sub_.add_argument("training", nargs=argparse.REMAINDER, help="-- then the training command line")
+    sub_.set_defaults(func=cmd_submit)
     return parser
 
 

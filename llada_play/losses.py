@@ -27,6 +27,7 @@ def pretrain_loss(
     random_length_prob: float = 0.01,
     generator: torch.Generator | None = None,
     fixed_mask_ratio: float | None = None,
+    rows: slice | None = None,
 ) -> LossOutput:
     """LLaDA pre-training loss: per sequence t ~ U(0,1), mask with p_mask, cross-entropy on the masked tokens
     weighted by 1/p_mask, summed and divided by batch * length.
@@ -35,6 +36,9 @@ def pretrain_loss(
     [1, length], so that the model also sees short sequences. ``fixed_mask_ratio`` replaces the random t by
     one ratio for every sequence (0.15 is BERT's masked-LM setting, without BERT's random/kept replacements):
     the baseline that shows why LLaDA draws t uniformly.
+
+    ``rows`` scores only those rows (one process's shard of a global batch); the noise is still drawn for the
+    whole batch, so that the shards of several processes see exactly the masks a single process would.
     """
     b, n = input_ids.shape
     if random_length_prob > 0 and torch.rand((), generator=generator).item() < random_length_prob:
@@ -44,6 +48,9 @@ def pretrain_loss(
     if fixed_mask_ratio is not None:
         t, eps = torch.full((b,), float(fixed_mask_ratio), device=input_ids.device), 0.0
     noisy, masked, p_mask = forward_process(input_ids, mask_id, eps=eps, t=t, generator=generator)
+    if rows is not None:
+        input_ids, noisy, masked, p_mask = input_ids[rows], noisy[rows], masked[rows], p_mask[rows]
+        b = input_ids.shape[0]
     logits = logits_of(model(noisy))
     token_loss = F.cross_entropy(logits[masked].float(), input_ids[masked], reduction="none") / p_mask[masked]
     return LossOutput(token_loss.sum() / (b * n), p_mask[:, 0], int(masked.sum()), b * n)
@@ -56,9 +63,11 @@ def sft_loss(
     mask_id: int,
     eps: float = 1e-3,
     generator: torch.Generator | None = None,
+    rows: slice | None = None,
 ) -> LossOutput:
     """LLaDA SFT loss: the prompt is never masked; the response (with its end-of-text padding) is masked as
-    in pre-training; each sequence's loss is divided by its response length, then averaged over the batch."""
+    in pre-training; each sequence's loss is divided by its response length, then averaged over the batch.
+    ``rows``: score one shard of the batch, with the whole batch's noise (see :func:`pretrain_loss`)."""
     b, n = input_ids.shape
     positions = torch.arange(n, device=input_ids.device)[None]
     response = positions >= prompt_lengths.to(input_ids.device)[:, None]
@@ -66,6 +75,10 @@ def sft_loss(
     if (response_length[:, 0] == 0).any():
         raise ValueError("a sequence in the batch has no response tokens (prompt length >= sequence length)")
     noisy, masked, p_mask = forward_process(input_ids, mask_id, eps=eps, maskable=response, generator=generator)
+    if rows is not None:
+        input_ids, noisy, masked, p_mask = input_ids[rows], noisy[rows], masked[rows], p_mask[rows]
+        response, response_length = response[rows], response_length[rows]
+        b = input_ids.shape[0]
     logits = logits_of(model(noisy))
     token_loss = F.cross_entropy(logits[masked].float(), input_ids[masked], reduction="none") / p_mask[masked]
     loss = (token_loss / response_length[masked]).sum() / b

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .adapters import context_length_of, lora_target_modules, resolve_mask_id
 from .checkpoint import default_model_path, load_model, resolve_model_path, save_model
 from .config import config_from_preset
@@ -47,7 +48,9 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
     context = PRESETS.get(preset, {}).get("max_position_embeddings", 512)
     if seq_len > context:
         raise ValueError(f"seq_len {seq_len} is above the {preset} preset's context of {context}")
-    tokenizer = _tokenizer_for_run(out, tokenizer_dir, list(train_docs.values()), vocab_size, context)
+    env = distributed.init_distributed(config.device, config.ddp_backend)
+    with distributed.main_process_first():  # rank 0 trains and saves the tokenizer, the others load it
+        tokenizer = _tokenizer_for_run(out, tokenizer_dir, list(train_docs.values()), vocab_size, context)
     train_tokens = pack_tokens(tokenizer, train_docs.values(), seq_len)
     val_tokens = pack_tokens(tokenizer, val_docs.values(), seq_len)
     causal = config.objective == "autoregressive"
@@ -62,9 +65,11 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
             return autoregressive_eval(model, batches)
         return masked_token_loss(model, batches, model.config.mask_token_id)
 
-    initial = evaluate(val)
+    initial = evaluate(val) if env.is_main else None
     result = train(model, PackedBatches(train_tokens, seq_len, batch_size), config, tokenizer=tokenizer,
                    hooks=hooks, resume=resume)
+    if not env.is_main:  # rank 0 evaluates and writes the final model
+        return {"rank": env.rank, "steps": result.steps, "final_train_loss": result.final_loss}
     metrics = {"held_out_before_training": initial, "held_out": evaluate(val), "train": evaluate(trn)}
     metrics["unigram_held_out"] = unigram_cross_entropy(train_tokens, val_tokens, len(tokenizer))
     final = save_model(model, tokenizer, out / "final")
@@ -106,6 +111,7 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
     started = time.perf_counter()
     if lora_rank <= 0 and not merge_lora:
         raise ValueError("merge_lora=False only applies to LoRA runs (lora_rank > 0)")
+    env = distributed.init_distributed(config.device, config.ddp_backend)
     model, tokenizer = load_model(model_dir, device=config.device, dtype=dtype, trust_remote_code=trust_remote_code)
     if tokenizer is None:
         raise ValueError(f"{model_dir} has no tokenizer; SFT needs one to encode the rows")
@@ -115,6 +121,7 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
     if causal != (config.objective == "autoregressive"):
         raise ValueError(f"objective {config.objective!r} does not fit a {'causal' if causal else 'bidirectional'} "
                          f"model ({model_dir})")
+    held_out = held_out if env.is_main else None  # rank 0 evaluates
     before = _answer_eval(model, tokenizer, held_out, causal) if held_out else None
     batches = SFTBatches.from_conversations(tokenizer, conversations, batch_size, seq_len,
                                             context_length=context_length_of(model))
@@ -131,6 +138,8 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
             default_model_path() if model_dir is None else resolve_model_path(model_dir))
     result = train(trainable, batches, config, tokenizer=tokenizer, mask_id=resolve_mask_id(model, None, tokenizer),
                    hooks=hooks, resume=resume)
+    if not env.is_main:  # rank 0 evaluates and writes the final model
+        return {"rank": env.rank, "steps": result.steps, "final_train_loss": result.final_loss}
     out = Path(config.output_dir)
     summary = {"objective": config.objective, "rows": len(conversations), "seq_len": batches.input_ids.shape[1],
                "steps": result.steps, "final_train_loss": result.final_loss, "lora_rank": lora_rank}
@@ -210,3 +219,12 @@ def encode_data_pair(tokenizer, conversation) -> tuple[torch.LongTensor, torch.L
 
     p, r = encode_conversation(tokenizer, conversation)
     return torch.tensor(p), torch.tensor(r)
+
+
+def run_reversal(config, resume: bool = False, progress=None, train_hooks=None) -> dict:
+    """The reversal-curse experiment (:mod:`llada_play.reversal_experiment`) as a recipe, so that jobs can run it."""
+    from .reversal_experiment import ReversalConfig, run_reversal_experiment
+
+    if isinstance(config, dict):
+        config = ReversalConfig.from_dict(config)
+    return run_reversal_experiment(config, progress=progress, train_hooks=train_hooks, resume=resume)

@@ -165,11 +165,14 @@ def evaluate_reversal(model, tokenizer, files: dict[str, list[dict]], config: Re
 
 
 def run_reversal_experiment(config: ReversalConfig, progress: Progress | None = None,
-                            train_hooks: Callable[[str, int, TrainStepRecord], None] | None = None) -> dict:
+                            train_hooks: Callable[[str, int, TrainStepRecord], None] | None = None,
+                            resume: bool = False) -> dict:
     """Train and score every (seed, model kind); write ``results.json`` (and each model) under ``out_dir``.
 
     ``progress(fraction, message)`` is called as the run advances (the app's progress bar);
-    ``train_hooks(kind, seed, record)`` sees every training step (live loss plots).
+    ``train_hooks(kind, seed, record)`` sees every training step (live loss plots). With ``resume`` (a job
+    restarted after preemption), models already scored are kept and a model in training continues from its
+    latest checkpoint.
     """
     started = time.perf_counter()
     out = Path(config.out_dir)
@@ -184,12 +187,15 @@ def run_reversal_experiment(config: ReversalConfig, progress: Progress | None = 
             if progress:
                 progress((j + fraction) / len(jobs), f"[{j + 1}/{len(jobs)}] {kind}, seed {seed}: {message}")
 
-        model = build_model(kind, config, tokenizer, seed)
         run_dir = out / f"seed{seed}" / kind
+        if resume and (run_dir / "run.json").exists():
+            runs.append(json.loads((run_dir / "run.json").read_text()))
+            continue
+        model = build_model(kind, config, tokenizer, seed)
         train_config = TrainConfig(
             objective="autoregressive" if kind == "autoregressive" else "pretrain", output_dir=str(run_dir),
             max_steps=config.steps, lr=config.lr, warmup_steps=min(config.warmup, config.steps), seed=seed,
-            precision=config.precision, device=config.device, save_every=config.steps, keep_last=1,
+            precision=config.precision, device=config.device, save_every=max(1, config.steps // 4), keep_last=1,
             progress=False, random_length_prob=0.0)
 
         def on_step(record: TrainStepRecord, kind=kind, seed=seed) -> None:
@@ -200,19 +206,21 @@ def run_reversal_experiment(config: ReversalConfig, progress: Progress | None = 
 
         report(0.0, "training")
         result = train(model, PackedBatches(tokens, config.seq_len, config.batch_size), train_config,
-                       tokenizer=tokenizer, hooks=on_step)
+                       tokenizer=tokenizer, hooks=on_step, resume=resume)
         model.to("cpu").eval()
         scores = evaluate_reversal(model, tokenizer, files, config,
                                    progress=lambda f, m: report(0.7 + 0.3 * f, m))
         save_model(model, tokenizer, run_dir / "final")
-        runs.append({"seed": seed, "model": kind, "final_train_loss": result.final_loss,
-                     "model_dir": str(run_dir / "final"), "scores": scores})
+        run = {"seed": seed, "model": kind, "final_train_loss": result.final_loss,
+               "model_dir": str(run_dir / "final"), "scores": scores}
+        (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+        runs.append(run)
     results = {
         "config": asdict(config),
         "data": {name: len(rows) for name, rows in sorted(files.items())},
         "train_tokens": len(tokens),
         "tokens_per_model": config.steps * config.batch_size * config.seq_len,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in build_model(config.models[0], config, tokenizer, 0).parameters()),
         "runs": runs,
         "summary": summarise(runs),
         "wall_time_s": round(time.perf_counter() - started, 1),

@@ -6,6 +6,7 @@ optimizer, schedule and two generators saved together (see docs/ARCHITECTURE.md)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,7 +20,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .adapters import as_denoiser
+from . import distributed
+from .adapters import Denoiser, as_denoiser
 from .checkpoint import publish_directory
 from .losses import autoregressive_loss, pretrain_loss, sft_loss
 
@@ -49,6 +51,7 @@ class TrainConfig:
     save_every: int = 250
     keep_last: int = 2
     progress: bool = True
+    ddp_backend: str = "auto"  # several processes: auto (nccl on GPUs, gloo on CPU) | gloo | nccl
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -62,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"fixed_mask_ratio must be in (0, 1], got {self.fixed_mask_ratio}")
         if self.precision not in {"auto", "bf16", "fp32"}:
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.ddp_backend not in distributed.BACKENDS:
+            raise ValueError(f"ddp_backend must be one of {distributed.BACKENDS}, got {self.ddp_backend!r}")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -125,13 +130,18 @@ def cpu_has_fast_bf16() -> bool:
     return bool(probe and probe())
 
 
-def compute_loss(model, batch: dict, config: TrainConfig, mask_id: int, generator: torch.Generator):
+def compute_loss(model, batch: dict, config: TrainConfig, mask_id: int, generator: torch.Generator,
+                 rows: slice | None = None):
+    """The objective's loss on ``batch`` (on its ``rows`` only when this process holds one shard of it)."""
     ids = batch["input_ids"]
     if config.objective == "pretrain":
         return pretrain_loss(model, ids, mask_id, config.mask_eps, config.random_length_prob, generator,
-                             config.fixed_mask_ratio)
+                             config.fixed_mask_ratio, rows)
     if config.objective == "sft":
-        return sft_loss(model, ids, batch["prompt_lengths"], mask_id, config.mask_eps, generator)
+        return sft_loss(model, ids, batch["prompt_lengths"], mask_id, config.mask_eps, generator, rows)
+    if rows is not None:
+        batch = {k: v[rows] for k, v in batch.items()}
+        ids = batch["input_ids"]
     loss_mask = None
     if "prompt_lengths" in batch:  # AR SFT: score the response only
         loss_mask = torch.arange(ids.shape[1], device=ids.device)[None] >= batch["prompt_lengths"][:, None]
@@ -179,6 +189,15 @@ def save_checkpoint(output_dir, step, model, tokenizer, optimizer, generators, c
     for old in checkpoint_dirs(output_dir)[:-config.keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _all_same_step(step: int) -> None:
+    """Every rank must resume from the same checkpoint (a shared file system); say so when they do not."""
+    if distributed.current().world_size == 1:
+        return
+    if not distributed.same_on_all_ranks(step):
+        raise ValueError(f"the processes found different checkpoints to resume from (this rank: step {step}); "
+                         "the output directory must be on a file system every node shares")
 
 
 # A checkpoint holds what the run trains: the whole model, or only the adapters of a peft (LoRA) model, whose
@@ -279,12 +298,20 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
     ``config.max_steps`` optimizer steps. ``hooks`` get a :class:`TrainStepRecord` after every step.
     With ``resume``, continue from the latest checkpoint in ``config.output_dir``."""
     hooks = [hooks] if callable(hooks) else list(hooks or [])
-    device = torch.device(config.device)
+    env = distributed.init_distributed(config.device, config.ddp_backend)
+    device = distributed.local_device(config.device)
     model.to(device).train()
-    forward = model  # what the loss calls: the model itself, or its denoiser view (aligned logits)
+    main = env.is_main
+    forward_model = model
+    if env.world_size > 1:  # gradients are averaged across processes during backward
+        forward_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    forward = forward_model  # what the loss calls: the (DDP-wrapped) model, or its denoiser view (aligned logits)
     if config.objective != "autoregressive":
-        forward = as_denoiser(model, mask_id)
-        mask_id = forward.mask_id
+        view = as_denoiser(model, mask_id)
+        mask_id = view.mask_id
+        forward = view if forward_model is model else Denoiser(
+            forward_model, view.family, view.mask_id, view.eos_token_ids, view.vocab_size, view.context_length)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model, config)
@@ -293,38 +320,47 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
     torch.manual_seed(config.seed)
     metrics_path = out / "metrics.jsonl"
     start = 0
-    if resume:
-        existing = checkpoint_dirs(out)
+    existing = checkpoint_dirs(out) if resume else []
+    if existing:
+        start = load_checkpoint(existing[-1], model, optimizer, generators, config)
+    _all_same_step(start)
+    if main:
         if existing:
-            start = load_checkpoint(existing[-1], model, optimizer, generators, config)
             _trim_metrics(metrics_path, start)
-    elif metrics_path.exists():
-        metrics_path.unlink()  # a fresh run starts a fresh log
-    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+        elif metrics_path.exists():
+            metrics_path.unlink()  # a fresh run starts a fresh log
+        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
 
     autocast_dtype = resolve_precision(config, device)
     history: list[dict] = []
     last_checkpoint = None
     loss_value = float("nan")
-    bar = tqdm(total=config.max_steps, initial=start, disable=not config.progress, desc=config.objective,
-               dynamic_ncols=True)
+    bar = tqdm(total=config.max_steps, initial=start, disable=not config.progress or not main,
+               desc=config.objective, dynamic_ncols=True)
     t0 = time.perf_counter()
     step = start
-    with metrics_path.open("a") as log:
+    with (metrics_path.open("a") if main else open(os.devnull, "w")) as log:
         while step < config.max_steps:
             step_start = time.perf_counter()
             lr = lr_at(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             total_loss, tokens, ratios = 0.0, 0, []
-            for _ in range(config.grad_accum):
+            for micro in range(config.grad_accum):
+                # every rank draws the whole global batch (same generator, same seed) and scores its rows
                 batch = {k: v.to(device) for k, v in batches.next_batch(generators["data"]).items()}
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    result = compute_loss(forward, batch, config, mask_id, generators["mask"])
-                (result.loss / config.grad_accum).backward()
+                rows = distributed.shard_rows(batch["input_ids"].shape[0], env)
+                sync = env.world_size == 1 or micro == config.grad_accum - 1
+                with contextlib.nullcontext() if sync else forward_model.no_sync():
+                    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                        result = compute_loss(forward, batch, config, mask_id, generators["mask"], rows)
+                    (result.loss / config.grad_accum).backward()
                 total_loss += result.loss.item() / config.grad_accum
                 tokens += batch["input_ids"].numel()
                 ratios.extend(result.p_mask.tolist())
+            if env.world_size > 1:  # log the global batch's loss and masking ratio, as one process would
+                total_loss, mean_ratio = distributed.mean_over_ranks([total_loss, sum(ratios) / len(ratios)])
+                ratios = [mean_ratio]
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -335,6 +371,8 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
                                      tokens=tokens, tokens_per_s=tokens / dt, elapsed=time.perf_counter() - t0)
             for hook in hooks:
                 hook(record)
+            if env.world_size > 1:  # one rank's hook stopping or saving decides for all
+                record._stop, record._save = distributed.any_rank([record._stop, record._save])
             if step % config.log_every == 0 or step == config.max_steps or record._stop:
                 row = {"step": step, "loss": round(total_loss, 5), "lr": lr, "grad_norm": round(grad_norm, 4),
                        "mask_ratio": round(sum(ratios) / len(ratios), 4), "tokens_per_s": round(tokens / dt, 1),
@@ -345,7 +383,10 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss:.3f}", tok_s=f"{tokens / dt:.0f}")
             if step % config.save_every == 0 or step == config.max_steps or record._stop or record._save:
-                last_checkpoint = save_checkpoint(out, step, model, tokenizer, optimizer, generators, config)
+                if main:  # the ranks hold identical weights; one writes them
+                    last_checkpoint = save_checkpoint(out, step, model, tokenizer, optimizer, generators, config)
+                distributed.barrier()
+                last_checkpoint = last_checkpoint if main else out / "checkpoints" / f"step-{step:07d}"
             if record._stop:
                 break
     bar.close()

@@ -1,0 +1,349 @@
+"""Training runs as jobs: on this machine (a subprocess) or on a Slurm cluster, through ``submitit``.
+
+    from llada_play.jobs import ClusterConfig, submit
+    job = submit(TrainConfig(output_dir="runs/j", max_steps=200), recipe="pretrain", corpus="data/shakespeare",
+                 cluster=ClusterConfig(executor="slurm", partition="gpu", gpus_per_node=4, tasks_per_node=4))
+    job.status(); job.log_tail(); job.metrics(); job.cancel(); job.result(); job.model_dir()
+
+A job runs a recipe (``recipes.run_pretraining`` / ``run_sft`` / ``run_reversal``) or a ``llada-play``
+command line with the same configuration the CLI takes. Several tasks per node (and several nodes) train
+with torch.distributed, one process per task, as Slurm's srun starts them. Every job continues from the
+latest checkpoint in its output directory, so a preempted job that Slurm requeues picks up where it was.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import submitit
+
+from .training import TrainConfig, checkpoint_dirs
+
+EXECUTORS = ("local", "slurm")
+# recipe name -> function name in llada_play.recipes (looked up when the job runs)
+RECIPES = {"pretrain": "run_pretraining", "sft": "run_sft", "reversal": "run_reversal"}
+FINISHED_OK = {"COMPLETED"}
+RUNNING = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "CONFIGURING", "RESIZING", "SUSPENDED", "READY"}
+
+
+class JobFailed(RuntimeError):
+    """A job ended without success; the message carries its state and the tail of its log."""
+
+
+@dataclass
+class ClusterConfig:
+    """Where and how a job runs. ``local`` needs nothing; ``slurm`` submits with sbatch (through submitit)."""
+
+    executor: str = "local"
+    tasks_per_node: int = 1  # training processes per node (torch.distributed when nodes * tasks > 1)
+    nodes: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int | None = None
+    partition: str | None = None
+    account: str | None = None
+    time_min: int = 60  # time limit
+    sbatch: dict[str, str] = field(default_factory=dict)  # extra sbatch options, e.g. {"qos": "high"}
+    setup: list[str] = field(default_factory=list)  # shell lines run first (module load, conda activate...)
+    folder: str | None = None  # submitit's logs and pickles (default: <output_dir>/submitit)
+    max_requeues: int = 3  # preemptions/time-outs a job survives by requeueing itself
+
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}; choose one of {EXECUTORS}")
+        for name in ("tasks_per_node", "nodes", "time_min"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.gpus_per_node < 0:
+            raise ValueError(f"gpus_per_node must be >= 0, got {self.gpus_per_node}")
+        if self.executor == "local" and self.nodes != 1:
+            raise ValueError("the local executor runs on this machine only: nodes must be 1 (use executor='slurm')")
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.tasks_per_node
+
+
+def check_compatible(config: TrainConfig, cluster: ClusterConfig, batch_size: int | None = None) -> None:
+    """Refuse, before submitting, what would only fail on the cluster."""
+    gpu = config.device.startswith("cuda")
+    if config.ddp_backend == "nccl" and cluster.gpus_per_node == 0:
+        raise ValueError("ddp_backend 'nccl' needs GPUs, but the job asks for gpus_per_node=0 "
+                         "(ask for GPUs, or use ddp_backend 'gloo' / 'auto' on CPUs)")
+    if gpu and cluster.gpus_per_node == 0:
+        raise ValueError(f"device {config.device!r} needs GPUs, but the job asks for gpus_per_node=0")
+    if gpu and cluster.tasks_per_node > cluster.gpus_per_node:
+        raise ValueError(f"{cluster.tasks_per_node} GPU processes per node need as many GPUs "
+                         f"(gpus_per_node={cluster.gpus_per_node})")
+    if batch_size is not None and batch_size % cluster.world_size:
+        raise ValueError(f"batch size {batch_size} is not divisible by the {cluster.world_size} training "
+                         "processes; the global batch is split evenly between them")
+
+
+# ---- what runs inside the job -------------------------------------------------------------------------
+
+def _join_process_group_env() -> None:
+    """Export RANK/WORLD_SIZE/MASTER_* from submitit's view of the job when it has several tasks."""
+    env = submitit.JobEnvironment()
+    if env.num_tasks > 1 and "RANK" not in os.environ:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
+class RecipeJob(submitit.helpers.Checkpointable):
+    """Runs ``recipes.<recipe>(config=..., resume=True, **options)``. Checkpointable: on preemption submitit
+    requeues this same object, which resumes from the latest checkpoint."""
+
+    def __init__(self, recipe: str, config: TrainConfig, options: dict):
+        self.recipe, self.config, self.options = recipe, config, options
+
+    def __call__(self):
+        from . import distributed, recipes
+
+        _join_process_group_env()
+        try:
+            return getattr(recipes, RECIPES[self.recipe])(config=self.config, resume=True, **self.options)
+        finally:
+            distributed.shutdown()
+
+
+class CommandJob(submitit.helpers.Checkpointable):
+    """Runs a ``llada-play train/sft/reversal ...`` command line (with ``--resume``) inside the job; errors
+    propagate so that the job fails with its traceback in the log."""
+
+    def __init__(self, argv: list[str]):
+        self.argv = list(argv)
+
+    def __call__(self):
+        from . import distributed
+        from .cli import build_parser
+
+        _join_process_group_env()
+        args = build_parser().parse_args(self.argv)
+        args.resume = True
+        try:
+            return args.func(args)
+        finally:
+            distributed.shutdown()
+
+
+# ---- the handle ----------------------------------------------------------------------------------------
+
+def _tail(path: Path, lines: int) -> str:
+    if not path.exists():
+        return ""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 200 * lines))
+        text = f.read().decode("utf-8", errors="replace")
+    # tqdm redraws with carriage returns; keep the last drawing of each line
+    rows = [r.rsplit("\r", 1)[-1] for r in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join(rows[-lines:])
+
+
+class JobHandle:
+    """A submitted training job: status, log tail, metrics, cancel, result and the trained model."""
+
+    def __init__(self, job, output_dir: str | Path, cluster: ClusterConfig, name: str = ""):
+        self.job, self.output_dir, self.cluster, self.name = job, Path(output_dir), cluster, name
+        self._cancelled = False
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.cluster.executor} job {self.job_id}, {self.status()}, {self.output_dir})"
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job.job_id)
+
+    def status(self) -> str:
+        """PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT... (Slurm's words, read through sacct)."""
+        if self.cluster.executor == "slurm":
+            state = self.job.watcher.get_state(self.job.job_id, mode="force").upper()
+            return "CANCELLED" if state.startswith("CANCELLED") else state
+        state = self.job.state  # local: RUNNING, FINISHED or INTERRUPTED (killed by a signal)
+        if state == "RUNNING":
+            return "RUNNING"
+        if self._cancelled:
+            return "CANCELLED"
+        if state == "FINISHED" and self.job.paths.result_pickle.exists():
+            outcome, _ = submitit.core.utils.pickle_load(self.job.paths.result_pickle)
+            return "COMPLETED" if outcome == "success" else "FAILED"
+        return "FAILED"
+
+    def done(self) -> bool:
+        return self.status() not in RUNNING | {"UNKNOWN"}
+
+    def log_paths(self) -> tuple[Path, Path]:
+        """stdout and stderr of rank 0."""
+        return self.job.paths.stdout, self.job.paths.stderr
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of rank 0's output and of its error stream (progress bars, warnings, tracebacks)."""
+        out, err = (_tail(p, lines) for p in self.log_paths())
+        return "\n".join(part for part in (out.strip("\n"), err.strip("\n")) if part)
+
+    def metrics(self) -> list[dict]:
+        """The rows of the run's metrics.jsonl so far (step, loss, lr, ...)."""
+        path = self.output_dir / "metrics.jsonl"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written right now
+                break
+        return rows
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self.job.cancel(check=False)
+
+    def preempt(self) -> None:
+        """Send the preemption signal (what a cluster does before taking the nodes back), for trying requeue."""
+        self.job._interrupt()
+
+    def wait(self, timeout_s: float | None = None, poll_s: float = 1.0,
+             on_poll: Callable[["JobHandle"], None] | None = None) -> str:
+        """Block until the job ends (or ``timeout_s``), calling ``on_poll(self)`` every ``poll_s``; returns the
+        final status."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            status = self.status()
+            if on_poll is not None:
+                on_poll(self)
+            if status not in RUNNING | {"UNKNOWN"}:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.job_id} still {status} after {timeout_s} s\n{self.log_tail()}")
+            time.sleep(poll_s)
+
+    def result(self, timeout_s: float | None = None):
+        """The recipe's summary (rank 0's); raises :class:`JobFailed` with the log tail if the job failed."""
+        status = self.wait(timeout_s)
+        if status not in FINISHED_OK:
+            raise JobFailed(f"job {self.job_id} ended {status}; the end of its log:\n{self.log_tail(30)}")
+        try:
+            return self.job.results()[0]  # rank 0's (every task of a job returns one)
+        except Exception as err:  # noqa: BLE001 - submitit re-raises the job's own error
+            raise JobFailed(f"job {self.job_id} failed: {err}\n{self.log_tail(30)}") from err
+
+    def model_dir(self) -> Path | None:
+        """The trained model: ``final/`` once the job has finished, else the latest checkpoint (or None)."""
+        final = self.output_dir / "final"
+        if (final / "config.json").exists():
+            return final
+        existing = checkpoint_dirs(self.output_dir)
+        return existing[-1] if existing else None
+
+
+# ---- submitting ----------------------------------------------------------------------------------------
+
+def make_executor(cluster: ClusterConfig, folder: Path, name: str = "llada-play"):
+    """A submitit executor for the cluster settings (LocalExecutor or SlurmExecutor)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if cluster.executor == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=cluster.time_min, tasks_per_node=cluster.tasks_per_node,
+                                   gpus_per_node=cluster.gpus_per_node)
+        return executor
+    if shutil.which("sbatch") is None:
+        raise ValueError("executor 'slurm' needs Slurm's sbatch on PATH (this machine has none); "
+                         "use executor='local', or scripts/local-slurm.sh for a test cluster")
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=cluster.max_requeues, python=sys.executable)
+    params = dict(job_name=name, time=cluster.time_min, nodes=cluster.nodes, ntasks_per_node=cluster.tasks_per_node,
+                  additional_parameters={"open_mode": "append", **cluster.sbatch}, setup=list(cluster.setup), signal_delay_s=60,
+                  stderr_to_stdout=False)
+    if cluster.gpus_per_node:
+        params["gpus_per_node"] = cluster.gpus_per_node
+    for key in ("cpus_per_task", "partition", "account"):
+        if getattr(cluster, key) is not None:
+            params[key] = getattr(cluster, key)
+    executor.update_parameters(**params)  # open_mode append: a requeued job's log keeps what came before
+    return executor
+
+
+def _submit_all(executor, jobs: list, cluster: ClusterConfig) -> list:
+    try:
+        if len(jobs) == 1:
+            return [executor.submit(jobs[0])]
+        with executor.batch():  # one job array on Slurm
+            futures = [executor.submit(j) for j in jobs]
+        return futures
+    except submitit.core.utils.FailedJobError as err:
+        # sbatch refused it (unknown partition or account, too many GPUs...): its own words, one line each
+        words = [line for line in str(err).splitlines() if "error" in line.lower()] or [str(err)]
+        raise ValueError(f"{cluster.executor} refused the job: " + " | ".join(w.strip() for w in words[:3])) from err
+
+
+def submit(config: TrainConfig, recipe: str = "pretrain", cluster: ClusterConfig | None = None,
+           **options) -> JobHandle:
+    """Run ``recipes.<recipe>`` with ``config`` (and the recipe's other keyword ``options``, e.g. ``corpus``,
+    ``preset``, ``batch_size``) as a job; returns its :class:`JobHandle` at once."""
+    return submit_sweep(config, [{}], recipe, cluster, **options)[0]
+
+
+def sweep_grid(**axes) -> list[dict]:
+    """Every combination of the axes: ``sweep_grid(seed=[0, 1], objective=["pretrain", "autoregressive"])``."""
+    names = list(axes)
+    return [dict(zip(names, values)) for values in itertools.product(*(axes[n] for n in names))]
+
+
+def _variant_name(variant: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in variant.items()) or "run"
+
+
+def submit_sweep(config: TrainConfig, variants: list[dict], recipe: str = "pretrain",
+                 cluster: ClusterConfig | None = None, **options) -> list[JobHandle]:
+    """One job per variant, as a single job array on Slurm. A variant overrides TrainConfig fields (``seed``,
+    ``objective``, ``lr``...) or recipe options (``preset``...); each writes to
+    ``<config.output_dir>/<k=v,...>`` unless it is the only one."""
+    cluster = cluster or ClusterConfig()
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+    if not variants:
+        raise ValueError("a sweep needs at least one variant")
+    config_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    jobs, dirs = [], []
+    for variant in variants:
+        own = {k: v for k, v in variant.items() if k in config_fields}
+        out = Path(config.output_dir) if len(variants) == 1 else Path(config.output_dir) / _variant_name(variant)
+        run_config = dataclasses.replace(config, **own, output_dir=str(out), progress=False)
+        run_options = {**options, **{k: v for k, v in variant.items() if k not in config_fields}}
+        check_compatible(run_config, cluster, run_options.get("batch_size"))
+        jobs.append(RecipeJob(recipe, run_config, run_options))
+        dirs.append(out)
+    folder = Path(cluster.folder or Path(config.output_dir) / "submitit")
+    futures = _submit_all(make_executor(cluster, folder, f"llada-{recipe}"), jobs, cluster)
+    return [JobHandle(f, d, cluster, _variant_name(v)) for f, d, v in zip(futures, dirs, variants)]
+
+
+def submit_command(argv: list[str], cluster: ClusterConfig | None = None) -> JobHandle:
+    """Run a ``llada-play train/sft/reversal ...`` command line as a job (parsed here first, so that a typo
+    fails now rather than on the cluster)."""
+    from .cli import build_parser, train_config_from_args
+
+    cluster = cluster or ClusterConfig()
+    if not argv or argv[0] not in {"train", "sft", "reversal"}:
+        raise ValueError(f"submit runs a training command (train, sft or reversal), got {argv[:1] or 'nothing'}")
+    args = build_parser().parse_args(argv)
+    objective = {"train": "pretrain", "sft": "sft"}.get(argv[0], "pretrain")
+    if getattr(args, "autoregressive", False):
+        objective = "autoregressive"
+    if argv[0] in {"train", "sft"}:
+        check_compatible(train_config_from_args(args, objective), cluster, getattr(args, "batch_size", None))
+        out = Path(args.out)
+    else:  # reversal: --out is the results file; its models (and the job's logs) go to the run directory
+        from .cli import reversal_run_dir
+
+        out = reversal_run_dir(args)
+    folder = Path(cluster.folder or out / "submitit")
+    argv = [*argv, "--no-progress"] if "--no-progress" not in argv else list(argv)
+    futures = _submit_all(make_executor(cluster, folder, f"llada-{argv[0]}"), [CommandJob(argv)], cluster)
+    return JobHandle(futures[0], out, cluster, argv[0])
