@@ -26,6 +26,7 @@ class ComparisonResult:
     name: str
     text: str
     forward_passes: int  # model evaluations (a CFG step counts two: conditional and unconditional)
+    windowed_passes: int  # how many of them were cheaper block-cache passes over a window
     steps: int
     wall_time_s: float
     trace: Trace
@@ -41,13 +42,20 @@ def compare_settings(model, tokenizer, prompt_ids: torch.LongTensor, settings: l
     results = []
     for setting in settings:
         recorder = TraceRecorder(tokenizer, params={"name": setting.name, **setting.kwargs})
+        counter = PassCounter(model) if isinstance(model, torch.nn.Module) else None
         start = time.perf_counter()
-        out = generate(model, prompt_ids, seed=seed, hooks=recorder, **setting.kwargs)
+        try:
+            out = generate(model, prompt_ids, seed=seed, hooks=recorder, **setting.kwargs)
+        finally:
+            if counter is not None:
+                counter.remove()
         elapsed = time.perf_counter() - start
         trace = recorder.trace()
         n = len(trace.steps)
+        cfg = setting.kwargs.get("cfg_scale", 0.0)
+        windowed = forward_passes(counter.windowed, cfg) if counter is not None else 0
         results.append(ComparisonResult(setting.name, decode_generation(tokenizer, out[0], prompt_ids.shape[1]),
-                                        forward_passes(n, setting.kwargs.get("cfg_scale", 0.0)), n, elapsed, trace))
+                                        forward_passes(n, cfg), windowed, n, elapsed, trace))
     return results
 
 
@@ -77,7 +85,7 @@ def accuracy_by_setting(model, tokenizer, conversations, settings: list[SamplerS
     rows = []
     for setting in settings:
         kwargs = dict(setting.kwargs)
-        counter = PassCounter(model)
+        counter = PassCounter(model)  # answer_accuracy needs parameters, so model is an nn.Module here
         start = time.perf_counter()
         try:
             result = answer_accuracy(model, tokenizer, conversations, batch_size=batch_size, seed=seed,
