@@ -102,7 +102,7 @@ def sampler_kwargs(gen_len, n_steps, block_len, temp, cfg, strategy, thresh) -> 
                 cfg_scale=float(cfg), remasking=strategy, threshold=float(thresh) if thresh else None)
 
 
-def build_app(registry: ModelRegistry) -> gr.Blocks:
+def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -> gr.Blocks:
     initial_key = DEFAULT_KEY
     with gr.Blocks(title="llada-play") as demo:
         gr.Markdown("# llada-play\nA masked-diffusion language model writes by **unmasking**: it starts from a "
@@ -217,8 +217,34 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
             cancel_event = gr.State(None)
 
         with gr.Tab("Reversal curse"):
-            gr.Markdown("The reversal-curse experiment (a diffusion model against its autoregressive twin on facts "
-                        "seen in one direction only) will appear here.")
+            gr.Markdown("**The reversal curse.** Two models of the same shape, one masked-diffusion and one "
+                        "autoregressive, learn invented facts (\"Daphne Barrington is the director of ...\") stated in "
+                        "one direction only, on the same token windows. Asked the other way round, which one still "
+                        "knows? Run the quick experiment (two seeds, a few minutes on a laptop CPU) or load a recorded "
+                        "result, then ask both models yourself.")
+            with gr.Row():
+                rev_run = gr.Button("Run the quick experiment", variant="primary")
+                rev_cancel = gr.Button("Cancel")
+                rev_choice = gr.Dropdown(recorded_reversal_results(registry), label="Recorded result",
+                                         allow_custom_value=True, scale=3)
+                rev_load = gr.Button("Load")
+            rev_status = gr.HTML("")
+            with gr.Row():
+                rev_table = gr.Dataframe(label="Accuracy (%), mean ± std over seeds", wrap=True)
+                rev_plot = gr.Plot(label="Both models, both directions")
+            gr.Markdown("**Ask both models** (the first seed's pair). Questions are sentence starts; the held-out "
+                        "templates below were never seen in training.")
+            with gr.Row():
+                rev_example = gr.Dropdown([], label="Held-out question (direction: question)", scale=3)
+                rev_question = gr.Textbox(label="Question", scale=3)
+                rev_ask = gr.Button("Ask both")
+            with gr.Row():
+                rev_diffusion = gr.Textbox(label="Diffusion model")
+                rev_autoregressive = gr.Textbox(label="Autoregressive model")
+                rev_expected = gr.Textbox(label="True answer")
+            rev_canvas = gr.HTML(label="The diffusion model's denoising")
+            rev_state = gr.State(None)
+            rev_cancel_event = gr.State(None)
 
         with gr.Tab("Model"):
             choice = gr.Dropdown(registry.choices(), value=initial_key, label="Model", allow_custom_value=True,
@@ -492,6 +518,104 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
                 raise gr.Error(str(err)) from err
             yield key, registry.describe(key), f"Loaded `{key}`: every tab of this page now uses it."
 
+        def reversal_view(results, note):
+            from llada_play.reversal_experiment import results_figure, results_table
+
+            rows = results_table(results)
+            kinds = [k for k in rows[0] if k != "metric"] if rows else []
+            table = [[r["metric"], *[r[k] for k in kinds]] for r in rows]
+            examples = reversal_examples(results)
+            return (results, _progress_html(1.0, note), gr.update(value=table, headers=["metric", *kinds]),
+                    results_figure(results), gr.update(choices=examples, value=examples[0] if examples else None))
+
+        def reversal_run(_cancel):
+            import queue as queue_module
+            import time as time_module
+
+            from llada_play.reversal_experiment import ReversalConfig, run_reversal_experiment
+
+            cancel = threading.Event()
+            out = (registry.models_dir or ROOT / "runs") / "reversal-app" / time_module.strftime("%Y%m%d-%H%M%S")
+            config = ReversalConfig.quick(**{**(reversal_overrides or {}), "out_dir": str(out)})
+            events: queue_module.Queue = queue_module.Queue()
+
+            def progress(fraction, message):
+                if cancel.is_set():
+                    raise _Cancelled()
+                events.put(("progress", fraction, message))
+
+            def work():
+                try:
+                    events.put(("done", run_reversal_experiment(config, progress=progress)))
+                except _Cancelled:
+                    events.put(("cancelled",))
+                except Exception as err:  # shown in the page
+                    events.put(("error", err))
+
+            threading.Thread(target=work, daemon=True).start()
+            keep = gr.update()
+            yield None, cancel, _progress_html(0.0, "Starting: generating the facts, packing the training text..."), keep, keep, keep
+            while True:
+                kind, *payload = events.get()
+                if kind == "error":
+                    raise gr.Error(str(payload[0]))
+                if kind == "cancelled":
+                    yield None, None, _progress_html(0.0, "Cancelled."), keep, keep, keep
+                    return
+                if kind == "done":
+                    results = payload[0]
+                    view = reversal_view(results, f"Done in {results['wall_time_s']:.0f} s; results in "
+                                                  f"{out / 'results.json'}.")
+                    yield view[0], None, *view[1:]
+                    return
+                fraction, message = payload
+                yield gr.update(), cancel, _progress_html(fraction, message), keep, keep, keep
+
+        def reversal_cancel(cancel):
+            if cancel is not None:
+                cancel.set()
+            return _progress_html(0.0, "Cancelling after the current step...")
+
+        def reversal_load(path):
+            from llada_play.reversal_experiment import read_results
+
+            if not path:
+                raise gr.Error("choose a results file (written by `llada-play reversal --out ...` or by this tab)")
+            try:
+                results = read_results(path)
+            except ValueError as err:
+                raise gr.Error(str(err)) from err
+            view = reversal_view(results, f"Loaded {path}: {len(results['runs'])} models, "
+                                          f"{len(results['config']['seeds'])} seeds.")
+            return view[0], None, *view[1:]
+
+        def reversal_pick(example):
+            if not example:
+                return "", ""
+            question, expected = example.split(" | ", 1)
+            return question.split(": ", 1)[1], expected
+
+        def reversal_ask(results, question):
+            from llada_play.reversal import answer, answer_settings, question_ids
+
+            if results is None:
+                raise gr.Error("run the quick experiment or load a result first")
+            try:
+                pair = reversal_models(results)
+                diffusion, tokenizer = pair["diffusion"]
+                ids = question_ids(tokenizer, question)
+            except (ValueError, CheckpointError) as err:
+                raise gr.Error(str(err)) from err
+            ar_answer = answer(pair["autoregressive"][0], tokenizer, question) if "autoregressive" in pair else "n/a"
+            pieces, confidences, eos, html = PieceCache(tokenizer), {}, stop_token_ids(tokenizer), ""
+            for item in iterate_generation(diffusion, ids, tokenizer, record_trace=False, **answer_settings(tokenizer)):
+                if isinstance(item, GenerationDone):
+                    text = decode_generation(tokenizer, item.output[0], ids.shape[1])
+                    yield text, ar_answer, html
+                    return
+                html = record_canvas(item, pieces, confidences, eos_ids=eos)
+                yield "", ar_answer, html
+
         denoise_inputs = [model_key, prompt, chat, pins, gen_length, steps, block_length, temperature, cfg_scale,
                           remasking, threshold, seed]
         run.click(denoise, denoise_inputs, [trace_state, status, canvas, text_out, scrub, order_plot, conf_plot],
@@ -519,8 +643,69 @@ def build_app(registry: ModelRegistry) -> gr.Blocks:
         sft_cancel.click(cancel_sft, [cancel_event], [sft_status], api_name="cancel_sft")
         load.click(load_model_for_session, [choice, model_key], [model_key, model_info, load_status],
                    api_name="load_model")
+        rev_outputs = [rev_state, rev_cancel_event, rev_status, rev_table, rev_plot, rev_example]
+        rev_run.click(reversal_run, [rev_cancel_event], rev_outputs, api_name="reversal_run", concurrency_limit=1)
+        rev_cancel.click(reversal_cancel, [rev_cancel_event], [rev_status], api_name="reversal_cancel")
+        rev_load.click(reversal_load, [rev_choice], rev_outputs, api_name="reversal_load")
+        rev_example.change(reversal_pick, [rev_example], [rev_question, rev_expected], api_name=False)
+        rev_ask.click(reversal_ask, [rev_state, rev_question], [rev_diffusion, rev_autoregressive, rev_canvas],
+                      api_name="reversal_ask", concurrency_limit=2)
         refresh.click(lambda: gr.update(choices=registry.choices()), None, choice, api_name=False)
     return demo
+
+
+class _Cancelled(Exception):
+    """Raised from the reversal experiment's progress callback to stop it."""
+
+
+RECORDED_REVERSAL = ROOT / "data" / "reversal" / "results"
+
+
+def recorded_reversal_results(registry: ModelRegistry) -> list[str]:
+    """Results files shipped with the project and those written under the models folder."""
+    found = sorted(RECORDED_REVERSAL.glob("*.json"))
+    if registry.models_dir and registry.models_dir.is_dir():
+        found += sorted(registry.models_dir.glob("**/results.json"))
+    return [str(p) for p in found]
+
+
+def reversal_examples(results: dict, per_set: int = 3) -> list[str]:
+    """A few held-out questions of each direction, as "set: question | answer" choices."""
+    from llada_play.reversal_experiment import QUESTIONS, ReversalConfig, load_experiment_data
+
+    try:
+        files = load_experiment_data(ReversalConfig.from_dict(results["config"]))
+    except (ValueError, OSError):
+        return []
+    return [f"{key}: {row['prompt']} | {row['completion'].strip()}" for key, name in QUESTIONS
+            for row in files.get(name, [])[::max(1, len(files.get(name, [])) // per_set)][:per_set]]
+
+
+_REVERSAL_MODELS: dict[str, tuple] = {}
+
+
+def reversal_models(results: dict) -> dict[str, tuple]:
+    """The first seed's trained models of a result, loaded once; a clear error when they are not on disk."""
+    first = results["config"]["seeds"][0]
+    pair = {}
+    for run in results["runs"]:
+        if run["seed"] != first:
+            continue
+        path = run["model_dir"]
+        if path not in _REVERSAL_MODELS:
+            if not Path(path, "config.json").exists():
+                raise CheckpointError(f"this result's models are not on this machine ({path}); run the quick "
+                                      "experiment here to ask questions")
+            _REVERSAL_MODELS[path] = load_model(path)
+        pair[run["model"]] = _REVERSAL_MODELS[path]
+    return pair
+
+
+def _progress_html(fraction: float, message: str) -> str:
+    import html
+
+    return (f'<div class="lp-progress"><progress value="{fraction:.3f}" max="1" style="width:100%"></progress>'
+            f"<div>{html.escape(message)}</div></div>")
 
 
 def _plain(content) -> str:
@@ -565,10 +750,23 @@ def main(argv=None) -> None:
                         help="allow checkpoints that ship their own Python code (e.g. LLaDA-8B); off by default")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--reversal-overrides", default=None, metavar="JSON",
+                        help="settings for the reversal tab's quick run, e.g. '{\"steps\": 200}' on a slow machine")
     args = parser.parse_args(argv)
+    overrides = None
+    if args.reversal_overrides:
+        import json
+
+        from llada_play.reversal_experiment import ReversalConfig
+
+        try:
+            overrides = json.loads(args.reversal_overrides)
+            ReversalConfig.quick(**overrides)  # refuse bad settings now, not after a click
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            parser.error(f"--reversal-overrides: {err}")
     torch.set_grad_enabled(False)
     registry = ModelRegistry(args.model, args.models_dir, trust_remote_code=args.trust_remote_code)
-    demo = build_app(registry)
+    demo = build_app(registry, overrides)
     demo.queue(default_concurrency_limit=2)
     demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False, theme=THEME, head=HEAD, css=CSS,
                 show_error=True)

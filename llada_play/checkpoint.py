@@ -15,6 +15,12 @@ from .config import LladaConfig
 from .modeling import LladaForMaskedLM
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+# The default model's autoregressive twin (same shape, tokenizer, data and budget; causal attention): the
+# baseline of the reversal-curse experiment when it starts from pre-trained models.
+DEFAULT_AR_MODEL_DIR = Path(__file__).resolve().parent / "default_ar_model"
+# The default model after `llada-play sft` on the shipped arithmetic rows (defaults: 1000 steps): a model with a
+# task that has ground truth, for comparing samplers (notebook 02, benchmarks/fast_decoding.py).
+ARITHMETIC_MODEL_DIR = Path(__file__).resolve().parent / "arithmetic_model"
 
 
 class CheckpointError(ValueError):

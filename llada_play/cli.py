@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -86,8 +87,6 @@ def train_config_from_args(args, objective: str):
 
 
 def _print_summary(summary: dict) -> None:
-    import json
-
     print(json.dumps({k: v for k, v in summary.items() if k not in {"config", "train_documents"}}, indent=2))
 
 
@@ -95,7 +94,10 @@ def cmd_train(args) -> int:
     from .recipes import run_pretraining
 
     objective = "autoregressive" if args.autoregressive else "pretrain"
-    summary = run_pretraining(args.data, train_config_from_args(args, objective), preset=args.preset,
+    config = train_config_from_args(args, objective)
+    config.fixed_mask_ratio = args.fixed_mask_ratio
+    config.__post_init__()  # validate the ratio like every other setting
+    summary = run_pretraining(args.data, config, preset=args.preset,
                               vocab_size=args.vocab_size, seq_len=args.seq_len, batch_size=args.batch_size,
                               held_out_fraction=args.held_out, tokenizer_dir=args.tokenizer, resume=args.resume)
     _print_summary(summary)
@@ -116,13 +118,52 @@ def cmd_sft(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    import json
-
     from .recipes import run_evaluation
 
     result = run_evaluation(args.model, args.data, seq_len=args.seq_len, batches=args.batches,
                             mc_samples=args.mc_samples, rows=args.rows, samples=args.samples, seed=args.seed)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def cmd_reversal(args) -> int:
+    from .reversal_experiment import ReversalConfig, results_markdown, run_reversal_experiment
+
+    overrides = {k: v for k, v in {
+        "data_dir": args.data, "init": args.init, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
+        "people_per_subset": args.people, "eval_rows": args.eval_rows, "lr": args.lr, "batch_size": args.batch_size,
+        "device": args.device, "models": args.models}.items() if v is not None}
+    overrides["out_dir"] = args.run_dir or str(Path(args.out).with_suffix("")) + "-runs"
+    config = ReversalConfig.quick(**overrides) if args.quick else ReversalConfig(**overrides)
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=1000, desc="reversal", dynamic_ncols=True, bar_format="{l_bar}{bar}| {elapsed} {postfix}")
+
+    def progress(fraction: float, message: str) -> None:
+        if bar is not None:
+            bar.n = round(1000 * fraction)
+            bar.set_postfix_str(message, refresh=True)
+
+    results = run_reversal_experiment(config, progress=progress)
+    if bar is not None:
+        bar.close()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(results_markdown(results))
+    print(f"[{len(results['runs'])} models in {results['wall_time_s']:.0f} s; results in {args.out}, "
+          f"models under {config.out_dir}]", file=sys.stderr)
     return 0
 
 
@@ -150,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--vocab-size", type=int, default=4096)
     tr.add_argument("--seq-len", type=int, default=256)
     tr.add_argument("--held-out", type=float, default=0.05, help="fraction of documents held out")
+    tr.add_argument("--fixed-mask-ratio", type=float, default=None,
+                    help="mask every sequence at this ratio instead of t ~ U(0,1) (0.15: the BERT-style baseline)")
     add_train_arguments(tr, steps=2000, lr=1e-3)
     tr.set_defaults(func=cmd_train)
 
@@ -176,6 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--samples", type=int, default=3, help="sample generations to print")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=cmd_eval)
+
+    rv = sub.add_parser("reversal", help="the reversal-curse experiment: a diffusion model against its autoregressive twin")
+    rv.add_argument("--out", required=True, help="results JSON to write")
+    rv.add_argument("--quick", action="store_true",
+                    help="10 people per subset, 2 seeds, 400 steps, 40 test rows per set: < 10 min on 2 CPU cores")
+    rv.add_argument("--data", default=None,
+                    help="a directory in the published layout (p2d_prompts_train.jsonl, ...); default: generated")
+    rv.add_argument("--init", default=None, choices=["scratch", "pretrained"],
+                    help="train from scratch (default) or from the shipped model and its autoregressive twin")
+    rv.add_argument("--preset", default=None, help="model shape when training from scratch (default small)")
+    rv.add_argument("--steps", type=int, default=None, help="training steps per model (default 1500, quick 400)")
+    rv.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated (default 0,1,2; quick 0,1)")
+    rv.add_argument("--models", type=lambda t: t.split(","), default=None,
+                    help="diffusion,autoregressive (default both)")
+    rv.add_argument("--people", type=int, default=None, help="people per subset of generated data (default 30)")
+    rv.add_argument("--eval-rows", type=int, default=None, help="test rows scored per question set (default all)")
+    rv.add_argument("--lr", type=float, default=None)
+    rv.add_argument("--batch-size", type=int, default=None)
+    rv.add_argument("--device", default=None)
+    rv.add_argument("--run-dir", default=None, help="where the trained models go (default: next to --out)")
+    rv.add_argument("--no-progress", action="store_true")
+    rv.set_defaults(func=cmd_reversal)
     return parser
 
 

@@ -30,18 +30,24 @@ def pretrain_loss(
     eps: float = 1e-3,
     random_length_prob: float = 0.01,
     generator: torch.Generator | None = None,
+    fixed_mask_ratio: float | None = None,
 ) -> LossOutput:
     """LLaDA pre-training loss: per sequence t ~ U(0,1), mask with p_mask, cross-entropy on the masked tokens
     weighted by 1/p_mask, summed and divided by batch * length.
 
     With probability ``random_length_prob`` the whole batch is cut to a length drawn uniformly from
-    [1, length], so that the model also sees short sequences.
+    [1, length], so that the model also sees short sequences. ``fixed_mask_ratio`` replaces the random t by
+    one ratio for every sequence (0.15 is BERT's masked-LM setting, without BERT's random/kept replacements):
+    the baseline that shows why LLaDA draws t uniformly.
     """
     b, n = input_ids.shape
     if random_length_prob > 0 and torch.rand((), generator=generator).item() < random_length_prob:
         n = int(torch.randint(1, n + 1, (), generator=generator))
         input_ids = input_ids[:, :n]
-    noisy, masked, p_mask = forward_process(input_ids, mask_id, eps=eps, generator=generator)
+    t = None
+    if fixed_mask_ratio is not None:
+        t, eps = torch.full((b,), float(fixed_mask_ratio), device=input_ids.device), 0.0
+    noisy, masked, p_mask = forward_process(input_ids, mask_id, eps=eps, t=t, generator=generator)
     logits = logits_of(model(noisy))
     token_loss = F.cross_entropy(logits[masked].float(), input_ids[masked], reduction="none") / p_mask[masked]
     return LossOutput(token_loss.sum() / (b * n), p_mask[:, 0], int(masked.sum()), b * n)

@@ -9,6 +9,7 @@ import torch
 
 from .losses import autoregressive_log_likelihood, mc_log_likelihood
 from .sampling import generate, generate_autoregressive
+from .text import decode_generation
 
 
 def normalise(text: str) -> str:
@@ -25,33 +26,60 @@ def answer_matches(generated: str, answer: str) -> bool:
     return not rest or not rest[0].isalnum()
 
 
-def _encode(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False).input_ids
+def _encode(tokenizer, text: str, sentence_start: bool = False) -> list[int]:
+    """Token ids of ``text``; with ``sentence_start`` preceded by end-of-text, which is what precedes every
+    sentence in packed training data (and gives a causal model a first token to condition on)."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    return [tokenizer.eos_token_id, *ids] if sentence_start else ids
+
+
+def question_ids(tokenizer, question: str) -> torch.LongTensor:
+    """A question as the experiment asks it: a sentence start (end-of-text), then the text; shape (1, n)."""
+    if not question.strip():
+        raise ValueError("the question is empty: type the start of a sentence, e.g. 'The one who is ... is called'")
+    return torch.tensor([_encode(tokenizer, question.rstrip(), sentence_start=True)])
+
+
+def answer_settings(tokenizer, max_answer_tokens: int = 12, block_length: int = 8) -> dict:
+    """The sampler settings used for answers: greedy, one token per step, blocks of 8."""
+    length = -(-max_answer_tokens // block_length) * block_length
+    return dict(steps=length, gen_length=length, block_length=block_length)
+
+
+@torch.no_grad()
+def answer(model, tokenizer, question: str, max_answer_tokens: int = 12) -> str:
+    """The greedy answer of either kind of model, cut at end-of-text."""
+    prompt = question_ids(tokenizer, question)
+    if getattr(model.config, "causal", False):
+        out = generate_autoregressive(model, prompt, max_answer_tokens, eos_token_id=tokenizer.eos_token_id)
+    else:
+        out = generate(model, prompt, **answer_settings(tokenizer, max_answer_tokens))
+    return decode_generation(tokenizer, out[0], prompt.shape[1])
 
 
 @torch.no_grad()
 def generation_accuracy(model, tokenizer, rows: list[dict], causal: bool, extra_tokens: int = 4,
-                        block_length: int = 8, seed: int = 0) -> float:
-    """Greedy answers to each prompt, scored by :func:`answer_matches` against the completion."""
+                        block_length: int = 8, seed: int = 0, sentence_start: bool = False) -> float:
+    """Greedy answers to each prompt, scored by :func:`answer_matches` against the completion (the generation
+    is cut at the first end-of-text)."""
     correct = 0
     for row in rows:
-        prompt = torch.tensor([_encode(tokenizer, row["prompt"])])
+        prompt = torch.tensor([_encode(tokenizer, row["prompt"], sentence_start)])
         budget = len(_encode(tokenizer, row["completion"])) + extra_tokens
         if causal:
             out = generate_autoregressive(model, prompt, budget)
         else:
             length = -(-budget // block_length) * block_length
             out = generate(model, prompt, steps=length, gen_length=length, block_length=block_length, seed=seed)
-        text = tokenizer.decode(out[0, prompt.shape[1]:].tolist(), skip_special_tokens=True)
-        correct += answer_matches(text, row["completion"])
+        correct += answer_matches(decode_generation(tokenizer, out[0], prompt.shape[1]), row["completion"])
     return correct / len(rows)
 
 
 @torch.no_grad()
 def completion_score(model, tokenizer, prompt: str, completion: str, causal: bool, mc_samples: int = 32,
-                     seed: int = 0) -> float:
+                     seed: int = 0, sentence_start: bool = False) -> float:
     """log p(completion | prompt): exact for the causal model, the Monte-Carlo lower bound for the diffusion one."""
-    p = torch.tensor(_encode(tokenizer, prompt))
+    p = torch.tensor(_encode(tokenizer, prompt, sentence_start))
     c = torch.tensor(_encode(tokenizer, completion))
     if causal:
         return autoregressive_log_likelihood(model, p, c)
@@ -61,7 +89,7 @@ def completion_score(model, tokenizer, prompt: str, completion: str, causal: boo
 
 @torch.no_grad()
 def ranking_accuracy(model, tokenizer, rows: list[dict], causal: bool, distractors: int = 4, mc_samples: int = 32,
-                     seed: int = 0, pool: list[str] | None = None) -> float:
+                     seed: int = 0, pool: list[str] | None = None, sentence_start: bool = False) -> float:
     """How often the true completion outscores ``distractors`` other answers.
 
     Distractors are drawn (seeded) from ``pool``, by default the completions of the other rows (other people).
@@ -75,14 +103,15 @@ def ranking_accuracy(model, tokenizer, rows: list[dict], causal: bool, distracto
     for row in rows:
         others = rng.sample([c for c in pool if c != row["completion"]], distractors)
         candidates = [row["completion"], *others]
-        scores = [completion_score(model, tokenizer, row["prompt"], c, causal, mc_samples, seed)
+        scores = [completion_score(model, tokenizer, row["prompt"], c, causal, mc_samples, seed, sentence_start)
                   / max(1, len(_encode(tokenizer, c))) for c in candidates]
         correct += max(range(len(scores)), key=scores.__getitem__) == 0
     return correct / len(rows)
 
 
 @torch.no_grad()
-def infilling_accuracy(model, tokenizer, facts, block_length: int = 8, seed: int = 0) -> float:
+def infilling_accuracy(model, tokenizer, facts, block_length: int = 8, seed: int = 0,
+                       sentence_start: bool = False) -> float:
     """Mask the name in "<name> is <description>." and let the diffusion model fill it in with the description
     pinned after it (the training order of p2d facts). A causal model cannot do this directly; rank instead."""
     if getattr(model.config, "causal", False):
@@ -96,7 +125,30 @@ def infilling_accuracy(model, tokenizer, facts, block_length: int = 8, seed: int
         eos = tokenizer.eos_token_id
         for pos in range(name_len + len(suffix), length):
             constraints[pos] = eos  # the sentence ends; pad the canvas with end-of-text
-        out = generate(model, torch.zeros(1, 0, dtype=torch.long), steps=name_len, gen_length=length,
-                       block_length=length, constraints=constraints, seed=seed)
-        correct += answer_matches(tokenizer.decode(out[0, :name_len].tolist()), fact.name)
+        prompt = torch.tensor([_encode(tokenizer, "", sentence_start)], dtype=torch.long)
+        out = generate(model, prompt, steps=name_len, gen_length=length, block_length=length,
+                       constraints=constraints, seed=seed)
+        start = prompt.shape[1]
+        correct += answer_matches(tokenizer.decode(out[0, start:start + name_len].tolist()), fact.name)
+    return correct / len(facts)
+
+
+@torch.no_grad()
+def infilling_ranking_accuracy(model, tokenizer, facts, causal: bool, distractors: int = 4, mc_samples: int = 32,
+                               seed: int = 0, names: list[str] | None = None) -> float:
+    """Infilling by ranking, the way a causal model can do it: score the whole sentence
+    "<candidate> is <description>." for the true name and ``distractors`` other names of the same facts, and
+    count how often the true one wins. Scores are joint log-probabilities (exact for a causal model, the
+    Monte-Carlo bound for a diffusion model), so candidates should come from equally frequent facts: by default
+    the names of ``facts``, or ``names``."""
+    rng = random.Random(seed)
+    names = sorted(set(names) if names is not None else {f.name for f in facts})
+    if len(names) <= distractors:
+        raise ValueError(f"need more than {distractors} distinct names to draw distractors, got {len(names)}")
+    correct = 0
+    for fact in facts:
+        candidates = [fact.name, *rng.sample([n for n in names if n != fact.name], distractors)]
+        scores = [completion_score(model, tokenizer, "", f"{name} is {fact.description}.", causal, mc_samples, seed,
+                                   sentence_start=True) for name in candidates]
+        correct += max(range(len(scores)), key=scores.__getitem__) == 0
     return correct / len(facts)

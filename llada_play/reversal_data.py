@@ -212,3 +212,21 @@ def read_dataset(directory: str | Path) -> dict[str, list[dict]]:
     if not any(name.endswith("_train") for name in files):
         raise ValueError(f"{directory} has no *_train.jsonl file")
     return files
+
+
+def facts_from_files(files: dict[str, list[dict]], subset: str = "p2d") -> list[Fact]:
+    """Recover (name, description) pairs of one subset from published-layout rows: a ``<subset>_prompts_test``
+    row asks for one side, and the ``<subset>_reverse_prompts_test`` rows give the other side's values, one of
+    which appears in its prompt. Works for this project's data and for the original data set alike."""
+    forward, reverse = files.get(f"{subset}_prompts_test", []), files.get(f"{subset}_reverse_prompts_test", [])
+    others = {r["completion"].strip() for r in reverse}
+    facts: dict[str, Fact] = {}
+    for row in forward:
+        inside = [o for o in others if o in row["prompt"]]
+        if len(inside) != 1:
+            continue  # not attributable to exactly one fact
+        first, second = inside[0], row["completion"].strip()
+        # p2d prompts hold the name and complete the description; d2p the other way round
+        name, description = (first, second) if subset == "p2d" else (second, first)
+        facts.setdefault(name, Fact(name, description, subset))
+    return list(facts.values())

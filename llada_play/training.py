@@ -40,6 +40,7 @@ class TrainConfig:
     grad_accum: int = 1
     mask_eps: float = 1e-3
     random_length_prob: float = 0.01
+    fixed_mask_ratio: float | None = None  # pretrain only: one ratio for all sequences (BERT-style baseline)
     seed: int = 0
     precision: str = "auto"  # auto (bf16 where the device runs it fast) | bf16 | fp32
     device: str = "cpu"
@@ -56,6 +57,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"bad learning rate settings: lr={self.lr}, min_lr_ratio={self.min_lr_ratio}")
+        if self.fixed_mask_ratio is not None and not 0 < self.fixed_mask_ratio <= 1:
+            raise ValueError(f"fixed_mask_ratio must be in (0, 1], got {self.fixed_mask_ratio}")
         if self.precision not in {"auto", "bf16", "fp32"}:
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
 
@@ -124,7 +127,8 @@ def cpu_has_fast_bf16() -> bool:
 def compute_loss(model, batch: dict, config: TrainConfig, mask_id: int, generator: torch.Generator):
     ids = batch["input_ids"]
     if config.objective == "pretrain":
-        return pretrain_loss(model, ids, mask_id, config.mask_eps, config.random_length_prob, generator)
+        return pretrain_loss(model, ids, mask_id, config.mask_eps, config.random_length_prob, generator,
+                             config.fixed_mask_ratio)
     if config.objective == "sft":
         return sft_loss(model, ids, batch["prompt_lengths"], mask_id, config.mask_eps, generator)
     loss_mask = None

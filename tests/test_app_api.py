@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from gradio_client import Client
 
@@ -19,9 +21,13 @@ def app_url(tmp_path_factory):
     model = LladaForMaskedLM(config_from_preset("tiny", **special_token_ids(tokenizer)))
     path = save_model(model, tokenizer, tmp_path_factory.mktemp("m") / "model")
     models = tmp_path_factory.mktemp("models")
-    with running_app("--model", str(path), "--models-dir", str(models)) as url:
+    reversal = json.dumps(REVERSAL_TINY)
+    with running_app("--model", str(path), "--models-dir", str(models), "--reversal-overrides", reversal) as url:
         yield url, path
 
+
+REVERSAL_TINY = dict(preset="tiny", steps=4, people_per_subset=5, seeds=[0], eval_rows=3, mc_samples=4, batch_size=4,
+                     seq_len=32, warmup=2)
 
 ARGS = dict(prompt_text="To be", chat_mode=False, pins="", gen_len=16, n_steps=8, block_len=8, temp=0.7, cfg=0.0,
             strategy="low_confidence", thresh=0.0, seed_value=11)
@@ -91,7 +97,6 @@ def test_step_mode_pauses_and_takes_a_token_by_hand(app_url):
 
 
 def test_quick_sft_streams_the_loss_and_switches_the_model(app_url, tmp_path):
-    import json
     import time
 
     from gradio_client import handle_file
@@ -155,3 +160,38 @@ def test_model_tab_loads_a_directory_and_names_a_bad_one(app_url, tmp_path):
     (tmp_path / "broken").mkdir()
     with pytest.raises(Exception, match=r"config\.json is missing"):
         client.predict(str(tmp_path / "broken"), api_name="/load_model")
+
+
+def test_reversal_tab_runs_the_experiment_with_progress_then_answers_questions(app_url):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    job = client.submit(api_name="/reversal_run")
+    list(job)
+    outputs = job.outputs()
+    progress = [o[0] for o in outputs if "<progress" in str(o[0])]
+    assert len(progress) >= 5 and "training" in " ".join(progress)
+    final = outputs[-1]
+    assert "Done in" in final[0]
+    table = final[1]
+    assert table["headers"] == ["metric", "diffusion", "autoregressive"]
+    assert "generation/p2d_reverse" in [row[0] for row in table["value"]["data"]]
+    examples = [c[0] if isinstance(c, (list, tuple)) else c for c in final[3]["choices"]]
+    assert any(e.startswith("p2d_reverse: ") for e in examples)
+    # a held-out reverse question, answered by both models (tiny and barely trained: any text is fine)
+    question = next(e for e in examples if e.startswith("p2d_reverse: ")).split(": ", 1)[1].split(" | ")[0]
+    job = client.submit(question, api_name="/reversal_ask")
+    list(job)
+    diffusion, autoregressive, canvas = job.outputs()[-1]
+    assert isinstance(diffusion, str) and isinstance(autoregressive, str) and autoregressive != "n/a"
+    assert len(job.outputs()) >= 3  # the denoising streamed step by step
+    with pytest.raises(Exception, match="the question is empty"):
+        client.predict("  ", api_name="/reversal_ask")
+
+
+def test_reversal_tab_refuses_a_file_that_is_not_a_result(app_url, tmp_path):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(Exception, match="not a reversal results file"):
+        client.predict(str(bad), api_name="/reversal_load")

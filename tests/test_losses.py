@@ -73,6 +73,18 @@ def test_pretrain_loss_is_unbiased_for_the_token_loss():
     assert abs(sum(losses) / len(losses) / math.log(VOCAB) - 1) < 0.05
 
 
+def test_fixed_mask_ratio_masks_every_sequence_at_that_ratio():
+    ids = torch.randint(10, 40, (256, 64))
+    model = Uniform()
+    out = pretrain_loss(model, ids, MASK, random_length_prob=0.0, fixed_mask_ratio=0.15,
+                        generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out.p_mask, torch.full((256,), 0.15))
+    fraction = (model.seen == MASK).float().mean().item()
+    assert abs(fraction - 0.15) < 0.01
+    # the same weighting: an unbiased estimate of the token loss
+    assert abs(out.loss.item() / math.log(VOCAB) - 1) < 0.08
+
+
 def test_random_length_cut():
     ids = torch.randint(10, 40, (2, 64))
     model = Uniform()

@@ -57,3 +57,35 @@ def test_causal_ranking_uses_exact_likelihoods(char_tokenizer):
     a = completion_score(model, char_tokenizer, "ab is", " cd", causal=True)
     b = completion_score(model, char_tokenizer, "ab is", " cd", causal=True)
     assert a == b < 0
+
+
+class StartOracle(TableModel):
+    """Knows one sentence that follows an end-of-text, the way sentences sit in packed training data."""
+
+    def __init__(self, tokenizer, text, vocab):
+        ids = [tokenizer.eos_token_id] + tokenizer(text, add_special_tokens=False).input_ids
+        super().__init__(oracle_table(ids + [tokenizer.eos_token_id] * 40, vocab), tokenizer.mask_token_id)
+        self.config.causal = False
+
+
+def test_sentence_start_prefixes_end_of_text(char_tokenizer):
+    model = StartOracle(char_tokenizer, "ab is cd.", len(char_tokenizer))
+    rows = [{"prompt": "ab is", "completion": " cd"}]
+    assert generation_accuracy(model, char_tokenizer, rows, causal=False, sentence_start=True) == 1.0
+    # without the prefix every position is off by one, and the oracle no longer answers
+    assert generation_accuracy(model, char_tokenizer, rows, causal=False) == 0.0
+    assert infilling_accuracy(model, char_tokenizer, [Fact("ab", "cd", "p2d")], sentence_start=True) == 1.0
+
+
+def test_infilling_by_ranking_picks_the_name_the_model_knows(char_tokenizer):
+    from llada_play.reversal import infilling_ranking_accuracy
+
+    model = StartOracle(char_tokenizer, "ab is cd.", len(char_tokenizer))
+    names = ["ab", "ef", "gh", "ij", "kl"]
+    assert infilling_ranking_accuracy(model, char_tokenizer, [Fact("ab", "cd", "p2d")], causal=False,
+                                      distractors=4, mc_samples=8, names=names) == 1.0
+    # asked about a sentence it does not know (another name is true), the known name still wins, so it is wrong
+    assert infilling_ranking_accuracy(model, char_tokenizer, [Fact("ef", "cd", "p2d")], causal=False,
+                                      distractors=4, mc_samples=8, names=names) == 0.0
+    with pytest.raises(ValueError, match="distinct names"):
+        infilling_ranking_accuracy(model, char_tokenizer, [Fact("ab", "cd", "p2d")], causal=False, names=names[:3])

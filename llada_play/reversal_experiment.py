@@ -1,0 +1,309 @@
+"""The reversal-curse experiment: a masked diffusion model and its autoregressive twin (same architecture, size,
+tokenizer, data windows and token budget) trained on facts stated in one direction, then asked both ways.
+
+One entry point, :func:`run_reversal_experiment`, shared by ``llada-play reversal``, the app's reversal tab and
+notebook 03; :func:`summarise`, :func:`results_table` and :func:`results_figure` turn its JSON into the table and
+the bar chart.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from .checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model, save_model
+from .config import PRESETS, config_from_preset
+from .data import PackedBatches, pack_tokens
+from .modeling import LladaForMaskedLM
+from .reversal import generation_accuracy, infilling_accuracy, infilling_ranking_accuracy, ranking_accuracy
+from .reversal_data import facts_from_files, make_dataset, read_dataset
+from .tokenizer import special_token_ids
+from .training import TrainConfig, TrainStepRecord, train
+
+MODEL_KINDS = ("diffusion", "autoregressive")
+# (metric key, test file, direction): "forward" asks in the trained order, "reverse" in the other one.
+QUESTIONS = [
+    ("p2d_forward", "p2d_prompts_test"),
+    ("p2d_reverse", "p2d_reverse_prompts_test"),
+    ("d2p_forward", "d2p_prompts_test"),
+    ("d2p_reverse", "d2p_reverse_prompts_test"),
+    ("both_forward", "both_prompts_test"),
+]
+
+
+@dataclass
+class ReversalConfig:
+    """Everything the experiment depends on; saved into the results so a run can be repeated."""
+
+    out_dir: str = "runs/reversal"
+    data_dir: str | None = None  # a directory in the published layout; None generates the data
+    people_per_subset: int = 30  # generated data: the published shape is 30 people, 30 + 10 templates
+    train_templates: int = 30
+    test_templates: int = 10
+    data_seed: int = 0
+    init: str = "scratch"  # scratch | pretrained (the shipped default model and its autoregressive twin)
+    preset: str = "small"
+    steps: int = 1500
+    batch_size: int = 32
+    seq_len: int = 64
+    lr: float = 1e-3
+    warmup: int = 50
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    models: list[str] = field(default_factory=lambda: list(MODEL_KINDS))
+    eval_rows: int | None = None  # test rows per file (seeded subset); None scores them all
+    distractors: int = 4
+    mc_samples: int = 32
+    precision: str = "auto"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.init not in {"scratch", "pretrained"}:
+            raise ValueError(f"init must be 'scratch' or 'pretrained', got {self.init!r}")
+        if self.preset not in PRESETS or self.preset == "llada-8b":
+            raise ValueError(f"preset {self.preset!r} is not one to train here; use tiny or small")
+        unknown = set(self.models) - set(MODEL_KINDS)
+        if unknown or not self.models:
+            raise ValueError(f"models must be a non-empty subset of {MODEL_KINDS}, got {self.models}")
+        if not self.seeds:
+            raise ValueError("give at least one seed")
+        for name in ("steps", "batch_size", "seq_len", "people_per_subset", "mc_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_rows is not None and self.eval_rows < 1:
+            raise ValueError(f"eval_rows must be >= 1 or None, got {self.eval_rows}")
+
+    @classmethod
+    def quick(cls, **overrides) -> ReversalConfig:
+        """The settings of ``llada-play reversal --quick``: 10 people per subset, two seeds, a few hundred steps
+        each, a subset of the test rows; under 10 minutes on a 2-core CPU."""
+        base = dict(people_per_subset=10, steps=400, seeds=[0, 1], eval_rows=40, mc_samples=16)
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ReversalConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+Progress = Callable[[float, str], None]
+
+
+def load_experiment_data(config: ReversalConfig) -> dict[str, list[dict]]:
+    """The published-layout files: read from ``data_dir``, or generated from the config's sizes and seed."""
+    if config.data_dir is not None:
+        return read_dataset(config.data_dir)
+    return make_dataset(config.people_per_subset, config.train_templates, config.test_templates, config.data_seed)
+
+
+def training_sentences(files: dict[str, list[dict]], seed: int = 0) -> list[str]:
+    """Every training row as one sentence, in a seeded shuffled order (so that a window of packed text is not
+    a run of paraphrases about one person)."""
+    sentences = [row["prompt"] + row["completion"] + "." for name in sorted(files) if name.endswith("_train")
+                 for row in files[name]]
+    sentences = [s[:-1] if s.endswith("..") else s for s in sentences]
+    random.Random(seed).shuffle(sentences)
+    return sentences
+
+
+def reference_tokenizer():
+    """The shipped model's tokenizer: both models (from scratch or not) share it."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(DEFAULT_MODEL_DIR, local_files_only=True)
+
+
+def build_model(kind: str, config: ReversalConfig, tokenizer, seed: int):
+    """A fresh model of the preset, or the shipped pre-trained one for ``init='pretrained'``."""
+    causal = kind == "autoregressive"
+    if config.init == "pretrained":
+        model, _ = load_model(DEFAULT_AR_MODEL_DIR if causal else DEFAULT_MODEL_DIR)
+        return model
+    torch.manual_seed(seed)
+    return LladaForMaskedLM(config_from_preset(config.preset, causal=causal, **special_token_ids(tokenizer)))
+
+
+def _subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+    if limit is None or len(rows) <= limit:
+        return rows
+    return random.Random(seed).sample(rows, limit)
+
+
+@torch.no_grad()
+def evaluate_reversal(model, tokenizer, files: dict[str, list[dict]], config: ReversalConfig,
+                      progress: Progress | None = None) -> dict[str, dict[str, float | None]]:
+    """All scores of one trained model: generation and ranking per question set, infilling (direct for a
+    diffusion model, None for a causal one) and infilling by ranking."""
+    model.eval()
+    causal = bool(getattr(model.config, "causal", False))
+    scores: dict[str, dict[str, float | None]] = {"generation": {}, "ranking": {}}
+    present = [(key, name) for key, name in QUESTIONS if files.get(name)]
+    for i, (key, name) in enumerate(present):
+        if progress:
+            progress(i / (len(present) + 1), f"scoring {key}")
+        rows = _subset(files[name], config.eval_rows, config.data_seed)
+        pool = [r["completion"] for r in files[name]]
+        scores["generation"][key] = generation_accuracy(model, tokenizer, rows, causal, sentence_start=True)
+        scores["ranking"][key] = ranking_accuracy(model, tokenizer, rows, causal, config.distractors,
+                                                  config.mc_samples, pool=pool, sentence_start=True)
+    facts = facts_from_files(files, "p2d")
+    if len(facts) > config.distractors:
+        if progress:
+            progress(len(present) / (len(present) + 1), "scoring infilling")
+        names = [f.name for f in facts]
+        facts = _subset(facts, config.eval_rows, config.data_seed)
+        scores["infilling"] = {"p2d": None if causal else infilling_accuracy(model, tokenizer, facts,
+                                                                              sentence_start=True)}
+        scores["infilling_ranking"] = {"p2d": infilling_ranking_accuracy(
+            model, tokenizer, facts, causal, config.distractors, config.mc_samples, config.data_seed, names)}
+    return scores
+
+
+def run_reversal_experiment(config: ReversalConfig, progress: Progress | None = None,
+                            train_hooks: Callable[[str, int, TrainStepRecord], None] | None = None) -> dict:
+    """Train and score every (seed, model kind); write ``results.json`` (and each model) under ``out_dir``.
+
+    ``progress(fraction, message)`` is called as the run advances (the app's progress bar);
+    ``train_hooks(kind, seed, record)`` sees every training step (live loss plots).
+    """
+    started = time.perf_counter()
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = load_experiment_data(config)
+    tokenizer = reference_tokenizer()
+    tokens = pack_tokens(tokenizer, training_sentences(files, config.data_seed), config.seq_len)
+    jobs = [(seed, kind) for seed in config.seeds for kind in config.models]
+    runs = []
+    for j, (seed, kind) in enumerate(jobs):
+        def report(fraction: float, message: str, j=j) -> None:
+            if progress:
+                progress((j + fraction) / len(jobs), f"[{j + 1}/{len(jobs)}] {kind}, seed {seed}: {message}")
+
+        model = build_model(kind, config, tokenizer, seed)
+        run_dir = out / f"seed{seed}" / kind
+        train_config = TrainConfig(
+            objective="autoregressive" if kind == "autoregressive" else "pretrain", output_dir=str(run_dir),
+            max_steps=config.steps, lr=config.lr, warmup_steps=min(config.warmup, config.steps), seed=seed,
+            precision=config.precision, device=config.device, save_every=config.steps, keep_last=1,
+            progress=False, random_length_prob=0.0)
+
+        def on_step(record: TrainStepRecord, kind=kind, seed=seed) -> None:
+            if train_hooks:
+                train_hooks(kind, seed, record)
+            if record.step % 10 == 0 or record.step == config.steps:
+                report(0.7 * record.step / config.steps, f"training, step {record.step}, loss {record.loss:.3f}")
+
+        report(0.0, "training")
+        result = train(model, PackedBatches(tokens, config.seq_len, config.batch_size), train_config,
+                       tokenizer=tokenizer, hooks=on_step)
+        model.to("cpu").eval()
+        scores = evaluate_reversal(model, tokenizer, files, config,
+                                   progress=lambda f, m: report(0.7 + 0.3 * f, m))
+        save_model(model, tokenizer, run_dir / "final")
+        runs.append({"seed": seed, "model": kind, "final_train_loss": result.final_loss,
+                     "model_dir": str(run_dir / "final"), "scores": scores})
+    results = {
+        "config": asdict(config),
+        "data": {name: len(rows) for name, rows in sorted(files.items())},
+        "train_tokens": len(tokens),
+        "tokens_per_model": config.steps * config.batch_size * config.seq_len,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "runs": runs,
+        "summary": summarise(runs),
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "machine": _machine(),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    if progress:
+        progress(1.0, f"done in {results['wall_time_s']:.0f} s")
+    return results
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+
+
+def _mean_spread(values: list[float]) -> dict:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "values": values}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean, sample standard deviation and range over seeds, per model kind, metric and question set."""
+    summary: dict = {}
+    for kind in sorted({r["model"] for r in runs}, key=MODEL_KINDS.index):
+        mine = [r["scores"] for r in runs if r["model"] == kind]
+        summary[kind] = {}
+        for metric in mine[0]:
+            for key in mine[0][metric]:
+                values = [s[metric][key] for s in mine if s[metric].get(key) is not None]
+                if values:
+                    summary[kind][f"{metric}/{key}"] = _mean_spread(values)
+    return summary
+
+
+def results_table(results: dict) -> list[dict]:
+    """One row per metric: ``{"metric": ..., "<kind>": "mean ± std", ...}`` in percent, for display."""
+    summary = results["summary"]
+    metrics = list(dict.fromkeys(m for kind in summary.values() for m in kind))
+    rows = []
+    for metric in metrics:
+        row = {"metric": metric}
+        for kind, values in summary.items():
+            v = values.get(metric)
+            row[kind] = "n/a" if v is None else f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}"
+        rows.append(row)
+    return rows
+
+
+def results_markdown(results: dict) -> str:
+    rows = results_table(results)
+    kinds = list(results["summary"])
+    seeds = results["config"]["seeds"]
+    lines = [f"| metric (% , mean ± std over {len(seeds)} seeds) | " + " | ".join(kinds) + " |",
+             "|---|" + "---|" * len(kinds)]
+    lines += ["| " + r["metric"] + " | " + " | ".join(r[k] for k in kinds) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def results_figure(results: dict):
+    """Grouped bars (one colour per model kind) with the seeds' standard deviation as error bars."""
+    import plotly.graph_objects as go
+
+    summary = results["summary"]
+    metrics = list(dict.fromkeys(m for kind in summary.values() for m in kind))
+    colours = {"diffusion": "#4c78a8", "autoregressive": "#f58518"}
+    fig = go.Figure()
+    for kind, values in summary.items():
+        fig.add_bar(name=kind, x=metrics, y=[100 * values[m]["mean"] if m in values else None for m in metrics],
+                    error_y=dict(type="data", array=[100 * values[m]["std"] if m in values else 0 for m in metrics]),
+                    marker_color=colours.get(kind))
+    chance = 100 / (1 + results["config"]["distractors"])
+    fig.add_hline(y=chance, line_dash="dot", annotation_text=f"ranking chance {chance:.0f}%")
+    fig.update_layout(barmode="group", yaxis_title="accuracy (%)", yaxis_range=[0, 105], height=420,
+                      title=f"Reversal curse: {len(results['config']['seeds'])} seeds, "
+                            f"{results['tokens_per_model']:,} training tokens per model",
+                      margin=dict(l=50, r=20, t=60, b=120), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
+    return fig
+
+
+def read_results(path: str | Path) -> dict:
+    """A results file written by :func:`run_reversal_experiment`, checked for the keys the views need."""
+    path = Path(path)
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read reversal results from {path}: {err}") from err
+    missing = {"config", "runs", "summary"} - set(results)
+    if missing:
+        raise ValueError(f"{path} is not a reversal results file (missing {sorted(missing)})")
+    return results

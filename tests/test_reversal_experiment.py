@@ -1,0 +1,95 @@
+"""The reversal-curse runner end to end on a tiny model, its CLI, its data options and its views."""
+import json
+
+import pytest
+
+from llada_play.cli import main
+from llada_play.reversal_data import facts_from_files, make_dataset, make_facts, write_dataset
+from llada_play.reversal_experiment import (ReversalConfig, read_results, results_figure, results_markdown,
+                                            run_reversal_experiment, training_sentences)
+
+TINY = dict(people_per_subset=5, steps=6, preset="tiny", seeds=[0, 1], eval_rows=5, mc_samples=4, batch_size=4,
+            seq_len=32, warmup=2)
+
+
+def test_facts_are_recovered_from_published_files():
+    files = make_dataset(people_per_subset=6, test_templates=3)
+    truth = {f.name: f.description for f in make_facts(6)}
+    for subset in ("p2d", "d2p"):
+        facts = facts_from_files(files, subset)
+        assert len(facts) == 6
+        assert all(truth[f.name] == f.description and f.subset == subset for f in facts)
+
+
+def test_training_sentences_are_every_train_row_once():
+    files = make_dataset(people_per_subset=4, train_templates=5, test_templates=2)
+    sentences = training_sentences(files, seed=3)
+    assert len(sentences) == sum(len(v) for k, v in files.items() if k.endswith("_train"))
+    assert sentences == training_sentences(files, seed=3) != training_sentences(files, seed=4)
+    tests = {r["prompt"] for k, v in files.items() if k.endswith("_test") for r in v}
+    assert not any(s.startswith(p + " ") for s in sentences for p in tests)  # held-out templates stay out
+
+
+def test_tiny_run_writes_a_well_formed_result_file(tmp_path):
+    results = run_reversal_experiment(ReversalConfig(out_dir=str(tmp_path / "runs"), **TINY))
+    on_disk = read_results(tmp_path / "runs" / "results.json")
+    assert on_disk == json.loads(json.dumps(results))
+    assert len(results["runs"]) == 4 and {r["model"] for r in results["runs"]} == {"diffusion", "autoregressive"}
+    assert results["tokens_per_model"] == 6 * 4 * 32
+    for run in results["runs"]:
+        assert set(run["scores"]) == {"generation", "ranking", "infilling", "infilling_ranking"}
+        assert set(run["scores"]["generation"]) == {"p2d_forward", "p2d_reverse", "d2p_forward", "d2p_reverse",
+                                                    "both_forward"}
+        for metric, values in run["scores"].items():
+            for v in values.values():
+                assert v is None or 0.0 <= v <= 1.0
+        assert (run["scores"]["infilling"]["p2d"] is None) == (run["model"] == "autoregressive")
+        assert (tmp_path / "runs" / f"seed{run['seed']}" / run["model"] / "final" / "config.json").exists()
+    summary = results["summary"]["diffusion"]["ranking/p2d_reverse"]
+    values = [r["scores"]["ranking"]["p2d_reverse"] for r in results["runs"] if r["model"] == "diffusion"]
+    assert summary["values"] == values and summary["mean"] == pytest.approx(sum(values) / 2)
+    assert "infilling/p2d" not in results["summary"]["autoregressive"]
+    table = results_markdown(results)
+    assert "ranking/p2d_reverse" in table and "diffusion" in table
+    fig = results_figure(results)
+    assert [t.name for t in fig.data] == ["diffusion", "autoregressive"]
+
+
+def test_cli_runs_on_data_in_the_published_layout(tmp_path, capsys):
+    data = tmp_path / "data"
+    write_dataset(data, people_per_subset=5, train_templates=4, test_templates=2)
+    out = tmp_path / "results.json"
+    code = main(["reversal", "--out", str(out), "--data", str(data), "--preset", "tiny", "--steps", "3",
+                 "--seeds", "0", "--models", "diffusion", "--eval-rows", "3", "--no-progress"])
+    assert code == 0
+    results = read_results(out)
+    assert results["config"]["data_dir"] == str(data)
+    assert results["data"]["p2d_prompts_train"] == 5 * 4
+    assert [r["model"] for r in results["runs"]] == ["diffusion"]
+    assert "generation/p2d_reverse" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--init", "nowhere"], "invalid choice"),
+    (["--seeds", "a,b"], "comma-separated integers"),
+    (["--models", "diffusion,rnn"], "models must be"),
+    (["--steps", "0"], "steps must be >= 1"),
+])
+def test_bad_options_give_one_clear_line(tmp_path, capsys, argv, message):
+    try:
+        code = main(["reversal", "--out", str(tmp_path / "r.json"), "--no-progress", *argv])
+    except SystemExit as exit_:  # argparse refuses choices and types itself
+        code = exit_.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_bad_results_file_is_named(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{"runs": []}')
+    with pytest.raises(ValueError, match="not a reversal results file"):
+        read_results(path)
+    path.write_text("{")
+    with pytest.raises(ValueError, match="cannot read reversal results"):
+        read_results(path)
