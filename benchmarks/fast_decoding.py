@@ -45,6 +45,24 @@ def settings_for(args, eos_ids) -> list[SamplerSetting]:
     ]
 
 
+def short_label(name: str) -> str:
+    return (name.replace("threshold", "thr").replace("cache ", "").replace("early exit", "exit")
+            .replace(" + ", "+"))
+
+
+def mermaid_charts(names: list[str], speedups: list[float], accuracies: list[float]) -> str:
+    """Two bar charts (speed-up, accuracy) as a Mermaid block: a plot RESULTS.md can show without image files."""
+    labels = ", ".join(f'"{short_label(n)}"' for n in names)
+    top = max(speedups) * 1.1
+    return "\n".join([
+        "```mermaid", "xychart-beta", '    title "Wall-time speed-up over the baseline (x)"',
+        f"    x-axis [{labels}]", f'    y-axis "speed-up" 0 --> {top:.1f}',
+        f"    bar [{', '.join(f'{v:.2f}' for v in speedups)}]", "```", "",
+        "```mermaid", "xychart-beta", '    title "Exact-match accuracy (%)"',
+        f"    x-axis [{labels}]", '    y-axis "accuracy %" 0 --> 100',
+        f"    bar [{', '.join(f'{100 * v:.1f}' for v in accuracies)}]", "```"])
+
+
 def agreement(a: list[str], b: list[str]) -> float:
     return sum(x == y for x, y in zip(a, b)) / len(a)
 
@@ -100,6 +118,10 @@ def main() -> None:
              (f"{t} + early exit", f"{t} + cache prefix + early exit"), ("baseline", f"{t}")]
     for a, b in pairs:
         print(f"identical answers, {a} vs {b}: {agreement(answers[a], answers[b]):.1%}")
+    print()
+    names = [s.name for s in settings]
+    print(mermaid_charts(names, [base_time / statistics.median(times[n]) for n in names],
+                         [results[n]["accuracy"] for n in names]))
 
 
 if __name__ == "__main__":
