@@ -15,15 +15,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 import torch
 
-from llada_play.checkpoint import CheckpointError, default_model_path, load_model
+from llada_play.adapters import as_denoiser
+from llada_play.checkpoint import DTYPES, CheckpointError, default_model_path, load_model
 from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings
 from llada_play.data import load_sft_rows
 from llada_play.live import GenerationDone, Stepper, iterate_generation
 from llada_play.remasking import REMASKING
 from llada_play.text import decode_generation, encode_prompt, parse_constraints, stop_token_ids
 from llada_play.trace import Trace
-from llada_play.viz import (PieceCache, commit_order_figure, confidence_figure, record_canvas, render_canvas,
-                            trace_step_html)
+from llada_play.viz import (PieceCache, commit_order_figure, commit_order_panels, confidence_figure, record_canvas,
+                            render_canvas, trace_step_html)
 
 ROOT = Path(__file__).resolve().parent
 # Local fonts only: the page must work with no internet access.
@@ -53,9 +54,11 @@ TASK_GEN_LENGTH, TASK_BLOCK_LENGTH = 32, 8
 class ModelRegistry:
     """Loaded models, shared by all sessions (read-only while sampling); each session picks one by key."""
 
-    def __init__(self, default: str | None, models_dir: str | None, trust_remote_code: bool = False):
+    def __init__(self, default: str | None, models_dir: str | None, trust_remote_code: bool = False,
+                 dtype: torch.dtype | None = torch.float32, device: str = "cpu", device_map: str | None = None):
         self.default = default
         self.trust_remote_code = trust_remote_code
+        self.load_options = dict(dtype=dtype, device=device, device_map=device_map)
         self.models_dir = Path(models_dir) if models_dir else None
         self._loaded: dict[str, tuple] = {}
         self._lock = threading.Lock()
@@ -75,7 +78,8 @@ class ModelRegistry:
         """(model, tokenizer) for a key, loading it once; raises CheckpointError with the reason."""
         with self._lock:
             if key not in self._loaded:
-                model, tokenizer = load_model(self.path_of(key), trust_remote_code=self.trust_remote_code)
+                model, tokenizer = load_model(self.path_of(key), trust_remote_code=self.trust_remote_code,
+                                              **self.load_options)
                 if tokenizer is None:
                     raise CheckpointError(f"{key} has no tokenizer: the app needs text in and out")
                 self._loaded[key] = (model, tokenizer)
@@ -84,11 +88,13 @@ class ModelRegistry:
     def describe(self, key: str) -> str:
         try:
             model, _ = self.get(key)
-        except CheckpointError as err:
+        except ValueError as err:  # CheckpointError, or a model too large for this machine
             return f"**No model loaded** ({err}). Train one with `llada-play train` or pick another."
         n = sum(p.numel() for p in model.parameters()) / 1e6
         kind = "causal (autoregressive)" if getattr(model.config, "causal", False) else "masked diffusion"
-        return f"Model: `{key}` ({n:.1f}M parameters, {kind}, mask id {model.config.mask_token_id})"
+        denoiser = as_denoiser(model)
+        return (f"Model: `{key}` ({n:.1f}M parameters, {kind}, {denoiser.family.name} family, "
+                f"mask id {denoiser.mask_id})")
 
 
 def token_label(tokenizer, token: int) -> str:
@@ -319,7 +325,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
                 raise gr.Error(str(err)) from err
             table = [[r.name, f"{r.forward_passes} ({r.windowed_passes})", round(r.wall_time_s, 2), r.text]
                      for r in results]
-            return table, _overlay_commit_orders(results)
+            return table, commit_order_panels(results)
 
         def task_accuracy(key, temp, seed_value, *values):
             try:
@@ -514,7 +520,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             yield current, gr.update(), f"Loading `{key}`..."
             try:
                 registry.get(key)
-            except CheckpointError as err:
+            except ValueError as err:  # CheckpointError, or a model too large for this machine
                 raise gr.Error(str(err)) from err
             yield key, registry.describe(key), f"Loaded `{key}`: every tab of this page now uses it."
 
@@ -726,21 +732,6 @@ def _loss_figure(losses: list[float]):
     return fig
 
 
-def _overlay_commit_orders(results):
-    """One commit-order panel per setting, stacked."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=len(results), subplot_titles=[r.name for r in results], shared_yaxes=True)
-    for i, r in enumerate(results, 1):
-        single = commit_order_figure(r.trace)
-        for trace in single.data:
-            trace.marker.showscale = i == len(results)
-            fig.add_trace(trace, row=1, col=i)
-    fig.update_yaxes(autorange="reversed", title_text="step", row=1, col=1)
-    fig.update_layout(template="plotly_white", height=360, showlegend=False, margin=dict(l=50, r=20, t=60, b=40))
-    return fig
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="llada-play: watch a masked diffusion LM denoise")
     parser.add_argument("--model", default=None, help="model directory for the 'shipped default' entry")
@@ -748,6 +739,10 @@ def main(argv=None) -> None:
                         help="folder whose model directories (*/ or */*/ with config.json) can be chosen")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow checkpoints that ship their own Python code (e.g. LLaDA-8B); off by default")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
+                        help="weights dtype (default float32; bfloat16 for LLaDA-8B)")
+    parser.add_argument("--device", default="cpu", help="where models run (cpu, cuda, cuda:1...)")
+    parser.add_argument("--device-map", default=None, help="spread large models over GPUs and CPU (e.g. auto)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--reversal-overrides", default=None, metavar="JSON",
@@ -765,7 +760,8 @@ def main(argv=None) -> None:
         except (json.JSONDecodeError, TypeError, ValueError) as err:
             parser.error(f"--reversal-overrides: {err}")
     torch.set_grad_enabled(False)
-    registry = ModelRegistry(args.model, args.models_dir, trust_remote_code=args.trust_remote_code)
+    registry = ModelRegistry(args.model, args.models_dir, trust_remote_code=args.trust_remote_code,
+                             dtype=DTYPES[args.dtype], device=args.device, device_map=args.device_map)
     demo = build_app(registry, overrides)
     demo.queue(default_concurrency_limit=2)
     demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False, theme=THEME, head=HEAD, css=CSS,

@@ -11,6 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
+from .adapters import adopt_tokenizer_mask_id
 from .config import LladaConfig
 from .modeling import LladaForMaskedLM
 
@@ -21,6 +22,8 @@ DEFAULT_AR_MODEL_DIR = Path(__file__).resolve().parent / "default_ar_model"
 # The default model after `llada-play sft` on the shipped arithmetic rows (defaults: 1000 steps): a model with a
 # task that has ground truth, for comparing samplers (notebook 02, benchmarks/fast_decoding.py).
 ARITHMETIC_MODEL_DIR = Path(__file__).resolve().parent / "arithmetic_model"
+# Names for the weights dtype in the CLI and the app; "stored" keeps what the files hold.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "stored": None}
 
 
 class CheckpointError(ValueError):
@@ -114,15 +117,23 @@ REMOTE_AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalL
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
-               dtype: torch.dtype | None = torch.float32, trust_remote_code: bool = False):
+               dtype: torch.dtype | None = torch.float32, trust_remote_code: bool = False, device_map=None,
+               check_memory: bool = True):
     """Load (model, tokenizer) from a directory or a cached hub id (the shipped default when ``path`` is None),
     offline.
 
     Weights are cast to ``dtype`` (float32 by default: checkpoints may be stored in bf16 to stay small);
-    ``None`` keeps the stored dtype. The tokenizer is ``None`` when the directory has none. A checkpoint that
-    ships its own Python code (``auto_map`` in config.json) is refused unless ``trust_remote_code``.
+    ``None`` keeps the stored dtype (use ``torch.bfloat16`` for LLaDA-8B). The tokenizer is ``None`` when the
+    directory has none. A checkpoint that ships its own Python code (``auto_map`` in config.json) is refused
+    unless ``trust_remote_code``. ``device_map`` (e.g. "auto", needs accelerate) spreads a large model over
+    the GPUs and the CPU instead of moving it to ``device``. With ``check_memory``, the memory the model
+    needs is estimated from its files before anything loads, and loading is refused when it does not fit.
+    A directory of LoRA adapters (``adapter_config.json``, as ``run_sft`` writes) loads its base model with
+    the adapters attached (a peft model).
     """
     path = default_model_path() if path is None else resolve_model_path(path)
+    if (path / "adapter_config.json").exists():
+        return _load_with_adapters(path, device, dtype, trust_remote_code, device_map, check_memory)
     config_file = path / "config.json"
     if not config_file.exists():
         raise CheckpointError(f"{config_file} is missing")
@@ -130,28 +141,48 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         auto_map = json.loads(config_file.read_text()).get("auto_map") or {}
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{config_file} cannot be read: {err}") from err
+    if auto_map and not trust_remote_code:
+        raise CheckpointError(f"{path} needs its own Python code (auto_map in {config_file.name}); it is only "
+                              "run when you allow it: trust_remote_code=True in Python, --trust-remote-code in "
+                              "the CLI and the app")
+    if not auto_map:
+        check_checkpoint(path)
+    if check_memory:
+        from .memory import check_model_fits
+
+        check_model_fits(path, dtype, device, device_map, trust_remote_code)
+    placement = {} if device_map is None else {"device_map": device_map}
     if auto_map:
-        if not trust_remote_code:
-            raise CheckpointError(f"{path} needs its own Python code (auto_map in {config_file.name}); it is only "
-                                  "run when you allow it: trust_remote_code=True in Python, --trust-remote-code in "
-                                  "the CLI and the app")
         import transformers
 
         name = next((n for n in REMOTE_AUTO_CLASSES if n in auto_map), None)
         if name is None:
             raise CheckpointError(f"{config_file}: auto_map names none of {REMOTE_AUTO_CLASSES}")
         model = getattr(transformers, name).from_pretrained(path, dtype=dtype, local_files_only=True,
-                                                            trust_remote_code=True)
+                                                            trust_remote_code=True, **placement)
     else:
-        check_checkpoint(path)
-        model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype, local_files_only=True)
-    model = model.to(device).eval()
+        model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype, local_files_only=True, **placement)
+    model = (model if device_map is not None else model.to(device)).eval()
     tokenizer = None
     if (path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists():
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
-    if getattr(model.config, "mask_token_id", None) is None and getattr(tokenizer, "mask_token_id", None) is not None:
-        # masked LMs such as BERT keep their mask token in the tokenizer only; the sampler reads the config
-        model.config.mask_token_id = tokenizer.mask_token_id
+    adopt_tokenizer_mask_id(model, tokenizer)
+    return model, tokenizer
+
+
+def _load_with_adapters(path: Path, device, dtype, trust_remote_code, device_map, check_memory):
+    from peft import PeftModel
+
+    try:
+        base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+    except (json.JSONDecodeError, KeyError) as err:
+        raise CheckpointError(f"{path / 'adapter_config.json'} does not name its base model: {err}") from err
+    if not base:
+        raise CheckpointError(f"{path / 'adapter_config.json'} does not name its base model")
+    model, tokenizer = load_model(base, device, dtype, trust_remote_code, device_map, check_memory)
+    model = PeftModel.from_pretrained(model, path, is_trainable=False).eval()
+    if (path / "tokenizer_config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
     return model, tokenizer
 
 

@@ -33,14 +33,24 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checkpoint import DTYPES
+
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a checkpoint that ships its own Python code, e.g. LLaDA-8B (off by default)")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
+                        help="weights dtype (default float32; bfloat16 halves memory, use it for LLaDA-8B)")
+
+
 def cmd_sample(args) -> int:
-    from .checkpoint import load_model
+    from .checkpoint import DTYPES, load_model
     from .sampling import generate
     from .text import decode_generation, encode_prompt
     from .trace import TraceRecorder
 
     torch.manual_seed(args.seed)
-    model, tokenizer = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+    model, tokenizer = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
+                                  dtype=DTYPES[args.dtype], device_map=args.device_map)
     if tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer; the CLI needs text in and out")
     prompt = encode_prompt(tokenizer, args.prompt, chat=args.chat)
@@ -105,14 +115,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_sft(args) -> int:
+    from .checkpoint import DTYPES
     from .recipes import run_sft
 
     if args.eval_data is None and Path(args.data) == SHIPPED_SFT / "arithmetic_train.jsonl":
         args.eval_data = str(SHIPPED_SFT / "arithmetic_test.jsonl")
     objective = "autoregressive" if args.autoregressive else "sft"
     summary = run_sft(args.model, args.data, train_config_from_args(args, objective), batch_size=args.batch_size,
-                      seq_len=args.seq_len, on_error=args.on_error, lora_rank=args.lora_rank, resume=args.resume,
-                      eval_data=args.eval_data)
+                      seq_len=args.seq_len, on_error=args.on_error, lora_rank=args.lora_rank,
+                      lora_alpha=args.lora_alpha, merge_lora=not args.no_merge, resume=args.resume,
+                      eval_data=args.eval_data, trust_remote_code=args.trust_remote_code, dtype=DTYPES[args.dtype])
     _print_summary(summary)
     return 0
 
@@ -175,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--model", default=None,
                         help="model directory or cached hub id (default: the shipped model)")
     sample.add_argument("--device", default="cpu")
-    sample.add_argument("--trust-remote-code", action="store_true",
-                        help="allow a checkpoint that ships its own Python code (off by default)")
+    sample.add_argument("--device-map", default=None,
+                        help="spread a large model over the GPUs and the CPU (e.g. auto; needs accelerate)")
+    add_loading_arguments(sample)
     sample.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
     sample.add_argument("--keep-eos", action="store_true", help="print end-of-text tokens and what follows")
     sample.add_argument("--trace", default=None, metavar="OUT.json", help="write the denoising trace as JSON")
@@ -206,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--seq-len", type=int, default=None, help="pad/cut length (default: the longest row)")
     sft.add_argument("--on-error", default="stop", choices=["stop", "skip"], help="what a malformed row does")
     sft.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (peft)")
+    sft.add_argument("--lora-alpha", type=int, default=16, help="LoRA scaling numerator (default 16)")
+    sft.add_argument("--no-merge", action="store_true",
+                     help="keep only the adapters (OUT/adapter) instead of also saving the merged model")
+    add_loading_arguments(sft)
     add_train_arguments(sft, steps=1000, lr=1e-3, warmup=50)
     sft.set_defaults(func=cmd_sft)
 

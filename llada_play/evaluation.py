@@ -6,6 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .adapters import as_denoiser
 from .losses import autoregressive_loss, logits_of
 from .masking import forward_process
 
@@ -22,6 +23,7 @@ def masked_token_loss(model, batches: list[dict], mask_id: int, eps: float = 1e-
     g = torch.Generator().manual_seed(seed)
     ce_sum, masked, weighted, tokens = 0.0, 0, 0.0, 0
     device = next(model.parameters()).device
+    model = as_denoiser(model, mask_id)
     for batch in batches:
         ids = batch["input_ids"].to(device)
         maskable = None
@@ -53,6 +55,7 @@ def loss_by_mask_ratio(model, batches: list[dict], mask_id: int, ratios=(0.1, 0.
                        seed: int = 0) -> dict[float, float]:
     """Mean masked-token cross-entropy at fixed masking ratios t (the x axis of the 'why variable masking' plot)."""
     device = next(model.parameters()).device
+    model = as_denoiser(model, mask_id)
     result = {}
     for ratio in ratios:
         g = torch.Generator().manual_seed(seed)

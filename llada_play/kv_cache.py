@@ -58,7 +58,3 @@ def cache_window(mode: str, block_start: int, block_end: int, length: int) -> tu
         return block_start, length
     raise ValueError(f"unknown cache mode {mode!r}; choose one of {list(CACHE_MODES)} or None")
 
-
-def supports_block_cache(model) -> bool:
-    """Whether ``model``'s forward accepts ``block_cache``/``window`` (this project's model does)."""
-    return bool(getattr(model, "supports_block_cache", False))

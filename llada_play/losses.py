@@ -7,12 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .adapters import as_denoiser, logits_of  # noqa: F401  (logits_of is imported from here elsewhere)
 from .masking import forward_process, mask_exactly
-
-
-def logits_of(output) -> torch.Tensor:
-    """Accept a model output with ``.logits`` or a bare logits tensor."""
-    return output if isinstance(output, torch.Tensor) else output.logits
 
 
 @dataclass
@@ -117,6 +113,7 @@ def mc_log_likelihood(
     maskable = torch.zeros_like(seq, dtype=torch.bool)
     maskable[:, prompt.numel():] = True
     total = 0.0
+    model = as_denoiser(model, mask_id)
     for _ in range(num_samples // batch_size):
         num_masked = torch.randint(1, length + 1, (batch_size,), device=device, generator=generator)
         noisy, masked = mask_exactly(seq, num_masked, mask_id, maskable=maskable, generator=generator)

@@ -194,7 +194,6 @@ class LladaForMaskedLM(LladaPreTrainedModel):
     """Mask predictor: logits over the vocabulary at every position (next-token logits when causal)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
-    supports_block_cache = True  # forward takes block_cache/window (see kv_cache.py)
 
     def __init__(self, config: LladaConfig):
         super().__init__(config)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_model, save_model
+from .adapters import context_length_of, lora_target_modules, resolve_mask_id
+from .checkpoint import default_model_path, load_model, resolve_model_path, save_model
 from .config import config_from_preset
 from .data import PackedBatches, SFTBatches, load_sft_rows, pack_tokens, read_corpus, split_documents
 from .evaluation import autoregressive_eval, masked_token_loss, unigram_cross_entropy
@@ -91,13 +92,21 @@ def _answer_eval(model, tokenizer, conversations, causal: bool) -> dict:
 
 def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len: int | None = None,
             on_error: str = "stop", lora_rank: int = 0, lora_alpha: int = 16, resume: bool = False,
-            hooks=None, eval_data=None, eval_limit: int = 200) -> dict:
+            hooks=None, eval_data=None, eval_limit: int = 200, trust_remote_code: bool = False,
+            dtype: torch.dtype | None = torch.float32, merge_lora: bool = True) -> dict:
     """Fine-tune a model directory on prompt/response rows (SFT for diffusion, response-only next-token loss
-    when ``config.objective`` is autoregressive). With ``lora_rank`` > 0 only LoRA adapters train (peft);
-    they are merged into the saved final model. With ``eval_data``, held-out prompts are answered before and
-    after training and the exact-match accuracies are reported side by side."""
+    when ``config.objective`` is autoregressive). With ``eval_data``, held-out prompts are answered before and
+    after training and the exact-match accuracies are reported side by side.
+
+    With ``lora_rank`` > 0 only LoRA adapters train (peft), on the linear layers the model's family names
+    (see ``adapters.FAMILIES``); the adapters are written to ``<output_dir>/adapter`` (``load_model`` opens
+    that directory with its base model) and, unless ``merge_lora`` is False, merged into the saved final
+    model. Large models: ``dtype=torch.bfloat16`` with ``config.device="cuda"`` loads the weights in bf16
+    straight onto the GPU; ``trust_remote_code`` is needed for checkpoints with their own code (LLaDA-8B)."""
     started = time.perf_counter()
-    model, tokenizer = load_model(model_dir)
+    if lora_rank <= 0 and not merge_lora:
+        raise ValueError("merge_lora=False only applies to LoRA runs (lora_rank > 0)")
+    model, tokenizer = load_model(model_dir, device=config.device, dtype=dtype, trust_remote_code=trust_remote_code)
     if tokenizer is None:
         raise ValueError(f"{model_dir} has no tokenizer; SFT needs one to encode the rows")
     conversations = load_sft_rows(data, on_error=on_error)
@@ -108,27 +117,34 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
                          f"model ({model_dir})")
     before = _answer_eval(model, tokenizer, held_out, causal) if held_out else None
     batches = SFTBatches.from_conversations(tokenizer, conversations, batch_size, seq_len,
-                                            context_length=model.config.max_position_embeddings)
+                                            context_length=context_length_of(model))
     trainable = model
     if lora_rank > 0:
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0,
-                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+                          target_modules=lora_target_modules(model))
+        torch.manual_seed(config.seed)  # the adapters' random init is part of the run: same seed, same run
         trainable = get_peft_model(model, lora)
-    result = train(trainable, batches, config, tokenizer=tokenizer, mask_id=model.config.mask_token_id,
+        # so that the saved adapter_config.json points at the base this run started from
+        trainable.peft_config["default"].base_model_name_or_path = str(
+            default_model_path() if model_dir is None else resolve_model_path(model_dir))
+    result = train(trainable, batches, config, tokenizer=tokenizer, mask_id=resolve_mask_id(model, None, tokenizer),
                    hooks=hooks, resume=resume)
-    if lora_rank > 0:
-        model = trainable.merge_and_unload()
-    final = save_model(model, tokenizer, Path(config.output_dir) / "final")
+    out = Path(config.output_dir)
     summary = {"objective": config.objective, "rows": len(conversations), "seq_len": batches.input_ids.shape[1],
-               "steps": result.steps, "final_train_loss": result.final_loss, "lora_rank": lora_rank,
-               "wall_time_s": round(time.perf_counter() - started, 1), "final_model": str(final),
-               "config": asdict(config)}
+               "steps": result.steps, "final_train_loss": result.final_loss, "lora_rank": lora_rank}
+    if lora_rank > 0:
+        summary["adapter"] = str(save_model(trainable, tokenizer, out / "adapter"))
+        summary["trainable_parameters"] = sum(p.numel() for p in trainable.parameters() if p.requires_grad)
+        model = trainable.merge_and_unload() if merge_lora else trainable
+    final = save_model(model, tokenizer, out / "final") if merge_lora else Path(summary["adapter"])
+    summary.update({"wall_time_s": round(time.perf_counter() - started, 1), "final_model": str(final),
+                    "config": asdict(config)})
     if held_out:
         after = _answer_eval(model, tokenizer, held_out, causal)
         summary["held_out_accuracy"] = {"before": before, "after": after}
-    (Path(config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

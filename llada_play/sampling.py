@@ -10,14 +10,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
+from .adapters import Denoiser, as_denoiser, logits_of, resolve_mask_id  # noqa: F401  (re-exported)
 from .hooks import LogitsContext, StepRecord, call_logits_hooks, call_step_hooks
-from .kv_cache import CACHE_MODES, BlockKVCache, cache_window, supports_block_cache
-from .losses import logits_of
+from .kv_cache import CACHE_MODES, cache_window
 from .masking import tokens_to_commit
 from .remasking import get_scorer, token_probability
 
 
 def model_device(model) -> torch.device:
+    if isinstance(model, Denoiser):
+        return model.device
     try:
         return next(model.parameters()).device
     except (AttributeError, StopIteration):
@@ -26,18 +28,6 @@ def model_device(model) -> torch.device:
 
 def _config_value(model, name: str):
     return getattr(getattr(model, "config", None), name, None)
-
-
-def resolve_mask_id(model, mask_id: int | None) -> int:
-    """The explicit ``mask_id``, else the model config's ``mask_token_id``."""
-    if mask_id is None:
-        mask_id = _config_value(model, "mask_token_id")
-    if mask_id is None:
-        raise ValueError("no mask id: pass mask_id=..., or use a model whose config has mask_token_id")
-    vocab_size = _config_value(model, "vocab_size")
-    if vocab_size is not None and not 0 <= mask_id < vocab_size:
-        raise ValueError(f"mask id {mask_id} is missing from the model's vocabulary of {vocab_size} tokens")
-    return int(mask_id)
 
 
 def _as_batch(prompt, device) -> torch.LongTensor:
@@ -82,19 +72,9 @@ def _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id, block_c
         uncond = x.masked_fill(prompt_index, mask_id)  # the unconditional pass sees the prompt masked
         both = torch.cat([x, uncond])
         mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
-        cond_logits, uncond_logits = _call(model, both, mask, block_cache, window).chunk(2)
+        cond_logits, uncond_logits = model(both, mask, block_cache, window).chunk(2)
         return classifier_free_guidance(cond_logits, uncond_logits, cfg_scale)
-    return _call(model, x, attention_mask, block_cache, window)
-
-
-def _call(model, ids, attention_mask, block_cache=None, window=None) -> torch.Tensor:
-    if block_cache is not None:
-        if window is not None:
-            ids = ids[:, window[0]:window[1]]  # the mask keeps covering the whole canvas
-        return logits_of(model(ids, attention_mask=attention_mask, block_cache=block_cache, window=window))
-    # Only pass a mask when there is padding, so that user modules without the argument work too.
-    out = model(ids) if attention_mask is None else model(ids, attention_mask=attention_mask)
-    return logits_of(out)
+    return model(x, attention_mask, block_cache, window)
 
 
 def _forward_rows(model, x, attention_mask, cfg_scale, prompt_index, mask_id, rows, block_cache=None,
@@ -239,26 +219,23 @@ def generate(
     filled (by constraints or forced tokens) is skipped, costing no forward pass.
     """
     hooks, logits_hooks = _as_list(hooks), _as_list(logits_hooks)
-    device = model_device(model)
+    model = as_denoiser(model, mask_id)  # ids -> aligned logits, whatever the family
+    device = model.device
     prompt = _as_batch(prompt, device)
     batch, prompt_length = prompt.shape
-    mask_id = resolve_mask_id(model, mask_id)
-    vocab_size = _config_value(model, "vocab_size")
+    mask_id, vocab_size = model.mask_id, model.vocab_size
     if remasking == "threshold":
         remasking, threshold = "low_confidence", 0.9 if threshold is None else threshold
     scorer = get_scorer(remasking)
     cache = None if cache in (None, "none") else cache
     steps = validate_sampler_args(steps, gen_length, block_length, temperature, cfg_scale, threshold,
-                                  prompt_length, _config_value(model, "max_position_embeddings"), cache,
-                                  cache_refresh_every)
-    if cache and not supports_block_cache(model):
-        raise ValueError(f"cache={cache!r} needs a model whose forward takes a block cache (this project's "
-                         f"LladaForMaskedLM); {type(model).__name__} has none: use cache=None")
+                                  prompt_length, model.context_length, cache, cache_refresh_every)
+    if cache and not model.supports_block_cache:
+        model.new_block_cache()  # raises, naming the model and its family
     if prompt_length == 0 and cfg_scale > 0:
         raise ValueError("classifier-free guidance (cfg_scale > 0) needs a non-empty prompt")
     if (forbid_eos or eos_last or eos_early_exit) and not eos_token_ids:
-        eos = _config_value(model, "eos_token_id")
-        eos_token_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        eos_token_ids = list(model.eos_token_ids)
         if not eos_token_ids:
             raise ValueError("forbid_eos/eos_last/eos_early_exit need eos_token_ids (the model config has no "
                              "eos_token_id)")
@@ -287,7 +264,7 @@ def generate(
 
     num_blocks = gen_length // block_length
     steps_per_block = steps // num_blocks
-    block_cache = BlockKVCache(model.config.num_hidden_layers) if cache else None
+    block_cache = model.new_block_cache() if cache else None
     canvas_logits = None  # with the cache: the last full pass's logits, the window's overwritten each step
     busy_rows = None  # the rows the model runs on (None: all); finished rows leave the batch
     step = 0
@@ -446,7 +423,8 @@ def generate_autoregressive(
         generator = torch.Generator(device=device).manual_seed(seed)
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=device)
     for _ in range(max_new_tokens):
-        logits = _call(model, x, attention_mask)[:, -1].float()
+        out = model(x) if attention_mask is None else model(x, attention_mask=attention_mask)
+        logits = logits_of(out)[:, -1].float()
         token = sample_tokens(logits, temperature, generator)
         if eos_token_id is not None:
             token = torch.where(done, torch.full_like(token, eos_token_id), token)

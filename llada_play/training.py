@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .adapters import as_denoiser
 from .checkpoint import publish_directory
 from .losses import autoregressive_loss, pretrain_loss, sft_loss
 
@@ -180,26 +181,69 @@ def save_checkpoint(output_dir, step, model, tokenizer, optimizer, generators, c
     return final
 
 
-def load_checkpoint(path: Path, model, optimizer, generators, config: TrainConfig) -> int:
-    """Restore weights, optimizer and every random state; returns the step to continue from."""
+# A checkpoint holds what the run trains: the whole model, or only the adapters of a peft (LoRA) model, whose
+# frozen base comes from the model directory the run starts from. These two functions decide which.
+
+def _is_lora(model) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
+def _trained_weights(model) -> tuple[str, dict[str, torch.Tensor]]:
+    """The file ``model.save_pretrained`` writes the trained weights to, and those weights named as in it."""
+    if _is_lora(model):
+        from peft import get_peft_model_state_dict
+
+        return "adapter_model.safetensors", get_peft_model_state_dict(model)
+    return "model.safetensors", model.state_dict()
+
+
+def load_weights(path: Path, model) -> None:
+    """Load a checkpoint's weights into ``model`` (all of them, or a LoRA model's adapters), refusing files
+    that do not match it tensor for tensor."""
     from safetensors.torch import load_file
 
+    name, own = _trained_weights(model)
+    file = path / name
+    if not file.exists():
+        other = "a full-model" if _is_lora(model) else "a LoRA"
+        raise ValueError(f"cannot resume from {path}: {name} is missing (was it written by {other} run?)")
+    if _is_lora(model):
+        saved_base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        base = model.peft_config[model.active_adapter].base_model_name_or_path
+        if saved_base != base:
+            raise ValueError(f"cannot resume from {path}: its adapters were trained on {saved_base}, "
+                             f"this run starts from {base}")
+    weights = load_file(file)
+    for key, tensor in weights.items():
+        if key in own and own[key].shape != tensor.shape:
+            raise ValueError(f"cannot resume from {path}: tensor {key} has shape {tuple(tensor.shape)}, "
+                             f"the model has {tuple(own[key].shape)}")
+    tied = getattr(getattr(model, "config", None), "tie_word_embeddings", False)
+    missing = [k for k in own if k not in weights and not (k == "lm_head.weight" and tied)]  # saved once, tied
+    unexpected = [k for k in weights if k not in own]
+    if missing or unexpected:
+        raise ValueError(f"cannot resume from {path}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    if _is_lora(model):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, weights)
+    else:
+        model.load_state_dict(weights, strict=False)  # strict would also want the tied lm_head.weight
+
+
+def load_checkpoint(path: Path, model, optimizer, generators, config: TrainConfig) -> int:
+    """Restore weights, optimizer and every random state; returns the step to continue from."""
     state = torch.load(path / "trainer_state.pt", weights_only=False)
     saved = state["config"]
     for key in ("objective", "grad_accum", "max_steps", "lr", "warmup_steps"):
         if saved.get(key) != getattr(config, key):
             raise ValueError(f"cannot resume from {path}: it was trained with {key}={saved.get(key)!r}, "
                              f"this run has {key}={getattr(config, key)!r}")
-    weights = load_file(path / "model.safetensors")
-    own = model.state_dict()
-    for key, tensor in weights.items():
-        if key in own and own[key].shape != tensor.shape:
-            raise ValueError(f"cannot resume from {path}: tensor {key} has shape {tuple(tensor.shape)}, "
-                             f"the model has {tuple(own[key].shape)}")
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    missing = [k for k in missing if not (k == "lm_head.weight" and getattr(model.config, "tie_word_embeddings", False))]
-    if missing or unexpected:
-        raise ValueError(f"cannot resume from {path}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    load_weights(path, model)
     optimizer.load_state_dict(state["optimizer"])
     for name, g in generators.items():
         g.set_state(state["rng"][name])
@@ -237,10 +281,10 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
     hooks = [hooks] if callable(hooks) else list(hooks or [])
     device = torch.device(config.device)
     model.to(device).train()
-    if mask_id is None:
-        mask_id = getattr(model.config, "mask_token_id", None)
-    if mask_id is None and config.objective != "autoregressive":
-        raise ValueError("a masked-diffusion objective needs a mask id (model.config.mask_token_id)")
+    forward = model  # what the loss calls: the model itself, or its denoiser view (aligned logits)
+    if config.objective != "autoregressive":
+        forward = as_denoiser(model, mask_id)
+        mask_id = forward.mask_id
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model, config)
@@ -276,7 +320,7 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
             for _ in range(config.grad_accum):
                 batch = {k: v.to(device) for k, v in batches.next_batch(generators["data"]).items()}
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    result = compute_loss(model, batch, config, mask_id, generators["mask"])
+                    result = compute_loss(forward, batch, config, mask_id, generators["mask"])
                 (result.loss / config.grad_accum).backward()
                 total_loss += result.loss.item() / config.grad_accum
                 tokens += batch["input_ids"].numel()

@@ -186,3 +186,17 @@ def record_canvas(record, pieces: PieceCache, confidences: dict[int, float], row
     guesses = {p: t for p, t in enumerate(record.predicted[row].tolist()) if t >= 0 and tokens[p] == record.mask_id}
     return render_canvas(tokens, record.prompt_length, record.block_length, record.mask_id, pieces, confidences,
                          set(committed), forced, eos_ids, guesses, interactive)
+
+
+def commit_order_panels(results, height: int = 360):
+    """One commit-order panel per compared setting, side by side (``results`` from ``compare_settings``)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(results), subplot_titles=[r.name for r in results], shared_yaxes=True)
+    for i, r in enumerate(results, 1):
+        for trace in commit_order_figure(r.trace).data:
+            trace.marker.showscale = i == len(results)
+            fig.add_trace(trace, row=1, col=i)
+    fig.update_yaxes(autorange="reversed", title_text="step", row=1, col=1)
+    fig.update_layout(template="plotly_white", height=height, showlegend=False, margin=dict(l=50, r=20, t=60, b=40))
+    return fig

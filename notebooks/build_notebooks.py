@@ -1,6 +1,6 @@
 """Write the teaching notebooks from the cell sources below (then execute them to store their outputs):
 
-    python notebooks/build_notebooks.py
+    python notebooks/build_notebooks.py [NAME ...]        # all notebooks, or only the named ones
     jupyter nbconvert --to notebook --execute --inplace notebooks/0*.ipynb
     python notebooks/build_notebooks.py --strip
 
@@ -245,6 +245,415 @@ print(question, "->", decode_generation(tokenizer, out[0], prompt.shape[1]))
 DenoisingPlayer(recorder.trace(), grid=False)'''),
 ]
 
+NOTEBOOKS["02_remasking_strategies"] = [
+    ("md", """\
+# 2. Remasking strategies: which masked tokens to commit first
+
+At every denoising step the mask predictor proposes a token for **every** masked position, but the sampler
+commits only a few of them; the rest are masked again ("remasked"). *Which* ones to keep is the remasking
+strategy, a small pure function of the predicted distributions (`llada_play/remasking.py`):
+
+| strategy | keeps the positions with the highest... |
+|---|---|
+| `low_confidence` (LLaDA's default) | probability of the predicted token |
+| `margin` | gap between the two most likely tokens |
+| `entropy` | negative entropy of the distribution (the most certain) |
+| `random` | random score (LLaDA's `random` remasking baseline) |
+
+First the strategies side by side on one prompt; then **measured** on a task with ground truth."""),
+    ("code", SETUP + '''
+
+from pathlib import Path
+from llada_play.checkpoint import ARITHMETIC_MODEL_DIR, load_model
+from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings
+from llada_play.remasking import REMASKING
+from llada_play.text import encode_prompt
+
+ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
+model, tokenizer = load_model()  # the shipped Shakespeare model
+STRATEGIES = sorted(REMASKING)
+print(STRATEGIES)'''),
+    ("md", """\
+## Side by side on one prompt
+
+Same prompt, same seed, 64 tokens in 64 steps with blocks of 32. The panels show *when* each position was
+committed (x: position, y: step, colour: the model's confidence in the committed token)."""),
+    ("code", '''\
+prompt = encode_prompt(tokenizer, "ROMEO.\\n")
+settings = [SamplerSetting(s, dict(steps=64, gen_length=64, block_length=32, remasking=s)) for s in STRATEGIES]
+results = compare_settings(model, tokenizer, prompt, settings, seed=0)
+for r in results:
+    print(f"--- {r.name} ({r.forward_passes} forward passes)\\n{r.text.strip()[:160]}\\n")'''),
+    ("code", '''\
+from llada_play.viz import commit_order_panels
+
+commit_order_panels(results, height=380).show()'''),
+    ("md", """\
+Confidence-based strategies fill each block in an order of their own; `random` commits in no particular order.
+Text quality is hard to judge by eye, so the rest of the notebook measures on a task with one right answer.
+
+## Measured: accuracy against forward passes
+
+The shipped **arithmetic model** is the default model after `llada-play sft` on the project's addition data
+(see `MODEL_CARD.md`). Each answer has 8 positions (digits, end-of-turn, end-of-text padding) in one block;
+fewer steps means more tokens committed per forward pass. Every point below is the exact-match accuracy on the
+held-out sums."""),
+    ("code", '''\
+from llada_play.data import load_sft_rows
+
+arith, arith_tokenizer = load_model(ARITHMETIC_MODEL_DIR)
+test_rows = load_sft_rows(ROOT / "data/sft/arithmetic_test.jsonl")[: 64 if QUICK else 200]
+print(len(test_rows), "held-out questions, e.g.", test_rows[0])
+
+STEPS = [1, 2, 4, 8]
+grid = [SamplerSetting(f"{s}|{n}", dict(steps=n, gen_length=8, block_length=8, remasking=s))
+        for s in STRATEGIES for n in STEPS]
+by_passes = accuracy_by_setting(arith, arith_tokenizer, test_rows, grid, seed=0)
+# threshold decoding: commit every token above the confidence threshold, at least one per step
+thresholds = [0.5, 0.7, 0.9]
+thr = accuracy_by_setting(arith, arith_tokenizer, test_rows,
+                          [SamplerSetting(f"threshold {t}", dict(steps=8, gen_length=8, block_length=8,
+                                                                 threshold=t)) for t in thresholds], seed=0)
+for row in by_passes + thr:
+    print(f"{row['setting']:>22}: accuracy {row['accuracy']:6.1%}, {row['forward_passes']} forward passes")'''),
+    ("code", '''\
+import plotly.graph_objects as go
+
+fig = go.Figure()
+for s in STRATEGIES:
+    rows = [r for r in by_passes if r["setting"].startswith(s + "|")]
+    fig.add_scatter(x=[r["forward_passes"] for r in rows], y=[100 * r["accuracy"] for r in rows],
+                    mode="lines+markers", name=s)
+fig.add_scatter(x=[r["forward_passes"] for r in thr], y=[100 * r["accuracy"] for r in thr], mode="markers+text",
+                text=[r["setting"] for r in thr], textposition="top center", name="low_confidence + threshold",
+                marker=dict(symbol="diamond", size=11))
+fig.update_layout(title="Accuracy against forward passes per answer (held-out sums)", template="plotly_white",
+                  xaxis_title="forward passes per answer", yaxis_title="exact match (%)", height=420,
+                  xaxis=dict(type="log", tickvals=STEPS))
+fig.show()'''),
+    ("code", '''\
+# NBVAL_CHECK_OUTPUT
+def row_of(name):
+    return next(r for r in by_passes if r["setting"] == name)
+
+best = {s: max((r for r in by_passes if r["setting"].startswith(s + "|")), key=lambda r: r["accuracy"])
+        for s in STRATEGIES}
+leader = max(best, key=lambda s: best[s]["accuracy"])
+print(f"best here: {leader}, {best[leader]['accuracy']:.1%} at {best[leader]['forward_passes']} passes per answer")
+print("all 8 tokens in one pass:", ", ".join(f"{s} {row_of(f'{s}|1')['accuracy']:.1%}" for s in STRATEGIES))
+print("one token per pass (8):  ", ", ".join(f"{s} {row_of(f'{s}|8')['accuracy']:.1%}" for s in STRATEGIES))'''),
+    ("md", """\
+## Sensitivity to the sampler's hyper-parameters
+
+A known weakness of these models: results move with the number of steps, the block length and the
+temperature. Below, answers get 16 positions so that blocks of 2 to 16 make sense; a cell is empty where the
+steps cannot be split evenly over the blocks (the sampler refuses such settings with a message)."""),
+    ("code", '''\
+BLOCKS, GRID_STEPS = [2, 4, 8, 16], [2, 4, 8, 16]
+cells = {}
+for b in BLOCKS:
+    for n in GRID_STEPS:
+        if n % (16 // b):
+            continue  # the steps must divide evenly over the 16 / b blocks
+        row = accuracy_by_setting(arith, arith_tokenizer, test_rows,
+                                  [SamplerSetting("", dict(steps=n, gen_length=16, block_length=b))], seed=0)[0]
+        cells[b, n] = 100 * row["accuracy"]
+z = [[cells.get((b, n)) for n in GRID_STEPS] for b in BLOCKS]
+fig = go.Figure(go.Heatmap(z=z, x=[str(n) for n in GRID_STEPS], y=[str(b) for b in BLOCKS], colorscale="Viridis",
+                           zmin=0, zmax=100, text=[[f"{v:.0f}" if v is not None else "" for v in r] for r in z],
+                           texttemplate="%{text}", colorbar=dict(title="%")))
+fig.update_layout(title="low_confidence, 16 answer positions: accuracy (%) by steps and block length",
+                  xaxis_title="steps", yaxis_title="block length", template="plotly_white", height=380)
+fig.show()'''),
+    ("code", '''\
+TEMPERATURES = [0.0, 0.5, 1.0, 1.5]
+temp = {}
+for s in STRATEGIES:
+    for t in TEMPERATURES:
+        row = accuracy_by_setting(arith, arith_tokenizer, test_rows,
+                                  [SamplerSetting("", dict(steps=8, gen_length=8, block_length=8, remasking=s,
+                                                           temperature=t))], seed=0)[0]
+        temp[s, t] = 100 * row["accuracy"]
+z = [[temp[s, t] for t in TEMPERATURES] for s in STRATEGIES]
+fig = go.Figure(go.Heatmap(z=z, x=[str(t) for t in TEMPERATURES], y=STRATEGIES, colorscale="Viridis", zmin=0,
+                           zmax=100, text=[[f"{v:.0f}" for v in r] for r in z], texttemplate="%{text}",
+                           colorbar=dict(title="%")))
+fig.update_layout(title="Accuracy (%) by temperature and strategy (8 steps, one block)", xaxis_title="temperature",
+                  template="plotly_white", height=340)
+fig.show()'''),
+    ("code", '''\
+# NBVAL_CHECK_OUTPUT
+print(f"steps x block length: accuracy from {min(cells.values()):.0f}% to {max(cells.values()):.0f}%")
+for s in STRATEGIES:
+    print(f"{s:>15}: temperature 0 -> {temp[s, 0.0]:.0f}%, temperature 1.5 -> {temp[s, 1.5]:.0f}%")'''),
+    ("md", """\
+What to take away is in the printed figures above: how much accuracy each strategy keeps as more tokens are
+committed per forward pass, and how far the same model moves with steps, block length and temperature. Measure
+on your own task before choosing. The app's **Compare** tab runs the same comparison on 40 of these questions."""),
+]
+
+NOTEBOOKS["03_reversal_curse"] = [
+    ("md", """\
+# 3. The reversal curse: a diffusion model against its autoregressive twin
+
+Berglund et al. ("The Reversal Curse", ICLR 2024) found that a language model trained on *"A is B"* does not
+learn *"B is A"*: a model taught *"Daphne Barrington is the director of 'A Journey Through Time'"* cannot
+answer *"Who directed 'A Journey Through Time'?"*. A masked diffusion model is trained to predict **any**
+masked subset of a sentence from the rest, so it also practises predicting the name from the description.
+Does that break the curse? SMDM (arXiv:2410.18514) reports that it does. Here we measure it with two models
+that differ **only** in the objective: same architecture and size, same tokenizer, the same packed training
+windows in the same order, the same number of steps."""),
+    ("code", SETUP + '''
+
+from pathlib import Path
+from llada_play.reversal_data import make_dataset, make_facts
+from llada_play.reversal_experiment import (ReversalConfig, read_results, results_figure, results_markdown,
+                                            run_reversal_experiment, training_sentences)
+
+ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()'''),
+    ("md", """\
+## The data
+
+Invented people with invented, unique descriptions, in three subsets: facts stated only name-first (`p2d`),
+only description-first (`d2p`), or both ways (`both`). Each fact appears through 30 paraphrase templates in
+training; 10 other templates are held out for the questions. (`data/reversal/` holds this set in the original
+paper's JSONL layout; `llada-play reversal --data DIR` reads the original files too.)"""),
+    ("code", '''\
+# NBVAL_CHECK_OUTPUT
+files = make_dataset()  # 30 people per subset, 30 training and 10 test templates: the published shape
+facts = make_facts()
+for f in (facts[0], facts[30], facts[60]):
+    print(f"{f.subset:>4}: {f.name} = {f.description}")
+for name, rows in files.items():
+    print(f"{name:25} {len(rows):5} rows, e.g. {rows[0]['prompt']!r} -> {rows[0]['completion']!r}")'''),
+    ("md", """\
+Two checks that the test is fair, computed: no training sentence uses a test template, and no one-way fact
+ever appears the other way round in training."""),
+    ("code", '''\
+# NBVAL_CHECK_OUTPUT
+sentences = training_sentences(files)
+test_prompts = {r["prompt"] for name, rows in files.items() if name.endswith("_test") for r in rows}
+print("training sentences that start with a test prompt:",
+      sum(any(s.startswith(p + " ") for p in test_prompts) for s in sentences))
+def name_first(sentence, fact):
+    return sentence.index(fact.name) < sentence.index(fact.description)
+wrong_way = sum(1 for f in facts if f.subset != "both" for s in sentences
+                if f.name in s and f.description in s and name_first(s, f) != (f.subset == "p2d"))
+print("training sentences stating a one-way fact the other way round:", wrong_way)'''),
+    ("md", """\
+## Train both models
+
+One seed of the quick experiment (`ReversalConfig.quick`): 10 people per subset, both models trained from
+scratch on the same windows. A training hook records both loss curves (not on the same scale: the diffusion
+loss is the ELBO-weighted masked-token loss, the autoregressive one the next-token loss)."""),
+    ("code", '''\
+import tempfile
+
+config = ReversalConfig.quick(seeds=[0], out_dir=tempfile.mkdtemp(prefix="reversal-"))
+if QUICK:  # the test suite: a smaller, shorter run that only checks that the notebook works
+    config = ReversalConfig.quick(seeds=[0], out_dir=config.out_dir, people_per_subset=5, steps=40, eval_rows=10,
+                                  batch_size=16)
+losses = {"diffusion": [], "autoregressive": []}
+results = run_reversal_experiment(config, train_hooks=lambda kind, seed, record: losses[kind].append(record.loss))
+print(f"{config.preset} preset, {results['parameters']:,} parameters per model, {config.steps} steps, "
+      f"{results['tokens_per_model']:,} training tokens each, {results['wall_time_s']:.0f} s for both")'''),
+    ("code", '''\
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+fig = make_subplots(rows=1, cols=2, subplot_titles=["diffusion (masked-token loss)", "autoregressive (next-token loss)"])
+for i, kind in enumerate(losses, 1):
+    fig.add_scatter(y=losses[kind], mode="lines", name=kind, row=1, col=i)
+fig.update_layout(template="plotly_white", height=320, showlegend=False, xaxis_title="step", xaxis2_title="step")
+fig.show()'''),
+    ("code", '''\
+print(results_markdown(results))'''),
+    ("md", """\
+## Ask both models
+
+Held-out questions, asked in the trained direction and reversed."""),
+    ("code", '''\
+from llada_play.checkpoint import load_model
+from llada_play.reversal import answer
+
+pair = {run["model"]: load_model(run["model_dir"]) for run in results["runs"]}
+tokenizer = pair["diffusion"][1]
+asked = make_dataset(config.people_per_subset, test_templates=config.test_templates)
+for label, file in [("p2d, trained direction", "p2d_prompts_test"), ("p2d, reversed", "p2d_reverse_prompts_test"),
+                    ("d2p, trained direction", "d2p_prompts_test"), ("d2p, reversed", "d2p_reverse_prompts_test")]:
+    row = asked[file][0]
+    print(f"[{label}] {row['prompt']} ...   (truth: {row['completion'].strip()})")
+    for kind, (m, _) in pair.items():
+        print(f"   {kind:>15}: {answer(m, tokenizer, row['prompt'])!r}")'''),
+    ("md", """\
+The diffusion model's answer to a reversed question, as it was written (one token per step, the most confident
+first; scrub or play):"""),
+    ("code", '''\
+from llada_play import TraceRecorder, generate
+from llada_play.reversal import answer_settings, question_ids
+from llada_play.widgets import DenoisingPlayer
+
+question = asked["p2d_reverse_prompts_test"][0]["prompt"]
+recorder = TraceRecorder(tokenizer)
+generate(pair["diffusion"][0], question_ids(tokenizer, question), hooks=recorder, **answer_settings(tokenizer))
+DenoisingPlayer(recorder.trace(), grid=False, eos_ids={tokenizer.eos_token_id})'''),
+    ("md", """\
+## The full experiment
+
+One seed of a small run is an anecdote. The full experiment uses the published data shape (30 people per
+subset, 30 + 10 templates) and several seeds; its recorded result ships with the project and was written by
+
+```bash
+llada-play reversal --out data/reversal/results/full.json
+```"""),
+    ("code", '''\
+full = read_results(ROOT / "data/reversal/results/full.json")
+c = full["config"]
+print(f"{c['people_per_subset']} people per subset, seeds {c['seeds']}, {c['preset']} preset, {c['steps']} steps, "
+      f"{full['tokens_per_model']:,} tokens per model; {full['wall_time_s'] / 60:.0f} min on {full['machine']}")
+print(results_markdown(full))'''),
+    ("code", '''\
+results_figure(full).show()'''),
+    ("code", '''\
+# NBVAL_CHECK_OUTPUT
+s = full["summary"]
+def pct(kind, metric):
+    v = s[kind].get(metric)
+    return "n/a" if v is None else f"{100 * v['mean']:.1f}% ± {100 * v['std']:.1f}"
+for metric in ["generation/p2d_forward", "generation/p2d_reverse", "generation/d2p_forward",
+               "generation/d2p_reverse", "ranking/p2d_reverse", "ranking/d2p_reverse", "infilling/p2d",
+               "infilling_ranking/p2d"]:
+    print(f"{metric:24} diffusion {pct('diffusion', metric):>14}   autoregressive {pct('autoregressive', metric):>14}")
+print(f"ranking chance level: {1 / (1 + c['distractors']):.0%}")'''),
+    ("md", """\
+## Reading the numbers honestly
+
+* **Generation, reversed** is the reversal curse proper: the question is a sentence whose answer (a name, for
+  `p2d` facts) comes *after* the description, while training only ever put that name *before* it.
+* **Ranking** asks the same reversed questions as a multiple choice between the true answer and four other
+  people's, by likelihood (exact for the autoregressive model, the Monte-Carlo bound for the diffusion model).
+* **Infilling** masks the name in *"<name> is <description>."*, the training order. A diffusion model can fill it
+  in directly, but that is bidirectional *context*, not bidirectional *knowledge*: the name still sits before
+  the description, as in training. The autoregressive model can only rank whole sentences (`infilling_ranking`).
+
+The printed figures are the measurement; compare them with the expectation from the literature (SMDM: the
+autoregressive model near zero reversed, the diffusion model well above it)."""),
+]
+
+NOTEBOOKS["06_why_variable_masking"] = [
+    ("md", """\
+# 6. Why LLaDA draws the masking ratio at random
+
+BERT is trained to fill in a **fixed** 15% of masked tokens. LLaDA draws the masking ratio *t* uniformly in
+(0, 1) for every sequence, so the same network learns to predict masked tokens at every noise level, which is
+what the reverse process needs: generation starts from a fully masked sequence (*t* = 1) and walks down to
+*t* = 0. This notebook trains both kinds of model, **same size, same data, same steps and tokens**, and shows
+where the fixed-ratio model breaks down."""),
+    ("code", SETUP + '''
+
+import tempfile
+from pathlib import Path
+from transformers import AutoTokenizer
+from llada_play.checkpoint import DEFAULT_MODEL_DIR
+from llada_play.config import config_from_preset
+from llada_play.data import PackedBatches, pack_tokens, read_corpus, split_documents
+from llada_play.modeling import LladaForMaskedLM
+from llada_play.tokenizer import special_token_ids
+from llada_play.training import TrainConfig, train
+
+ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
+hf_logging.set_verbosity_error()  # packing a whole play into one id stream is intended; skip the length warning
+tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL_DIR)  # the shipped model's BPE tokenizer
+train_docs, val_docs = split_documents(read_corpus(ROOT / "data/shakespeare"), 0.05, seed=0)
+SEQ = 128
+train_tokens = pack_tokens(tokenizer, train_docs.values(), SEQ)
+val_batches = PackedBatches(pack_tokens(tokenizer, val_docs.values(), SEQ), SEQ, 16).fixed_batches(8)
+print(f"{len(train_tokens):,} training tokens; held out: {', '.join(val_docs)}")'''),
+    ("md", """\
+Two models of the same shape (4 layers, width 128), trained by the same loop and loss code; the only difference
+is `fixed_mask_ratio=0.15` (BERT's ratio; BERT's random-token and kept-token replacements are left out so that
+the masking ratio is the one thing that differs)."""),
+    ("code", '''\
+STEPS = 100 if QUICK else 1500
+shape = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=344)
+models, curves = {}, {}
+for name, ratio in [("fixed 15% (BERT-style)", 0.15), ("t ~ U(0,1) (LLaDA)", None)]:
+    torch.manual_seed(0)
+    model = LladaForMaskedLM(config_from_preset("small", **shape, **special_token_ids(tokenizer)))
+    config = TrainConfig(objective="pretrain", output_dir=tempfile.mkdtemp(), max_steps=STEPS, lr=2e-3,
+                         warmup_steps=50, fixed_mask_ratio=ratio, seed=0, progress=False, save_every=10_000)
+    curves[name] = []
+    result = train(model, PackedBatches(train_tokens, SEQ, 16), config,
+                   hooks=lambda record, name=name: curves[name].append(record.loss))
+    models[name] = model.eval()
+    print(f"{name}: {result.steps} steps x 16 x {SEQ} = {result.steps * 16 * SEQ:,} tokens, "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters")'''),
+    ("md", """\
+## Masked-token loss against the masking ratio
+
+For each ratio *t*, mask the held-out windows at exactly that rate and measure the cross-entropy on the masked
+tokens (`llada_play.evaluation.loss_by_mask_ratio`)."""),
+    ("code", '''\
+import plotly.graph_objects as go
+from llada_play.evaluation import loss_by_mask_ratio
+
+RATIOS = [0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0]
+by_ratio = {name: loss_by_mask_ratio(m, val_batches, m.config.mask_token_id, ratios=RATIOS)
+            for name, m in models.items()}
+fig = go.Figure()
+for name, losses in by_ratio.items():
+    fig.add_scatter(x=list(losses), y=list(losses.values()), mode="lines+markers", name=name)
+fig.add_vline(x=0.15, line_dash="dot", annotation_text="BERT's 15%")
+fig.update_layout(title="Held-out masked-token loss by masking ratio", xaxis_title="masking ratio t",
+                  yaxis_title="cross-entropy (nats per masked token)", template="plotly_white", height=400)
+fig.show()'''),
+    ("code", '''\
+# NBVAL_CHECK_OUTPUT
+fixed, uniform = by_ratio["fixed 15% (BERT-style)"], by_ratio["t ~ U(0,1) (LLaDA)"]
+print(f"t = 0.15 (the fixed model's training ratio): fixed {fixed[0.15]:.2f}, uniform {uniform[0.15]:.2f} nats")
+print(f"t = 1.0 (where generation starts):          fixed {fixed[1.0]:.2f}, uniform {uniform[1.0]:.2f} nats")
+print("ratios where the fixed-ratio model is worse:", [t for t in RATIOS if fixed[t] > uniform[t]])'''),
+    ("md", """\
+## Generating from an all-mask sequence
+
+Both models run the same sampler (64 tokens, 64 steps, blocks of 32) from nothing but masks: the sampler needs
+good predictions at every ratio along the way, starting at *t* = 1."""),
+    ("code", '''\
+from llada_play import TraceRecorder, generate
+from llada_play.text import decode_generation
+
+empty = torch.zeros(1, 0, dtype=torch.long)
+traces = {}
+for name, m in models.items():
+    recorder = TraceRecorder(tokenizer)
+    out = generate(m, empty, steps=64, gen_length=64, block_length=32, hooks=recorder)
+    traces[name] = recorder.trace()
+    print(f"--- {name}\\n{decode_generation(tokenizer, out[0], 0)[:300]}\\n")'''),
+    ("code", '''\
+fig = go.Figure()
+for name, trace in traces.items():
+    conf = [sum(c[3] for c in s.commits) / max(1, len(s.commits)) for s in trace.steps]
+    fig.add_scatter(y=conf, mode="lines", name=name)
+fig.update_layout(title="Confidence of the committed tokens at each step, from all masks", xaxis_title="step",
+                  yaxis_title="probability of the committed token", template="plotly_white", height=340)
+fig.show()'''),
+    ("code", '''\
+# NBVAL_CHECK_OUTPUT
+from collections import Counter
+
+for name, trace in traces.items():
+    tokens = [c[2] for s in trace.steps for c in s.commits]
+    top, count = Counter(tokens).most_common(1)[0]
+    print(f"{name}: {len(set(tokens))} distinct tokens of {len(tokens)}; the most frequent, "
+          f"{tokenizer.decode([top])!r}, {count} times")'''),
+    ("md", """\
+The fixed-ratio model has only ever seen sequences that are 85% visible; a sequence that is mostly masks is
+outside its training distribution, and the figures above measure what that costs. The uniformly-masked model
+was trained at every ratio it meets while sampling: that, not the architecture, is what turns a masked language
+model into a generative one. (It is also why a BERT checkpoint plugged into the sampler should not be expected
+to write well from scratch.)"""),
+]
+
 
 def strip_widget_state(path: Path) -> None:
     """Drop the saved widget state (anywidget embeds plotly.js, ~5 MB): widgets come alive when the notebook
@@ -266,9 +675,13 @@ def build(name: str, cells) -> Path:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["--strip"]:
+    args = sys.argv[1:]
+    if args[:1] == ["--strip"]:
         for path in sorted(HERE.glob("0*.ipynb")):
             strip_widget_state(path)
-    else:
-        for name, cells in NOTEBOOKS.items():
-            print(build(name, cells))
+    else:  # build the named notebooks (all of them by default)
+        unknown = set(args) - set(NOTEBOOKS)
+        if unknown:
+            sys.exit(f"unknown notebook(s) {sorted(unknown)}; choose from {sorted(NOTEBOOKS)}")
+        for name in args or NOTEBOOKS:
+            print(build(name, NOTEBOOKS[name]))

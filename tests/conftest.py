@@ -51,3 +51,33 @@ def oracle_table(target: list[int], vocab: int, strength: float = 30.0) -> torch
 @pytest.fixture
 def table_model():
     return TableModel
+
+
+# Runs the CLI in a child process that SIGKILLs itself when the loop is about to write the checkpoint of step
+# KILL_AT (the rows logged since the previous checkpoint are on disk, their weights are not): a kill at a
+# known step, where polling for a checkpoint from outside races a run that takes milliseconds per step.
+_KILLED_CLI = """
+import os, signal, sys
+from llada_play import training
+from llada_play.cli import main
+
+save, kill_at = training.save_checkpoint, int(os.environ["KILL_AT"])
+
+def save_or_die(output_dir, step, *args, **kwargs):
+    if step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(output_dir, step, *args, **kwargs)
+
+training.save_checkpoint = save_or_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_cli_killed_at(args: list[str], step: int) -> int:
+    """Run ``llada-play ARGS`` in a child process killed (SIGKILL) as it saves step ``step``; its return code."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KILL_AT": str(step), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-c", _KILLED_CLI, *args], env=env, capture_output=True,
+                          timeout=300).returncode

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from llada_play import LladaForMaskedLM, config_from_preset, generate
+from llada_play.adapters import as_denoiser, supports_block_cache
 from llada_play.kv_cache import BlockKVCache
 from tests.conftest import TableModel, oracle_table
 
@@ -182,3 +183,32 @@ def test_cache_errors_are_clear():
     with pytest.raises(ValueError, match="cache_refresh_every must be a positive integer"):
         generate(model, PROMPT, cache="dual", cache_refresh_every=0, **KW)
     assert torch.equal(generate(model, PROMPT, cache="none", **KW), generate(model, PROMPT, **KW))
+
+
+@pytest.mark.parametrize("model_type, family", [("Dream", "dream"), ("llada", "llada"), (None, "module")])
+def test_other_families_refuse_the_cache_naming_the_family(model_type, family):
+    model = TableModel(oracle_table(list(range(4, 16)), VOCAB), MASK)
+    model.config.model_type = model_type
+    assert not supports_block_cache(model) and as_denoiser(model).family.name == family
+    with pytest.raises(ValueError, match=f"needs a model whose forward takes a block cache.*family '{family}'"):
+        generate(model, torch.tensor([[5, 6]]), steps=4, gen_length=8, block_length=4, cache="prefix")
+    assert model.calls == []  # refused before any forward pass
+
+
+def test_the_cache_goes_through_the_adapter():
+    model = small_model(layers=2)
+    denoiser = as_denoiser(model)
+    assert supports_block_cache(model) and supports_block_cache(denoiser)
+    calls = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs.get("window")),
+                                    with_kwargs=True)
+    # a Denoiser is accepted as the model, and its cached passes reach LladaForMaskedLM with the window
+    out = generate(denoiser, PROMPT, cache="dual", **KW)
+    assert torch.equal(out, generate(model, PROMPT, cache="dual", **KW))
+    start = PROMPT.shape[1]
+    assert calls[:4] == [None, (start, start + 8), (start, start + 8), (start, start + 8)]
+    ids = torch.randint(4, VOCAB, (1, 20))
+    with torch.no_grad():
+        cache = denoiser.new_block_cache()
+        full = denoiser(ids, block_cache=cache)
+        assert torch.allclose(denoiser(ids, block_cache=cache, window=(8, 14)), full[:, 8:14], atol=1e-4)

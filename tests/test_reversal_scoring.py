@@ -89,3 +89,15 @@ def test_infilling_by_ranking_picks_the_name_the_model_knows(char_tokenizer):
                                       distractors=4, mc_samples=8, names=names) == 0.0
     with pytest.raises(ValueError, match="distinct names"):
         infilling_ranking_accuracy(model, char_tokenizer, [Fact("ab", "cd", "p2d")], causal=False, names=names[:3])
+
+
+def test_batched_answers_equal_one_by_one_answers(char_tokenizer, tiny_model):
+    rows = [{"prompt": "ab is", "completion": " cd"}, {"prompt": "a much longer prompt is", "completion": " x"},
+            {"prompt": "b", "completion": " long answer"}]
+    for causal in (False, True):
+        tiny_model.config.causal = causal
+        _, alone = generation_accuracy(tiny_model, char_tokenizer, rows, causal, sentence_start=True, batch_size=1,
+                                       return_answers=True)
+        _, together = generation_accuracy(tiny_model, char_tokenizer, rows, causal, sentence_start=True,
+                                          batch_size=3, return_answers=True)
+        assert together == alone and len(set(alone)) > 1

@@ -1,4 +1,6 @@
 import json
+import shutil
+import signal
 
 import pytest
 import torch
@@ -53,6 +55,75 @@ def test_lora_trains_only_adapters_and_merges(model_dir, sft_files, tmp_path):
     assert torch.equal(merged["model.embed_tokens.weight"], base["model.embed_tokens.weight"])
     assert torch.equal(merged["model.norm.weight"], base["model.norm.weight"])
     assert changed_during == [1, 2, 3, 4, 5] and summary["lora_rank"] == 4
+
+
+def lora_cli_args(model_dir, data, out, merge=True, steps=12) -> list[str]:
+    return (["sft", "--model", str(model_dir), "--data", str(data), "--out", str(out), "--steps", str(steps),
+             "--batch-size", "8", "--lr", "1e-2", "--warmup", "2", "--save-every", "3", "--log-every", "1",
+             "--lora-rank", "4", "--no-progress"] + ([] if merge else ["--no-merge"]))
+
+
+def assert_killed_lora_run_resumes_exactly(args, straight, killed, merge=True):
+    """Run ARGS into STRAIGHT, run them into KILLED with a SIGKILL as step 9 is saved, resume: same end."""
+    from llada_play.cli import main
+    from llada_play.training import checkpoint_dirs
+    from tests.conftest import run_cli_killed_at
+
+    assert main(args(straight)) == 0
+    assert run_cli_killed_at(args(killed), step=9) == -signal.SIGKILL
+    done = checkpoint_dirs(killed)
+    assert [p.name for p in done] == ["step-0000003", "step-0000006"]
+    assert (done[-1] / "adapter_model.safetensors").exists() and not (done[-1] / "model.safetensors").exists()
+    logged = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, 10))  # steps 7-9 were logged, then lost with the process
+
+    assert main(args(killed) + ["--resume"]) == 0
+    a = load_file(straight / "adapter" / "adapter_model.safetensors")
+    b = load_file(killed / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and a
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert (killed / "final").exists() == merge
+    if merge:
+        a, b = load_file(straight / "final" / "model.safetensors"), load_file(killed / "final" / "model.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # no duplicated rows from the killed run
+
+
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "no-merge"])
+def test_lora_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(model_dir, sft_files, tmp_path, merge):
+    def args(out):
+        return lora_cli_args(model_dir, sft_files[0], out, merge)
+
+    assert_killed_lora_run_resumes_exactly(args, tmp_path / "straight", tmp_path / "killed", merge)
+    if merge:  # the merged model after the resume is the base with the resumed adapters folded in
+        with_adapters, _ = load_model(tmp_path / "killed" / "adapter")
+        merged, _ = load_model(tmp_path / "killed" / "final")
+        base, _ = load_model(model_dir)
+        ids = torch.randint(0, 60, (2, 12))
+        with torch.no_grad():
+            assert torch.allclose(with_adapters(ids).logits, merged(ids).logits, atol=1e-5)
+            assert not torch.allclose(base(ids).logits, merged(ids).logits, atol=1e-3)
+
+
+def test_resume_refuses_a_checkpoint_of_the_other_kind(model_dir, sft_files, tmp_path, capsys):
+    from llada_play.cli import main
+
+    lora = lora_cli_args(model_dir, sft_files[0], tmp_path / "run", steps=3)
+    full = [a for a in lora if a not in ("--lora-rank", "4")]
+    assert main(full) == 0
+    assert main(lora + ["--resume"]) == 2
+    assert "adapter_model.safetensors is missing (was it written by a full-model run?)" in capsys.readouterr().err
+    assert main(lora) == 0
+    assert main(full + ["--resume"]) == 2
+    assert "model.safetensors is missing (was it written by a LoRA run?)" in capsys.readouterr().err
+    # adapters trained on one base do not resume on another
+    other = shutil.copytree(model_dir, tmp_path / "other")
+    assert main(lora_cli_args(other, sft_files[0], tmp_path / "run", steps=3) + ["--resume"]) == 2
+    assert f"its adapters were trained on {model_dir}, this run starts from {other}" in capsys.readouterr().err
 
 
 def test_sft_refuses_a_mismatched_objective(model_dir, sft_files, tmp_path):
