@@ -81,7 +81,8 @@ class PassCounter:
 def accuracy_by_setting(model, tokenizer, conversations, settings: list[SamplerSetting], seed: int = 0,
                         batch_size: int = 32, return_answers: bool = False) -> list[dict]:
     """Exact-match accuracy, forward passes per batch (all, and how many were windowed block-cache passes), wall
-    time and decoded positions per second (gen_length x prompts / wall time) for each setting."""
+    time and decoded positions per second (gen_length x prompts / wall time) for each setting. A setting with
+    ``refill=True`` among its kwargs runs with continuous batching (see ``evaluation.answer_accuracy``)."""
     rows = []
     for setting in settings:
         kwargs = dict(setting.kwargs)

@@ -95,18 +95,21 @@ def unfinished_rows(x: torch.Tensor, mask_id: int) -> torch.LongTensor | None:
     return None if bool(busy.all()) else busy.nonzero().flatten()
 
 
-def end_rows_after_eos_block(x: torch.Tensor, start: int, end: int, eos_ids: torch.Tensor,
-                             mask_id: int) -> torch.Tensor | None:
+def end_rows_after_eos_block(x: torch.Tensor, start: int | torch.Tensor, end: int | torch.Tensor,
+                             eos_ids: torch.Tensor, mask_id: int) -> torch.Tensor | None:
     """Early exit: a row whose block [start, end) is complete and all end-of-text gets end-of-text (the block's
-    last token) at every later masked position. Returns where it filled (bool, shaped like x), or None."""
-    block = x[:, start:end]
-    later_masked = x[:, end:] == mask_id
-    ending = torch.isin(block, eos_ids).all(1) & later_masked.any(1)
+    last token) at every later masked position. ``start``/``end`` are one block for all rows or one per row
+    (LongTensors). Returns where it filled (bool, shaped like x), or None."""
+    starts = torch.as_tensor(start, device=x.device).expand(x.shape[0])[:, None]
+    ends = torch.as_tensor(end, device=x.device).expand(x.shape[0])[:, None]
+    cols = torch.arange(x.shape[1], device=x.device)[None]
+    in_block = (cols >= starts) & (cols < ends)
+    later_masked = (cols >= ends) & (x == mask_id)
+    ending = (torch.isin(x, eos_ids) | ~in_block).all(1) & later_masked.any(1)
     if not bool(ending.any()):
         return None
-    filled = torch.zeros_like(x, dtype=torch.bool)
-    filled[:, end:] = later_masked & ending[:, None]
-    x[:, end:] = torch.where(filled[:, end:], block[:, -1:], x[:, end:])
+    filled = later_masked & ending[:, None]
+    x[filled] = x.gather(1, ends - 1).expand_as(x)[filled]
     return filled
 
 
@@ -302,6 +305,7 @@ def generate(
                 context = LogitsContext(block, step, block_step, x, mask_index, start, end)
                 logits = call_logits_hooks(logits_hooks, context, logits)
             block_logits = logits[:, start:end].float()
+            block_logits[..., mask_id] = float("-inf")  # committing the mask token would never end the block
             if forbid_eos:
                 block_logits[..., eos_ids] = float("-inf")
             for row, pos, token in forbidden:

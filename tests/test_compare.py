@@ -46,3 +46,16 @@ def test_compare_settings_reports_windowed_passes(tiny_model, char_tokenizer):
     plain, dual = compare_settings(tiny_model, char_tokenizer, prompt, settings)
     assert (plain.forward_passes, plain.windowed_passes) == (8, 0)
     assert (dual.forward_passes, dual.windowed_passes) == (8, 6)
+
+
+def test_refilled_batches_give_the_fixed_batches_answers(tiny_model, char_tokenizer):
+    # prompts of different lengths, so that left padding differs between the two ways of batching
+    convs = [[{"role": "user", "content": f"{a}+{a * 7}"}, {"role": "assistant", "content": str(8 * a)}]
+             for a in (1, 23, 456, 7, 89, 1234, 5)]
+    base = dict(steps=8, gen_length=8, block_length=4, threshold=0.5, eos_early_exit=True)
+    fixed, refilled = accuracy_by_setting(tiny_model, char_tokenizer, convs,
+                                          [SamplerSetting("fixed", base),
+                                           SamplerSetting("refill", {**base, "refill": True})],
+                                          batch_size=3, return_answers=True)
+    assert refilled["answers"] == fixed["answers"] and refilled["accuracy"] == fixed["accuracy"]
+    assert refilled["n"] == 7 and refilled["forward_passes"] <= fixed["forward_passes"]
