@@ -1,6 +1,7 @@
 """Fast decoding measured: accuracy, forward passes, wall time and decoded positions per second of LLaDA's fixed
 schedule against threshold decoding, the block KV cache and both (with early exit on end-of-text blocks), on
-the shipped arithmetic test set, greedy, in one run; plus the agreement of cached and uncached answers.
+the shipped arithmetic test set, greedy, in one run; plus the agreement of cached and uncached answers, and
+threshold + early exit with fixed batches against continuous batching (slots refilled as rows finish).
 
     python benchmarks/fast_decoding.py [--quick] [--model DIR] [--rounds 3]
 
@@ -42,11 +43,14 @@ def settings_for(args, eos_ids) -> list[SamplerSetting]:
         SamplerSetting("cache prefix", {**base, "cache": "prefix"}),
         SamplerSetting(f"threshold {args.threshold} + early exit", exit_only),
         SamplerSetting(f"threshold {args.threshold} + cache prefix + early exit", {**exit_only, "cache": "prefix"}),
+        # continuous batching: a finished row's slot takes the next prompt at once (no cache: rows sit in
+        # different blocks); compare with "threshold + early exit", whose finished slots stay empty
+        SamplerSetting(f"threshold {args.threshold} + early exit, refilled slots", {**exit_only, "refill": True}),
     ]
 
 
 def short_label(name: str) -> str:
-    return (name.replace("threshold", "thr").replace("cache ", "").replace("early exit", "exit")
+    return (name.replace(", refilled slots", "+refill").replace("threshold", "thr").replace("cache ", "").replace("early exit", "exit")
             .replace(" + ", "+"))
 
 
@@ -115,7 +119,8 @@ def main() -> None:
     t = f"threshold {args.threshold}"
     pairs = [("baseline", "cache dual"), ("baseline", "cache prefix"),
              (f"{t} + early exit", f"{t} + cache dual + early exit"),
-             (f"{t} + early exit", f"{t} + cache prefix + early exit"), ("baseline", f"{t}")]
+             (f"{t} + early exit", f"{t} + cache prefix + early exit"), ("baseline", f"{t}"),
+             (f"{t} + early exit", f"{t} + early exit, refilled slots")]
     for a, b in pairs:
         print(f"identical answers, {a} vs {b}: {agreement(answers[a], answers[b]):.1%}")
     print()
