@@ -47,6 +47,8 @@ TASK_FILE = ROOT / "data" / "sft" / "arithmetic_test.jsonl"
 SFT_TRAIN_FILE = ROOT / "data" / "sft" / "arithmetic_train.jsonl"
 MAX_UPLOAD_BYTES = 2 * 2**20  # quick SFT is for small data
 STRATEGIES = sorted(REMASKING)
+CACHE_CHOICES = ["none", "prefix", "dual"]
+TASK_GEN_LENGTH, TASK_BLOCK_LENGTH = 32, 8
 
 
 class ModelRegistry:
@@ -180,20 +182,24 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             gr.Markdown("The same prompt and seed under up to four sampler settings (uses the prompt, length "
                         "and temperature of the Denoise tab).")
             rows = []
-            defaults = [("low_confidence", 64, 32, 0.0), ("random", 64, 32, 0.0), ("margin", 64, 32, 0.0),
-                        ("low_confidence", 64, 32, 0.9)]
-            for i, (strategy, n, block, thr) in enumerate(defaults):
+            # the last default is the fast setting: threshold decoding with the block cache and early exit
+            defaults = [("low_confidence", 64, 32, 0.0, "none", False), ("random", 64, 32, 0.0, "none", False),
+                        ("margin", 64, 32, 0.0, "none", False), ("low_confidence", 64, 32, 0.9, "dual", True)]
+            for i, (strategy, n, block, thr, cache, early) in enumerate(defaults):
                 with gr.Row():
                     use = gr.Checkbox(value=i < 3, label=f"Setting {i + 1}", scale=1)
                     s_strategy = gr.Dropdown(STRATEGIES, value=strategy, label="Remasking", scale=2)
                     s_steps = gr.Slider(1, 256, value=n, step=1, label="Steps", scale=2)
                     s_block = gr.Slider(4, 256, value=block, step=4, label="Block length", scale=2)
                     s_thr = gr.Slider(0, 1, value=thr, step=0.05, label="Threshold (0 = off)", scale=2)
-                rows.append((use, s_strategy, s_steps, s_block, s_thr))
+                    s_cache = gr.Dropdown(CACHE_CHOICES, value=cache, label="KV cache", scale=1)
+                    s_exit = gr.Checkbox(value=early, label="Early exit on end-of-text", scale=1)
+                rows.append((use, s_strategy, s_steps, s_block, s_thr, s_cache, s_exit))
             with gr.Row():
                 compare_run = gr.Button("Compare on the prompt", variant="primary")
-                task_run = gr.Button(f"Accuracy on {TASK_FILE.name} (first 40 prompts)")
-            compare_table = gr.Dataframe(headers=["setting", "forward passes", "wall time (s)", "text"],
+                task_run = gr.Button(f"Accuracy on {TASK_FILE.name} (first 40 prompts, {TASK_GEN_LENGTH} tokens "
+                                     f"in blocks of {TASK_BLOCK_LENGTH})")
+            compare_table = gr.Dataframe(headers=["setting", "forward passes (windowed)", "wall time (s)", "text"],
                                          label="Results", wrap=True)
             compare_plots = gr.Plot(label="Commit order of each setting")
 
@@ -257,12 +263,16 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
 
         def settings_from(values) -> list[SamplerSetting]:
             chosen = []
-            for i in range(0, len(values), 5):
-                use, strategy, n, block, thr = values[i:i + 5]
+            width = len(rows[0])
+            for i in range(0, len(values), width):
+                use, strategy, n, block, thr, cache, early = values[i:i + width]
                 if use:
-                    name = f"{i // 5 + 1}: {strategy}, {int(n)} steps, block {int(block)}" + (f", thr {thr}" if thr else "")
+                    name = (f"{i // width + 1}: {strategy}, {int(n)} steps, block {int(block)}"
+                            + (f", thr {thr}" if thr else "") + (f", cache {cache}" if cache != "none" else "")
+                            + (", early exit" if early else ""))
                     chosen.append(SamplerSetting(name, dict(steps=int(n), block_length=int(block), remasking=strategy,
-                                                            threshold=float(thr) if thr else None)))
+                                                            threshold=float(thr) if thr else None, cache=cache,
+                                                            eos_early_exit=bool(early))))
             if not chosen:
                 raise gr.Error("tick at least one setting")
             return chosen
@@ -308,11 +318,13 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
                 ids = encode_prompt(tokenizer, prompt_text, chat=chat_mode)
                 settings = settings_from(values)
                 for s in settings:
-                    s.kwargs.update(gen_length=int(gen_len), temperature=float(temp))
+                    s.kwargs.update(gen_length=int(gen_len), temperature=float(temp),
+                                    eos_token_ids=sorted(stop_token_ids(tokenizer)))
                 results = compare_settings(model, tokenizer, ids, settings, seed=int(seed_value or 0))
             except (ValueError, CheckpointError) as err:
                 raise gr.Error(str(err)) from err
-            table = [[r.name, r.forward_passes, round(r.wall_time_s, 2), r.text] for r in results]
+            table = [[r.name, f"{r.forward_passes} ({r.windowed_passes})", round(r.wall_time_s, 2), r.text]
+                     for r in results]
             return table, commit_order_panels(results)
 
         def task_accuracy(key, temp, seed_value, *values):
@@ -321,15 +333,18 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
                 conversations = load_sft_rows(TASK_FILE)[:40]
                 settings = settings_from(values)
                 for s in settings:
-                    # short answers: one block the length of the answer budget
-                    s.kwargs.update(gen_length=8, steps=min(8, s.kwargs["steps"]), block_length=8,
-                                    temperature=float(temp))
+                    # short answers in an app-typical length, so that the cache and early exit matter; each
+                    # setting keeps its steps per token (rounded to whole steps per block)
+                    blocks = TASK_GEN_LENGTH // TASK_BLOCK_LENGTH
+                    steps = max(blocks, min(TASK_GEN_LENGTH, s.kwargs["steps"]) // blocks * blocks)
+                    s.kwargs.update(gen_length=TASK_GEN_LENGTH, steps=steps, block_length=TASK_BLOCK_LENGTH,
+                                    temperature=float(temp), eos_token_ids=sorted(stop_token_ids(tokenizer)))
                 rows_out = accuracy_by_setting(model, tokenizer, conversations, settings, seed=int(seed_value or 0))
             except (ValueError, CheckpointError) as err:
                 raise gr.Error(str(err)) from err
-            table = [[f"{r['setting']} (8 tokens, {r['forward_passes']} passes)", r["forward_passes"],
-                      round(r["wall_time_s"], 2), f"accuracy {r['accuracy']:.0%}, well-formed {r['well_formed']:.0%}"]
-                     for r in rows_out]
+            table = [[r["setting"], f"{r['forward_passes']} ({r['windowed_passes']})", round(r["wall_time_s"], 2),
+                      f"accuracy {r['accuracy']:.0%}, well-formed {r['well_formed']:.0%}, "
+                      f"{r['tokens_per_s']:.0f} tokens/s"] for r in rows_out]
             return table, None
 
         def chat_turn(key, message, history, gen_len, n_steps, block_len, temp, cfg, strategy, thresh, seed_value):

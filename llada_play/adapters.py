@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .kv_cache import BlockKVCache
+
 ATTENTION_AND_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -34,10 +36,12 @@ class Family:
     lora_targets: tuple[str, ...] | str = "all-linear"
     # Used only when neither the caller, the config nor the tokenizer names a mask id.
     default_mask_id: int | None = None
+    # Whether the model's forward takes ``block_cache``/``window`` (the Fast-dLLM cache of kv_cache.py).
+    block_cache: bool = False
 
 
 FAMILIES: dict[str, Family] = {
-    "llada_play": Family("llada_play", lora_targets=ATTENTION_AND_MLP),
+    "llada_play": Family("llada_play", lora_targets=ATTENTION_AND_MLP, block_cache=True),
     # LLaDA's remote code (modeling_llada.py) names a block's projections q/k/v_proj, attn_out, ff_proj,
     # up_proj, ff_out; its output head is also called ff_out, so the pattern keeps to the blocks.
     "llada": Family("llada", context_keys=("max_sequence_length", "max_position_embeddings"),
@@ -98,11 +102,36 @@ class Denoiser:
         self.vocab_size = vocab_size
         self.context_length = context_length
 
-    def __call__(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
+                 block_cache: BlockKVCache | None = None, window: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits for the whole canvas; with ``block_cache`` a full pass that also fills it, and with ``window``
+        as well the logits of positions ``[start, stop)`` only, recomputed against the cached rest."""
+        if block_cache is not None:
+            return self._cached_call(input_ids, attention_mask, block_cache, window)
         # Only pass a mask when there is padding, so that user modules without the argument work too.
         out = self.model(input_ids) if attention_mask is None else self.model(input_ids, attention_mask=attention_mask)
         logits = logits_of(out)
         return shift_logits_right(logits) if self.family.shift_logits else logits
+
+    @property
+    def supports_block_cache(self) -> bool:
+        return self.family.block_cache
+
+    def new_block_cache(self) -> BlockKVCache:
+        """An empty cache for this model, or a ValueError naming the family when it has none."""
+        if not self.supports_block_cache:
+            raise ValueError(f"the block KV cache needs a model whose forward takes a block cache (this "
+                             f"project's LladaForMaskedLM); {type(self.model).__name__} (family "
+                             f"{self.family.name!r}) has none: use cache=None")
+        return BlockKVCache(self.model.config.num_hidden_layers)
+
+    def _cached_call(self, input_ids, attention_mask, block_cache, window) -> torch.Tensor:
+        if not self.supports_block_cache:
+            self.new_block_cache()  # raises the family's error
+        if window is not None:
+            input_ids = input_ids[:, window[0]:window[1]]  # the attention mask keeps covering the whole canvas
+        return logits_of(self.model(input_ids, attention_mask=attention_mask, block_cache=block_cache,
+                                    window=window))
 
     @property
     def device(self) -> torch.device:
@@ -151,6 +180,11 @@ def as_denoiser(model, mask_id: int | None = None, tokenizer=None) -> Denoiser:
     return Denoiser(model, family, resolve_mask_id(model, mask_id, tokenizer),
                     _eos_ids(_config_value(model, "eos_token_id")), _config_value(model, "vocab_size"),
                     context_length_of(model))
+
+
+def supports_block_cache(model) -> bool:
+    """Whether ``model`` (or the model a :class:`Denoiser` wraps) takes the block KV cache: its family says."""
+    return model.supports_block_cache if isinstance(model, Denoiser) else family_of(model).block_cache
 
 
 def lora_target_modules(model) -> tuple[str, ...] | str:

@@ -23,6 +23,13 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remasking", default="low_confidence", choices=sorted(REMASKING) + ["threshold"])
     parser.add_argument("--threshold", type=float, default=None,
                         help="confidence-threshold parallel decoding: commit all candidates above it")
+    parser.add_argument("--cache", default="none", choices=["none", "prefix", "dual"],
+                        help="approximate block KV cache (Fast-dLLM): reuse the prefix (and suffix) keys/values "
+                             "within a block (default none)")
+    parser.add_argument("--cache-refresh-every", type=int, default=None, metavar="N",
+                        help="also refresh the cache every N steps within a block (1 = exact)")
+    parser.add_argument("--eos-early-exit", action="store_true",
+                        help="stop once a block is all end-of-text, filling the rest with end-of-text")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -50,7 +57,8 @@ def cmd_sample(args) -> int:
     recorder = TraceRecorder(tokenizer, params={k: v for k, v in vars(args).items() if k != "func"}) if args.trace else None
     out = generate(model, prompt, steps=args.steps, gen_length=args.gen_length, block_length=args.block_length,
                    temperature=args.temperature, cfg_scale=args.cfg_scale, remasking=args.remasking,
-                   threshold=args.threshold, seed=args.seed, hooks=recorder)
+                   threshold=args.threshold, seed=args.seed, hooks=recorder, cache=args.cache,
+                   cache_refresh_every=args.cache_refresh_every, eos_early_exit=args.eos_early_exit)
     text = decode_generation(tokenizer, out[0], prompt.shape[1], stop_at_eos=not args.keep_eos)
     print(args.prompt + text if not args.chat else text)
     if recorder is not None:

@@ -26,6 +26,7 @@ class ComparisonResult:
     name: str
     text: str
     forward_passes: int  # model evaluations (a CFG step counts two: conditional and unconditional)
+    windowed_passes: int  # how many of them were cheaper block-cache passes over a window
     steps: int
     wall_time_s: float
     trace: Trace
@@ -41,31 +42,81 @@ def compare_settings(model, tokenizer, prompt_ids: torch.LongTensor, settings: l
     results = []
     for setting in settings:
         recorder = TraceRecorder(tokenizer, params={"name": setting.name, **setting.kwargs})
+        counter = PassCounter(model) if isinstance(model, torch.nn.Module) else None
         start = time.perf_counter()
-        out = generate(model, prompt_ids, seed=seed, hooks=recorder, **setting.kwargs)
+        try:
+            out = generate(model, prompt_ids, seed=seed, hooks=recorder, **setting.kwargs)
+        finally:
+            if counter is not None:
+                counter.remove()
         elapsed = time.perf_counter() - start
         trace = recorder.trace()
         n = len(trace.steps)
+        cfg = setting.kwargs.get("cfg_scale", 0.0)
+        windowed = forward_passes(counter.windowed, cfg) if counter is not None else 0
         results.append(ComparisonResult(setting.name, decode_generation(tokenizer, out[0], prompt_ids.shape[1]),
-                                        forward_passes(n, setting.kwargs.get("cfg_scale", 0.0)), n, elapsed, trace))
+                                        forward_passes(n, cfg), windowed, n, elapsed, trace))
     return results
 
 
+class PassCounter:
+    """Counts a module's forward calls, and how many of them were windowed (block-cache) passes.
+
+    A forward pre-hook rather than a step hook, so that counting costs nothing per step."""
+
+    def __init__(self, model):
+        self.full = self.windowed = 0
+        self._handle = model.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def _count(self, module, args, kwargs):
+        if kwargs.get("window") is not None:
+            self.windowed += 1
+        else:
+            self.full += 1
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
 def accuracy_by_setting(model, tokenizer, conversations, settings: list[SamplerSetting], seed: int = 0,
-                        batch_size: int = 32) -> list[dict]:
-    """Exact-match accuracy, forward passes per answer and wall time for each setting on the same prompts."""
+                        batch_size: int = 32, return_answers: bool = False) -> list[dict]:
+    """Exact-match accuracy, forward passes per batch (all, and how many were windowed block-cache passes), wall
+    time and decoded positions per second (gen_length x prompts / wall time) for each setting. A setting with
+    ``refill=True`` among its kwargs runs with continuous batching (see ``evaluation.answer_accuracy``)."""
     rows = []
     for setting in settings:
         kwargs = dict(setting.kwargs)
-        steps_seen: list[int] = []
-        counter = lambda record: steps_seen.append(record.step)  # noqa: E731 - a one-line hook
+        counter = PassCounter(model)  # answer_accuracy needs parameters, so model is an nn.Module here
         start = time.perf_counter()
-        result = answer_accuracy(model, tokenizer, conversations, batch_size=batch_size, seed=seed,
-                                 hooks=counter, **kwargs)
+        try:
+            result = answer_accuracy(model, tokenizer, conversations, batch_size=batch_size, seed=seed,
+                                     return_answers=return_answers, **kwargs)
+        finally:
+            counter.remove()
         elapsed = time.perf_counter() - start
         batches = -(-len(conversations) // batch_size)
-        steps_per_batch = len(steps_seen) / batches
-        rows.append({"setting": setting.name, "accuracy": result["accuracy"], "well_formed": result["well_formed"],
-                     "forward_passes": forward_passes(round(steps_per_batch), kwargs.get("cfg_scale", 0.0)),
-                     "wall_time_s": elapsed, "n": result["n"]})
+        calls = counter.full + counter.windowed
+        row = {"setting": setting.name, "accuracy": result["accuracy"], "well_formed": result["well_formed"],
+               "forward_passes": forward_passes(round(calls / batches), kwargs.get("cfg_scale", 0.0)),
+               "windowed_passes": forward_passes(round(counter.windowed / batches), kwargs.get("cfg_scale", 0.0)),
+               "wall_time_s": elapsed, "tokens_per_s": kwargs.get("gen_length", 8) * len(conversations) / elapsed,
+               "n": result["n"]}
+        if return_answers:
+            row["answers"] = result["answers"]
+        rows.append(row)
     return rows
+
+
+def fast_decoding_settings(steps: int = 32, gen_length: int = 32, block_length: int = 8, threshold: float = 0.9,
+                           cache: str = "dual", eos_token_ids=None) -> list[SamplerSetting]:
+    """The speed/quality ladder of the fast-decoding benchmark: LLaDA's fixed schedule, threshold decoding,
+    the block cache, and threshold + cache + early exit on end-of-text blocks (greedy throughout).
+    ``eos_token_ids``: what counts as end-of-text for the early exit (default: the model config's)."""
+    base = dict(steps=steps, gen_length=gen_length, block_length=block_length)
+    if eos_token_ids:
+        base["eos_token_ids"] = sorted(eos_token_ids)
+    return [SamplerSetting("baseline", base),
+            SamplerSetting(f"threshold {threshold}", {**base, "threshold": threshold}),
+            SamplerSetting(f"cache {cache}", {**base, "cache": cache}),
+            SamplerSetting(f"threshold {threshold} + cache {cache} + early exit",
+                           {**base, "threshold": threshold, "cache": cache, "eos_early_exit": True})]

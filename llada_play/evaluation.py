@@ -85,12 +85,15 @@ def perplexity(nats: float) -> float:
 @torch.no_grad()
 def answer_accuracy(model, tokenizer, conversations: list[list[dict]], chat: bool = True, batch_size: int = 32,
                     gen_length: int = 8, steps: int | None = None, block_length: int | None = None,
-                    return_answers: bool = False, **sampler_kwargs) -> dict:
+                    return_answers: bool = False, refill: bool = False, **sampler_kwargs) -> dict:
     """Exact-match accuracy of generated answers against the last (assistant) message of each conversation.
 
     Prompts are batched with left padding; each answer is cut at end-of-turn/end-of-text and stripped.
     Also reports ``well_formed``: the fraction of answers that end properly within ``gen_length``.
+    ``refill``: continuous batching (:func:`batching.generate_many`, ``batch_size`` slots refilled as rows
+    finish) instead of fixed batches; the same answers at temperature 0 (up to rounding), no block cache.
     """
+    from .batching import generate_many
     from .sampling import generate
     from .text import decode_generation, stop_token_ids
 
@@ -100,22 +103,31 @@ def answer_accuracy(model, tokenizer, conversations: list[list[dict]], chat: boo
     correct = well_formed = 0
     answers = []
     stops = stop_token_ids(tokenizer)
-    for start in range(0, len(conversations), batch_size):
-        chunk = conversations[start:start + batch_size]
+
+    def prompt_texts(chunk):
         if chat:
-            texts = [tokenizer.apply_chat_template(c[:-1], add_generation_prompt=True, tokenize=False) for c in chunk]
-        else:
-            texts = ["".join(m["content"] for m in c[:-1]) for c in chunk]
-        enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-        out = generate(model, enc.input_ids.to(device), steps=steps, gen_length=gen_length,
-                       block_length=block_length, attention_mask=enc.attention_mask.to(device), **sampler_kwargs)
-        prompt_length = enc.input_ids.shape[1]
-        for row, conv in zip(out, chunk):
+            return [tokenizer.apply_chat_template(c[:-1], add_generation_prompt=True, tokenize=False) for c in chunk]
+        return ["".join(m["content"] for m in c[:-1]) for c in chunk]
+
+    def score(rows_and_prompt_lengths, chunk):
+        nonlocal correct, well_formed
+        for (row, prompt_length), conv in zip(rows_and_prompt_lengths, chunk):
             answer = decode_generation(tokenizer, row, prompt_length).strip()
-            truth = conv[-1]["content"].strip()
-            correct += answer == truth
+            correct += answer == conv[-1]["content"].strip()
             well_formed += any(int(t) in stops for t in row[prompt_length:])
             answers.append(answer)
+
+    sampler = dict(steps=steps, gen_length=gen_length, block_length=block_length, **sampler_kwargs)
+    if refill:
+        ids = tokenizer(prompt_texts(conversations), add_special_tokens=False).input_ids
+        out = generate_many(model, ids, batch_size, **sampler)
+        score([(row, len(p)) for row, p in zip(out, ids)], conversations)
+    else:
+        for start in range(0, len(conversations), batch_size):
+            chunk = conversations[start:start + batch_size]
+            enc = tokenizer(prompt_texts(chunk), add_special_tokens=False, padding=True, return_tensors="pt")
+            out = generate(model, enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device), **sampler)
+            score([(row, enc.input_ids.shape[1]) for row in out], chunk)
     n = len(conversations)
     result = {"accuracy": correct / n, "well_formed": well_formed / n, "n": n}
     if return_answers:

@@ -30,6 +30,12 @@ class StepRecord:
 
     Positions are absolute indices into the full sequence (prompt followed by generation).
     Tensors live on the model's device; ``predicted``/``confidence`` hold -1/NaN where nothing was masked.
+
+    With the block KV cache (``generate(cache=...)``) the step's logits come from a windowed pass at every
+    step but a block's first: inside the block they are the model's, computed against cached keys/values
+    that may be a few steps stale (approximate); with ``cache="dual"``, predictions and confidences at
+    masked positions after the block are those of the block's last full pass. Early-exit fills are
+    ``committed`` at the step that triggered them.
     """
 
     block: int  # block index

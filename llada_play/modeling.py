@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrained
 from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 
 from .config import LladaConfig
+from .kv_cache import BlockKVCache
 
 
 class LladaRMSNorm(nn.Module):
@@ -44,8 +45,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 class LladaAttention(nn.Module):
     """Multi-head self-attention (one key/value head per query head, as in LLaDA-8B)."""
 
-    def __init__(self, config: LladaConfig):
+    def __init__(self, config: LladaConfig, layer_index: int = 0):
         super().__init__()
+        self.layer_index = layer_index  # its slot in a BlockKVCache
         self.num_heads = config.num_attention_heads
         self.head_dim = config.head_dim
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
@@ -53,11 +55,14 @@ class LladaAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
 
-    def forward(self, x, cos, sin, attn_mask, is_causal: bool):
+    def forward(self, x, cos, sin, attn_mask, is_causal: bool, block_cache: BlockKVCache | None = None,
+                window: tuple[int, int] | None = None):
         b, n, _ = x.shape
         q, k, v = (proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
                    for proj in (self.q_proj, self.k_proj, self.v_proj))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if block_cache is not None:
+            k, v = block_cache.update(self.layer_index, k, v, window)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
         return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
 
@@ -76,15 +81,15 @@ class LladaMLP(nn.Module):
 
 
 class LladaBlock(nn.Module):
-    def __init__(self, config: LladaConfig):
+    def __init__(self, config: LladaConfig, layer_index: int = 0):
         super().__init__()
         self.attn_norm = LladaRMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.attn = LladaAttention(config)
+        self.attn = LladaAttention(config, layer_index)
         self.mlp_norm = LladaRMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = LladaMLP(config)
 
-    def forward(self, x, cos, sin, attn_mask, is_causal):
-        x = x + self.attn(self.attn_norm(x), cos, sin, attn_mask, is_causal)
+    def forward(self, x, cos, sin, attn_mask, is_causal, block_cache=None, window=None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, attn_mask, is_causal, block_cache, window)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -108,13 +113,29 @@ def build_attention_mask(attention_mask: torch.Tensor | None, seq_len: int, caus
     return (keys & future) | torch.eye(seq_len, dtype=torch.bool, device=device), False
 
 
+def build_window_attention_mask(attention_mask: torch.Tensor | None, window: tuple[int, int], length: int,
+                                causal: bool, device) -> torch.Tensor | None:
+    """What SDPA takes when queries ``window`` attend to keys at all ``length`` positions (cached pass)."""
+    if attention_mask is None and not causal:
+        return None
+    start, stop = window
+    allowed = torch.ones(1, 1, stop - start, length, dtype=torch.bool, device=device)
+    if attention_mask is not None:
+        allowed = allowed & attention_mask.bool()[:, None, None, :]
+    if causal:
+        queries = torch.arange(start, stop, device=device)[:, None]
+        keys = torch.arange(length, device=device)[None]
+        allowed = (allowed & (keys <= queries)) | (keys == queries)
+    return allowed
+
+
 class LladaModel(LladaPreTrainedModel):
     """The Transformer trunk: token ids in, final normalised hidden states out."""
 
     def __init__(self, config: LladaConfig):
         super().__init__(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList(LladaBlock(config) for _ in range(config.num_hidden_layers))
+        self.layers = nn.ModuleList(LladaBlock(config, i) for i in range(config.num_hidden_layers))
         self.norm = LladaRMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_init()
 
@@ -125,7 +146,13 @@ class LladaModel(LladaPreTrainedModel):
         self.embed_tokens = value
 
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, **kwargs) -> BaseModelOutput:
+                position_ids: torch.LongTensor | None = None, block_cache: BlockKVCache | None = None,
+                window: tuple[int, int] | None = None, **kwargs) -> BaseModelOutput:
+        """With ``block_cache`` and no ``window``: a full pass that also fills the cache. With both:
+        ``input_ids`` are the tokens at positions ``window = (start, stop)`` only, ``attention_mask`` still
+        covers the whole canvas, and the other positions' keys/values come from the cache (approximate)."""
+        if window is not None:
+            return self._windowed_forward(input_ids, attention_mask, position_ids, block_cache, window)
         b, n = input_ids.shape
         if n > self.config.max_position_embeddings:
             raise ValueError(f"sequence length {n} exceeds the model's context of "
@@ -140,7 +167,26 @@ class LladaModel(LladaPreTrainedModel):
         cos, sin = rotary_tables(position_ids, self.config.head_dim, self.config.rope_theta, x.dtype)
         attn_mask, is_causal = build_attention_mask(attention_mask, n, self.config.causal, input_ids.device)
         for layer in self.layers:
-            x = layer(x, cos, sin, attn_mask, is_causal)
+            x = layer(x, cos, sin, attn_mask, is_causal, block_cache)
+        return BaseModelOutput(last_hidden_state=self.norm(x))
+
+    def _windowed_forward(self, input_ids, attention_mask, position_ids, block_cache, window) -> BaseModelOutput:
+        if block_cache is None or not block_cache.filled:
+            raise ValueError("a windowed pass needs a block_cache filled by a full pass first")
+        length, (start, stop) = block_cache.length, window
+        if not 0 <= start < stop <= length or input_ids.shape[1] != stop - start:
+            raise ValueError(f"window {window} does not fit {input_ids.shape[1]} tokens into the cached "
+                             f"canvas of {length}")
+        if position_ids is None:
+            if attention_mask is None:
+                position_ids = torch.arange(start, stop, device=input_ids.device).expand(input_ids.shape[0], -1)
+            else:
+                position_ids = ((attention_mask.long().cumsum(-1) - 1).clamp(min=0))[:, start:stop]
+        x = self.embed_tokens(input_ids)
+        cos, sin = rotary_tables(position_ids, self.config.head_dim, self.config.rope_theta, x.dtype)
+        attn_mask = build_window_attention_mask(attention_mask, window, length, self.config.causal, input_ids.device)
+        for layer in self.layers:
+            x = layer(x, cos, sin, attn_mask, False, block_cache, window)
         return BaseModelOutput(last_hidden_state=self.norm(x))
 
 
@@ -173,8 +219,11 @@ class LladaForMaskedLM(LladaPreTrainedModel):
 
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
+                block_cache: BlockKVCache | None = None, window: tuple[int, int] | None = None,
                 **kwargs) -> MaskedLMOutput:
-        hidden = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+        """``block_cache``/``window``: see :meth:`LladaModel.forward`; logits then cover the window only."""
+        hidden = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                            block_cache=block_cache, window=window).last_hidden_state
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:

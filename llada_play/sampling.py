@@ -12,6 +12,7 @@ import torch
 
 from .adapters import Denoiser, as_denoiser, logits_of, resolve_mask_id  # noqa: F401  (re-exported)
 from .hooks import LogitsContext, StepRecord, call_logits_hooks, call_step_hooks
+from .kv_cache import CACHE_MODES, cache_window
 from .masking import tokens_to_commit
 from .remasking import get_scorer, token_probability
 
@@ -65,18 +66,55 @@ def classifier_free_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: fl
     return uncond + (scale + 1.0) * (cond - uncond)
 
 
-def _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id) -> torch.Tensor:
+def _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id, block_cache=None,
+             window=None) -> torch.Tensor:
     if cfg_scale > 0:
         uncond = x.masked_fill(prompt_index, mask_id)  # the unconditional pass sees the prompt masked
         both = torch.cat([x, uncond])
         mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
-        cond_logits, uncond_logits = model(both, mask).chunk(2)
+        cond_logits, uncond_logits = model(both, mask, block_cache, window).chunk(2)
         return classifier_free_guidance(cond_logits, uncond_logits, cfg_scale)
-    return model(x, attention_mask)
+    return model(x, attention_mask, block_cache, window)
+
+
+def _forward_rows(model, x, attention_mask, cfg_scale, prompt_index, mask_id, rows, block_cache=None,
+                  window=None) -> torch.Tensor:
+    """Logits for every row, computing only ``rows`` (None: all); finished rows get zeros, never read."""
+    if rows is None:
+        return _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id, block_cache, window)
+    logits = _forward(model, x[rows], None if attention_mask is None else attention_mask[rows], cfg_scale,
+                      prompt_index[rows], mask_id, block_cache, window)
+    full = logits.new_zeros((x.shape[0],) + logits.shape[1:])
+    full[rows] = logits
+    return full
+
+
+def unfinished_rows(x: torch.Tensor, mask_id: int) -> torch.LongTensor | None:
+    """Indices of the rows that still have a masked position, or None when all do (the common case)."""
+    busy = (x == mask_id).any(1)
+    return None if bool(busy.all()) else busy.nonzero().flatten()
+
+
+def end_rows_after_eos_block(x: torch.Tensor, start: int | torch.Tensor, end: int | torch.Tensor,
+                             eos_ids: torch.Tensor, mask_id: int) -> torch.Tensor | None:
+    """Early exit: a row whose block [start, end) is complete and all end-of-text gets end-of-text (the block's
+    last token) at every later masked position. ``start``/``end`` are one block for all rows or one per row
+    (LongTensors). Returns where it filled (bool, shaped like x), or None."""
+    starts = torch.as_tensor(start, device=x.device).expand(x.shape[0])[:, None]
+    ends = torch.as_tensor(end, device=x.device).expand(x.shape[0])[:, None]
+    cols = torch.arange(x.shape[1], device=x.device)[None]
+    in_block = (cols >= starts) & (cols < ends)
+    later_masked = (cols >= ends) & (x == mask_id)
+    ending = (torch.isin(x, eos_ids) | ~in_block).all(1) & later_masked.any(1)
+    if not bool(ending.any()):
+        return None
+    filled = later_masked & ending[:, None]
+    x[filled] = x.gather(1, ends - 1).expand_as(x)[filled]
+    return filled
 
 
 def validate_sampler_args(steps, gen_length, block_length, temperature, cfg_scale, threshold, prompt_length,
-                          context_length) -> int:
+                          context_length, cache=None, cache_refresh_every=None) -> int:
     """Check the sampler's parameters; returns ``steps``, clamped to ``gen_length`` with a warning."""
     for name, value in (("gen_length", gen_length), ("block_length", block_length), ("steps", steps)):
         if not isinstance(value, int) or value <= 0:
@@ -97,6 +135,10 @@ def validate_sampler_args(steps, gen_length, block_length, temperature, cfg_scal
         raise ValueError(f"cfg_scale must be >= 0, got {cfg_scale}")
     if threshold is not None and not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if cache is not None and cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {list(CACHE_MODES)} or None, got {cache!r}")
+    if cache_refresh_every is not None and (not isinstance(cache_refresh_every, int) or cache_refresh_every <= 0):
+        raise ValueError(f"cache_refresh_every must be a positive integer or None, got {cache_refresh_every!r}")
     if context_length is not None and prompt_length + gen_length > context_length:
         raise ValueError(f"prompt ({prompt_length} tokens) plus generation ({gen_length} tokens) is longer than "
                          f"the model's context of {context_length} tokens")
@@ -141,6 +183,9 @@ def generate(
     hooks: Callable | Iterable[Callable] | None = None,
     logits_hooks: Callable | Iterable[Callable] | None = None,
     topk: int = 0,
+    cache: str | None = None,
+    cache_refresh_every: int | None = None,
+    eos_early_exit: bool = False,
 ) -> torch.LongTensor:
     """Denoise ``gen_length`` masked tokens after ``prompt``; returns prompt + generation, shape (batch, P + G).
 
@@ -161,6 +206,17 @@ def generate(
       hooks: step hooks, called with a :class:`StepRecord` after every step; they can stop or steer.
       logits_hooks: called with a :class:`LogitsContext` and the logits before tokens are chosen.
       topk: record this many alternatives per masked position in the step records.
+      cache: ``"prefix"`` or ``"dual"``: the approximate block KV cache of Fast-dLLM (see ``kv_cache.py``). A
+        full pass at the first step of every block refreshes it; the block's later steps recompute only the
+        block (``dual``) or the block and what follows (``prefix``). Exact at every refresh step; approximate
+        at the others, since bidirectional attention makes the cached keys depend on the tokens committed
+        since. Hooks still fire once per step; with ``dual``, predictions/confidences at masked positions
+        after the current block are those of the last full pass.
+      cache_refresh_every: also refresh the cache every this many steps within a block (1: every step, exact
+        and as slow as no cache). A token forced by a hook outside the recomputed window refreshes it too.
+      eos_early_exit: once a row's block is complete and all end-of-text, fill the rest of that row with
+        end-of-text (recorded as committed at that step) instead of denoising it; rows with nothing left to
+        do leave the batch, so the model runs only on unfinished rows.
 
     ``steps`` above ``gen_length`` is clamped to ``gen_length`` with a warning. A step whose block is already
     filled (by constraints or forced tokens) is skipped, costing no forward pass.
@@ -174,14 +230,18 @@ def generate(
     if remasking == "threshold":
         remasking, threshold = "low_confidence", 0.9 if threshold is None else threshold
     scorer = get_scorer(remasking)
+    cache = None if cache in (None, "none") else cache
     steps = validate_sampler_args(steps, gen_length, block_length, temperature, cfg_scale, threshold,
-                                  prompt_length, model.context_length)
+                                  prompt_length, model.context_length, cache, cache_refresh_every)
+    if cache and not model.supports_block_cache:
+        model.new_block_cache()  # raises, naming the model and its family
     if prompt_length == 0 and cfg_scale > 0:
         raise ValueError("classifier-free guidance (cfg_scale > 0) needs a non-empty prompt")
-    if (forbid_eos or eos_last) and not eos_token_ids:
+    if (forbid_eos or eos_last or eos_early_exit) and not eos_token_ids:
         eos_token_ids = list(model.eos_token_ids)
         if not eos_token_ids:
-            raise ValueError("forbid_eos/eos_last need eos_token_ids (the model config has no eos_token_id)")
+            raise ValueError("forbid_eos/eos_last/eos_early_exit need eos_token_ids (the model config has no "
+                             "eos_token_id)")
     eos_ids = torch.tensor(list(eos_token_ids or []), dtype=torch.long, device=device)
     if generator is None and seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -207,18 +267,36 @@ def generate(
 
     num_blocks = gen_length // block_length
     steps_per_block = steps // num_blocks
+    block_cache = model.new_block_cache() if cache else None
+    canvas_logits = None  # with the cache: the last full pass's logits, the window's overwritten each step
+    busy_rows = None  # the rows the model runs on (None: all); finished rows leave the batch
     step = 0
     for block in range(num_blocks):
         start = prompt_length + block * block_length
         end = start + block_length
+        window = cache_window(cache, start, end, length) if cache else None
         block_step = 0
+        refresh = True
         while True:
             block_masked = x[:, start:end] == mask_id
             masked_left = block_masked.sum(1)
             if not bool(masked_left.any()):
                 break
             mask_index = x == mask_id if (hooks or logits_hooks) else None
-            logits = _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id)
+            if block_cache is None:
+                busy_rows = unfinished_rows(x, mask_id) if batch > 1 else None
+                logits = _forward_rows(model, x, attention_mask, cfg_scale, prompt_index, mask_id, busy_rows)
+            else:
+                if refresh or (cache_refresh_every and block_step % cache_refresh_every == 0):
+                    # rows change only here, so that the cache's rows always match the batch
+                    busy_rows = unfinished_rows(x, mask_id) if batch > 1 else None
+                    canvas_logits = _forward_rows(model, x, attention_mask, cfg_scale, prompt_index, mask_id,
+                                                  busy_rows, block_cache)
+                    refresh = False
+                else:
+                    canvas_logits[:, window[0]:window[1]] = _forward_rows(
+                        model, x, attention_mask, cfg_scale, prompt_index, mask_id, busy_rows, block_cache, window)
+                logits = canvas_logits
             if vocab_size is None:
                 vocab_size = logits.shape[-1]
                 if mask_id >= vocab_size:
@@ -227,6 +305,7 @@ def generate(
                 context = LogitsContext(block, step, block_step, x, mask_index, start, end)
                 logits = call_logits_hooks(logits_hooks, context, logits)
             block_logits = logits[:, start:end].float()
+            block_logits[..., mask_id] = float("-inf")  # committing the mask token would never end the block
             if forbid_eos:
                 block_logits[..., eos_ids] = float("-inf")
             for row, pos, token in forbidden:
@@ -254,6 +333,7 @@ def generate(
             proposal[rows, cols] = predicted
             x_before = x.clone() if hooks else None
             x[:, start:end] = torch.where(commit, proposal, x[:, start:end])
+            filled = end_rows_after_eos_block(x, start, end, eos_ids, mask_id) if eos_early_exit else None
 
             if hooks:
                 record = StepRecord(
@@ -261,9 +341,11 @@ def generate(
                     gen_length=gen_length, block_length=block_length, mask_id=mask_id, block_start=start,
                     block_end=end, x_before=x_before, x_after=x.clone(),
                     **_step_predictions(logits, mask_index, commit, proposal, score_table, block_logits, rows, cols,
-                                        start, topk))
+                                        start, topk, filled))
                 call_step_hooks(hooks, record)
                 _apply_forced(x, record.forced, mask_id, prompt_length, vocab_size)
+                if window and any(not window[0] <= pos < window[1] for _, pos, _ in record.forced):
+                    refresh = True  # the cached keys there were computed from a mask
                 forbidden.extend(record._forbidden)
                 if record.stopped:
                     return x
@@ -276,13 +358,15 @@ def generate(
 
 
 def _step_predictions(logits, mask_index, commit, proposal, score_table, block_logits, rows, cols, start,
-                      topk) -> dict:
+                      topk, filled=None) -> dict:
     """What hooks see besides the sequence: predictions and confidences at every masked position, not only
     in the current block, so that a viewer can show what the model thinks of the whole canvas."""
     batch, length = mask_index.shape
     device = mask_index.device
     committed = torch.zeros_like(mask_index)
     committed[:, start:start + commit.shape[1]] = commit
+    if filled is not None:
+        committed |= filled
     m_rows, m_cols = mask_index.nonzero(as_tuple=True)
     masked_logits = logits[m_rows, m_cols].float()
     # one pass for the argmax and its probability: p(argmax) = exp(max - logsumexp)

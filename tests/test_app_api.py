@@ -59,6 +59,27 @@ def test_bad_input_shows_the_library_message(app_url):
         client.predict(*{**ARGS, "prompt_text": "  "}.values(), api_name="/denoise")
 
 
+def _table_rows(table) -> list[list]:
+    return table["data"] if isinstance(table, dict) else table
+
+
+def test_compare_shows_passes_and_time_with_the_cache(app_url):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    off = [False, "low_confidence", 8, 8, 0.0, "none", False]
+    values = ([True, "low_confidence", 8, 8, 0.0, "none", False] + [True, "low_confidence", 8, 8, 0.0, "dual", False]
+              + [True, "low_confidence", 8, 8, 0.5, "prefix", True] + off)
+    table, _ = client.predict("To be", False, 16, 0.0, 0, *values, api_name="/compare")
+    rows = _table_rows(table)
+    assert [r[0].split(":")[0] for r in rows] == ["1", "2", "3"]
+    assert "cache dual" in rows[1][0] and "early exit" in rows[2][0]
+    assert rows[0][1] == "8 (0)" and rows[1][1] == "8 (6)"  # a full pass opens each block, then windows
+    table, _ = client.predict(0.0, 0, *values, api_name="/task_accuracy")
+    rows = _table_rows(table)
+    assert len(rows) == 3 and all("accuracy" in r[3] and "tokens/s" in r[3] for r in rows)
+    assert rows[0][1] == "8 (0)" and rows[1][1] == "8 (4)"  # 32 tokens in 4 blocks of 8, 2 steps per block
+
+
 def test_step_mode_pauses_and_takes_a_token_by_hand(app_url):
     import re
     url, _ = app_url

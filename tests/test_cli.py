@@ -24,10 +24,25 @@ def test_sample_prints_text_and_writes_a_trace(model_dir, tmp_path, capsys):
     assert len(data["steps"]) == 8 and data["params"]["prompt"] == "To be"
 
 
+def test_sample_with_the_block_cache_and_early_exit(model_dir, tmp_path, capsys):
+    trace = tmp_path / "t.json"
+    args = ["sample", "--prompt", "To be", "--model", model_dir, "--gen-length", "16", "--steps", "8",
+            "--block-length", "8", "--keep-eos", "--trace", str(trace)]
+    assert main(args) == 0
+    plain = capsys.readouterr().out
+    # refreshed every step the cache is exact: the same text as without it
+    assert main(args + ["--cache", "dual", "--cache-refresh-every", "1"]) == 0
+    assert capsys.readouterr().out == plain
+    assert json.loads(trace.read_text())["params"]["cache"] == "dual"
+    assert main(args + ["--cache", "prefix", "--threshold", "0.5", "--eos-early-exit"]) == 0
+    assert capsys.readouterr().out.startswith("To be")
+
+
 @pytest.mark.parametrize("args,message", [
     (["--prompt", "  "], "the prompt is empty"),
     (["--prompt", "x", "--gen-length", "10", "--block-length", "4"], "must be divisible by block_length"),
     (["--prompt", "x", "--threshold", "2"], r"threshold must be in \(0, 1\]"),
+    (["--prompt", "x", "--cache", "dual", "--cache-refresh-every", "0"], "cache_refresh_every must be a positive"),
 ])
 def test_sample_bad_input_gives_one_clear_line(model_dir, capsys, args, message):
     code = main(["sample", "--model", model_dir, *args])

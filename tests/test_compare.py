@@ -1,6 +1,6 @@
 import torch
 
-from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings
+from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings, fast_decoding_settings
 
 
 def test_settings_side_by_side(tiny_model, char_tokenizer):
@@ -24,3 +24,38 @@ def test_accuracy_by_setting(tiny_model, char_tokenizer):
                                 SamplerSetting("b", dict(steps=2, gen_length=4, block_length=4))], batch_size=2)
     assert [r["forward_passes"] for r in rows] == [4, 2]
     assert all(0 <= r["accuracy"] <= 1 and r["n"] == 5 for r in rows)
+
+
+def test_fast_decoding_ladder_counts_windowed_passes(tiny_model, char_tokenizer):
+    convs = [[{"role": "user", "content": f"{a}+{a}"}, {"role": "assistant", "content": str(2 * a)}] for a in range(5)]
+    settings = fast_decoding_settings(steps=8, gen_length=8, block_length=4, threshold=0.5)
+    rows = {r["setting"]: r for r in accuracy_by_setting(tiny_model, char_tokenizer, convs, settings, batch_size=5,
+                                                         return_answers=True)}
+    assert rows["baseline"]["forward_passes"] == 8 and rows["baseline"]["windowed_passes"] == 0
+    # one full pass opens each of the two blocks; the other three steps of a block are windowed
+    assert rows["cache dual"]["forward_passes"] == 8 and rows["cache dual"]["windowed_passes"] == 6
+    fast = rows["threshold 0.5 + cache dual + early exit"]
+    assert fast["forward_passes"] <= 8 and fast["windowed_passes"] < fast["forward_passes"]
+    assert all(r["tokens_per_s"] > 0 and len(r["answers"]) == 5 for r in rows.values())
+
+
+def test_compare_settings_reports_windowed_passes(tiny_model, char_tokenizer):
+    prompt = torch.tensor([char_tokenizer("To be").input_ids])
+    settings = [SamplerSetting("plain", dict(steps=8, gen_length=16, block_length=8)),
+                SamplerSetting("dual", dict(steps=8, gen_length=16, block_length=8, cache="dual"))]
+    plain, dual = compare_settings(tiny_model, char_tokenizer, prompt, settings)
+    assert (plain.forward_passes, plain.windowed_passes) == (8, 0)
+    assert (dual.forward_passes, dual.windowed_passes) == (8, 6)
+
+
+def test_refilled_batches_give_the_fixed_batches_answers(tiny_model, char_tokenizer):
+    # prompts of different lengths, so that left padding differs between the two ways of batching
+    convs = [[{"role": "user", "content": f"{a}+{a * 7}"}, {"role": "assistant", "content": str(8 * a)}]
+             for a in (1, 23, 456, 7, 89, 1234, 5)]
+    base = dict(steps=8, gen_length=8, block_length=4, threshold=0.5, eos_early_exit=True)
+    fixed, refilled = accuracy_by_setting(tiny_model, char_tokenizer, convs,
+                                          [SamplerSetting("fixed", base),
+                                           SamplerSetting("refill", {**base, "refill": True})],
+                                          batch_size=3, return_answers=True)
+    assert refilled["answers"] == fixed["answers"] and refilled["accuracy"] == fixed["accuracy"]
+    assert refilled["n"] == 7 and refilled["forward_passes"] <= fixed["forward_passes"]
