@@ -41,6 +41,24 @@ class TableModel(nn.Module):
         return SimpleNamespace(logits=self.table[: input_ids.shape[1]].expand(input_ids.shape[0], -1, -1).clone())
 
 
+class PerRowModel(nn.Module):
+    """Rows whose first prompt token is 5 are sure of end-of-text everywhere; other rows of token 11. Records
+    the batch size of every forward pass (to see finished rows leave the batch)."""
+
+    def __init__(self, mask_id: int = 3, vocab: int = 40, eos: int = 1):
+        super().__init__()
+        self.config = SimpleNamespace(mask_token_id=mask_id, vocab_size=vocab, eos_token_id=eos)
+        self.batch_sizes = []
+
+    def forward(self, input_ids, attention_mask=None):
+        self.batch_sizes.append(input_ids.shape[0])
+        logits = torch.zeros(*input_ids.shape, self.config.vocab_size)
+        ends = input_ids[:, 0] == 5
+        logits[ends, :, self.config.eos_token_id] = 30
+        logits[~ends, :, 11] = 30
+        return SimpleNamespace(logits=logits)
+
+
 def oracle_table(target: list[int], vocab: int, strength: float = 30.0) -> torch.Tensor:
     """Logits that put (almost) all mass on target[i] at position i."""
     table = torch.zeros(len(target), vocab)

@@ -1,13 +1,12 @@
 """Continuous batching (batching.generate_many): the same tokens as each prompt alone at temperature 0, slots
 refilled as soon as a row finishes, clear errors."""
-from types import SimpleNamespace
 
 import pytest
 import torch
-from torch import nn
 
 from llada_play import LladaForMaskedLM, config_from_preset, generate
 from llada_play.batching import generate_many
+from tests.conftest import PerRowModel
 
 MASK, VOCAB, EOS = 3, 40, 1
 
@@ -48,23 +47,6 @@ def test_prompts_of_different_lengths_come_back_unpadded_and_as_alone():
     for got, want, p in zip(out, alone(model, prompts, threshold=0.3, **KW), prompts):
         assert got[:len(p)].tolist() == p
         assert torch.equal(got, want)
-
-
-class PerRowModel(nn.Module):
-    """Rows whose first prompt token is 5 are sure of end-of-text everywhere; other rows of token 11."""
-
-    def __init__(self):
-        super().__init__()
-        self.config = SimpleNamespace(mask_token_id=MASK, vocab_size=VOCAB, eos_token_id=EOS)
-        self.batch_sizes = []
-
-    def forward(self, input_ids, attention_mask=None):
-        self.batch_sizes.append(input_ids.shape[0])
-        logits = torch.zeros(*input_ids.shape, VOCAB)
-        ends = input_ids[:, 0] == 5
-        logits[ends, :, EOS] = 30
-        logits[~ends, :, 11] = 30
-        return SimpleNamespace(logits=logits)
 
 
 def test_a_finished_row_hands_its_slot_to_the_next_prompt():

@@ -1,15 +1,13 @@
 """Fast decoding: the block KV cache (exact where it should be), threshold decoding with it, early exit on
 end-of-text blocks and finished rows leaving the batch."""
-from types import SimpleNamespace
 
 import pytest
 import torch
-from torch import nn
 
 from llada_play import LladaForMaskedLM, config_from_preset, generate
 from llada_play.adapters import as_denoiser, supports_block_cache
 from llada_play.kv_cache import BlockKVCache
-from tests.conftest import TableModel, oracle_table
+from tests.conftest import PerRowModel, TableModel, oracle_table
 
 MASK, VOCAB, EOS = 3, 40, 1
 
@@ -144,23 +142,6 @@ def test_early_exit_fills_the_rest_after_an_end_of_text_block():
     assert out[0, 2:].tolist() == [5, 6, EOS, EOS] + [EOS] * 8
     assert len(model.calls) - calls == 8 and len(records) == 8  # block 3's four steps were skipped
     assert records[-1].committed[0, 10:].all()  # the fill is recorded as committed at the last step
-
-
-class PerRowModel(nn.Module):
-    """Row with first prompt token 5 is sure of end-of-text everywhere; other rows of token 11."""
-
-    def __init__(self):
-        super().__init__()
-        self.config = SimpleNamespace(mask_token_id=MASK, vocab_size=VOCAB, eos_token_id=EOS)
-        self.batch_sizes = []
-
-    def forward(self, input_ids, attention_mask=None):
-        self.batch_sizes.append(input_ids.shape[0])
-        logits = torch.zeros(*input_ids.shape, VOCAB)
-        ends = input_ids[:, 0] == 5
-        logits[ends, :, EOS] = 30
-        logits[~ends, :, 11] = 30
-        return SimpleNamespace(logits=logits)
 
 
 def test_finished_rows_leave_the_batch():
