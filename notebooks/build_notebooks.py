@@ -573,7 +573,7 @@ Two models of the same shape (the `mini` preset: 4 layers, width 128), trained b
 is `fixed_mask_ratio=0.15` (BERT's ratio; BERT's random-token and kept-token replacements are left out so that
 the masking ratio is the one thing that differs)."""),
     ("code", '''\
-STEPS = 100 if QUICK else 1500
+STEPS = 100 if QUICK else 1000
 models, curves = {}, {}
 for name, ratio in [("fixed 15% (BERT-style)", 0.15), ("t ~ U(0,1) (LLaDA)", None)]:
     torch.manual_seed(0)
