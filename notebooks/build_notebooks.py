@@ -386,9 +386,36 @@ print(f"steps x block length: accuracy from {min(cells.values()):.0f}% to {max(c
 for s in STRATEGIES:
     print(f"{s:>15}: temperature 0 -> {temp[s, 0.0]:.0f}%, temperature 1.5 -> {temp[s, 1.5]:.0f}%")'''),
     ("md", """\
+## Speed against quality: threshold decoding and the block KV cache
+
+No KV cache and one forward pass per committed token make these models slow. Two remedies in the sampler
+(`generate(..., threshold=..., cache=..., eos_early_exit=...)`, see `docs/ARCHITECTURE.md`): commit every token
+above a confidence threshold (at least one per step), and keep the keys and values outside the current block
+from the block's first step (an approximation: they would change as the block fills). With a longer canvas
+(32 positions in blocks of 8, as an app user would ask for), an answer that ends early leaves whole blocks of
+end-of-text, which the early exit skips."""),
+    ("code", '''\
+from llada_play.compare import fast_decoding_settings
+
+ladder = accuracy_by_setting(arith, arith_tokenizer, test_rows, fast_decoding_settings(), seed=0)
+base = ladder[0]
+for row in ladder:
+    print(f"{row['setting']:>40}: accuracy {row['accuracy']:6.1%}, {row['forward_passes']:3} forward passes per batch "
+          f"({row['windowed_passes']} windowed), {row['wall_time_s']:5.2f} s, "
+          f"{base['wall_time_s'] / row['wall_time_s']:4.1f}x the baseline's speed")'''),
+    ("code", '''\
+fig = go.Figure(go.Scatter(x=[r["wall_time_s"] for r in ladder], y=[100 * r["accuracy"] for r in ladder],
+                           mode="markers+text", text=[r["setting"] for r in ladder], textposition="top center",
+                           marker=dict(size=12)))
+fig.update_layout(title=f"Accuracy against wall time ({len(test_rows)} held-out sums, 32 positions)",
+                  xaxis_title="wall time (s)", yaxis_title="exact match (%)", template="plotly_white", height=380,
+                  xaxis=dict(rangemode="tozero"))
+fig.show()'''),
+    ("md", """\
 What to take away is in the printed figures above: how much accuracy each strategy keeps as more tokens are
-committed per forward pass, and how far the same model moves with steps, block length and temperature. Measure
-on your own task before choosing. The app's **Compare** tab runs the same comparison on 40 of these questions."""),
+committed per forward pass, how far the same model moves with steps, block length and temperature, and what the
+faster samplers cost in accuracy. Measure on your own task before choosing. The app's **Compare** tab runs the
+same comparisons (with the cache and early-exit options) on 40 of these questions."""),
 ]
 
 NOTEBOOKS["03_reversal_curse"] = [
