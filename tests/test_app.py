@@ -39,3 +39,30 @@ def test_app_denoises_live_in_the_browser_offline(model_dir, tmp_path):
         assert page.locator(".lp-mask").count() == 0  # everything committed
         page.screenshot(path=str(ARTIFACTS / "app-denoise.png"), full_page=True)
         assert external == [], f"the page fetched from outside: {external[:3]}"
+
+
+def test_reversal_tab_loads_a_result_and_asks_both_models_in_the_browser(model_dir, tmp_path):
+    """A recorded result (a tiny real run) drawn as a table and a bar chart; a reverse question answered by both
+    models while the diffusion model's canvas fills in."""
+    from llada_play.reversal_experiment import ReversalConfig, run_reversal_experiment
+
+    require_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    run_reversal_experiment(ReversalConfig(out_dir=str(tmp_path / "rev"), people_per_subset=5, steps=4,
+                                           preset="tiny", seeds=[0], eval_rows=3, mc_samples=4, batch_size=4,
+                                           seq_len=32, warmup=2))
+    with running_app("--model", model_dir, "--models-dir", str(tmp_path)) as url, browser_page() as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Reversal curse").click()
+        page.get_by_role("button", name="Load", exact=True).first.wait_for()
+        choice = page.get_by_label("Recorded result")
+        choice.fill(str(tmp_path / "rev" / "results.json"))
+        choice.press("Enter")
+        page.get_by_role("button", name="Load", exact=True).first.click()
+        page.get_by_text("Loaded").first.wait_for(timeout=60_000)
+        assert page.get_by_text("generation/p2d_reverse").count() >= 1
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the bar chart is drawn
+        page.get_by_role("textbox", name="Question", exact=True).fill("The one who is the first person to map the amber canal is called")
+        page.get_by_role("button", name="Ask both").click()
+        page.wait_for_function("document.querySelectorAll('.lp-tok').length >= 8", timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "app-reversal.png"), full_page=True)
