@@ -281,13 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     rv = sub.add_parser("reversal", help="the reversal-curse experiment: a diffusion model against its autoregressive twin")
     rv.add_argument("--out", required=True, help="results JSON to write")
     rv.add_argument("--quick", action="store_true",
-                    help="10 people per subset, 2 seeds, 800 steps, 40 test rows per set: < 10 min on 2 CPU cores")
+                    help="5 people per subset, 2 seeds, 1000 steps, 40 test rows per set: < 10 min on 2 CPU cores")
     rv.add_argument("--data", default=None,
                     help="a directory in the published layout (p2d_prompts_train.jsonl, ...); default: generated")
     rv.add_argument("--init", default=None, choices=["scratch", "pretrained"],
                     help="train from scratch (default) or from the shipped model and its autoregressive twin")
     rv.add_argument("--preset", default=None, help="model shape when training from scratch (default mini)")
-    rv.add_argument("--steps", type=int, default=None, help="training steps per model (default 2500, quick 800)")
+    rv.add_argument("--steps", type=int, default=None, help="training steps per model (default 2500, quick 1000)")
     rv.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated (default 0,1,2; quick 0,1)")
     rv.add_argument("--models", type=lambda t: t.split(","), default=None,
                     help="diffusion,autoregressive (default both)")
