@@ -257,16 +257,49 @@ def make_executor(cluster: ClusterConfig, folder: Path, name: str = "llada-play"
         raise ValueError("executor 'slurm' needs Slurm's sbatch on PATH (this machine has none); "
                          "use executor='local', or scripts/local-slurm.sh for a test cluster")
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=cluster.max_requeues, python=sys.executable)
+    executor.update_parameters(**slurm_parameters(cluster, name))
+    return executor
+
+
+def slurm_parameters(cluster: ClusterConfig, name: str = "llada-play") -> dict:
+    """submitit's SlurmExecutor parameters for the cluster settings (they become the #SBATCH lines)."""
     params = dict(job_name=name, time=cluster.time_min, nodes=cluster.nodes, ntasks_per_node=cluster.tasks_per_node,
-                  additional_parameters={"open_mode": "append", **cluster.sbatch}, setup=list(cluster.setup), signal_delay_s=60,
-                  stderr_to_stdout=False)
+                  # open_mode append: a requeued job's log keeps what came before
+                  additional_parameters={"open_mode": "append", **cluster.sbatch}, setup=list(cluster.setup),
+                  signal_delay_s=60, stderr_to_stdout=False)
     if cluster.gpus_per_node:
         params["gpus_per_node"] = cluster.gpus_per_node
     for key in ("cpus_per_task", "partition", "account"):
         if getattr(cluster, key) is not None:
             params[key] = getattr(cluster, key)
-    executor.update_parameters(**params)  # open_mode append: a requeued job's log keeps what came before
-    return executor
+    return params
+
+
+def sbatch_script(cluster: ClusterConfig, name: str = "llada-play", folder: str | Path = "runs/job/submitit") -> str:
+    """The batch script submitit would hand to sbatch for these settings, without submitting anything (sbatch
+    need not be installed): to review a cluster configuration before using it."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    command = f"{sys.executable} -u -m submitit.core._submit {Path(folder) / '%j'}"
+    return _make_sbatch_string(command=command, folder=str(folder), **slurm_parameters(cluster, name))
+
+
+def submit_command_line(argv: list[str], cluster: ClusterConfig) -> str:
+    """The ``llada-play submit ...`` command line that runs ``argv`` (a training command) with these settings."""
+    import shlex
+
+    default = ClusterConfig()
+    opts = [f"--executor {cluster.executor}"]
+    for field_name, flag in [("tasks_per_node", "--tasks-per-node"), ("nodes", "--nodes"),
+                             ("gpus_per_node", "--gpus-per-node"), ("cpus_per_task", "--cpus-per-task"),
+                             ("partition", "--partition"), ("account", "--account"), ("time_min", "--time"),
+                             ("folder", "--folder")]:
+        value = getattr(cluster, field_name)
+        if value != getattr(default, field_name):
+            opts.append(f"{flag} {shlex.quote(str(value))}")
+    opts += [f"--sbatch {shlex.quote(f'{k}={v}')}" for k, v in cluster.sbatch.items()]
+    opts += [f"--setup {shlex.quote(line)}" for line in cluster.setup]
+    return f"llada-play submit {' '.join(opts)} -- {shlex.join(argv)}"
 
 
 def _submit_all(executor, jobs: list, cluster: ClusterConfig) -> list:

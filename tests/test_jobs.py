@@ -2,12 +2,14 @@
 that runs submitit jobs, a 2-task DDP job, a cancel, a preemption with requeue, and refuses bad settings."""
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from llada_play.cli import main
 from llada_play.jobs import ClusterConfig, JobFailed, submit, submit_sweep, sweep_grid
@@ -171,3 +173,50 @@ def test_slurm_preempted_job_requeues_and_resumes(slurm, corpus, tmp_path):
     assert "Restarts=1" in shown
     steps = [r["step"] for r in job.metrics()]
     assert steps == list(range(2, 201, 2))  # resumed from the checkpoint: every step logged once
+
+
+# ---- LoRA SFT as a job, and previewing a Slurm configuration -------------------------------------------
+
+def test_lora_sft_runs_as_a_job_and_writes_adapter_and_merged_model(tiny_model, char_tokenizer, tmp_path, capsys):
+    from llada_play.checkpoint import load_model, save_model
+
+    base = save_model(tiny_model, char_tokenizer, tmp_path / "base")
+    rows = [{"prompt": f"{a}+{b}=", "response": str(a + b)} for a in range(6) for b in range(6)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "lora"
+    code = main(["submit", "--executor", "local", "--wait", "--", "sft", "--model", str(base), "--data", str(data),
+                 "--lora-rank", "2", "--steps", "6", "--warmup", "1", "--batch-size", "8", "--log-every", "2",
+                 "--out", str(out)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert code == 0, lines
+    assert lines[-1]["status"] == "COMPLETED" and lines[-1]["model"] == str(out / "final")
+    assert (out / "adapter" / "adapter_config.json").exists()
+    assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == 2
+    assert [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [2, 4, 6]
+    merged, _ = load_model(out / "final")
+    assert not any("lora" in name for name in merged.state_dict())  # merged: a plain model again
+    changed = [n for n, p in merged.state_dict().items() if not torch.equal(p, tiny_model.state_dict()[n])]
+    assert changed, "merging the trained adapters changed no weight"
+    adapted, _ = load_model(out / "adapter")  # the adapter directory opens with its base attached
+    assert adapted is not None
+
+
+def test_slurm_settings_preview_without_submitting():
+    from llada_play.cli import build_parser, cluster_config_from_args
+    from llada_play.jobs import sbatch_script, submit_command_line
+
+    cluster = ClusterConfig(executor="slurm", partition="gpu", nodes=2, tasks_per_node=4, gpus_per_node=4,
+                            cpus_per_task=8, account="myproj", time_min=240, sbatch={"qos": "high"},
+                            setup=["module load cuda/12.4"])
+    script = sbatch_script(cluster, "llada-sft", "runs/x/submitit")
+    for line in ["#SBATCH --partition=gpu", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4",
+                 "#SBATCH --gpus-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --account=myproj",
+                 "#SBATCH --time=240", "#SBATCH --qos=high", "#SBATCH --job-name=llada-sft", "module load cuda/12.4"]:
+        assert line in script, line
+    command = submit_command_line(["sft", "--lora-rank", "16", "--out", "runs/x"], cluster)
+    words = shlex.split(command)
+    assert words[:2] == ["llada-play", "submit"]
+    args = build_parser().parse_args(words[1:])  # the printed command parses back to the same settings
+    assert cluster_config_from_args(args) == cluster
+    assert args.training[-5:] == ["sft", "--lora-rank", "16", "--out", "runs/x"]

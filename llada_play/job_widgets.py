@@ -1,0 +1,109 @@
+"""A notebook monitor for a training job (ipywidgets + a plotly ``FigureWidget`` loss plot).
+
+    from llada_play.job_widgets import JobMonitor
+    monitor = JobMonitor(handle)   # status line, live loss plot, log tail, Cancel button
+    display(monitor)
+    monitor.follow()               # refresh until the job ends (blocks; the final state is shown when it returns)
+    monitor.start()                # or: refresh from a background thread, so the cell returns at once
+
+The monitor only reads through the handle (``status``, ``metrics``, ``log_tail``, ``cancel``), so it works for
+any :class:`llada_play.jobs.JobHandle`, local or Slurm.
+"""
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+import ipywidgets as widgets
+
+from .jobs import FINISHED_OK, RUNNING
+
+STATUS_COLOURS = {"COMPLETED": "#2b8a3e", "RUNNING": "#1971c2", "PENDING": "#868e96", "CANCELLED": "#e67700"}
+
+
+def status_html(job_id: str, status: str, rows: list[dict]) -> str:
+    """One line: the job, its state (coloured) and the latest logged step and loss."""
+    colour = STATUS_COLOURS.get(status, "#c92a2a")
+    last = rows[-1] if rows else None
+    progress = f" &middot; step {last['step']}, loss {last['loss']:.4f}" if last and "loss" in last else ""
+    return (f"<b>job {html.escape(job_id)}</b>: "
+            f"<span style='color:{colour};font-weight:bold'>{html.escape(status)}</span>{progress}")
+
+
+def log_html(text: str) -> str:
+    return ("<pre style='font-size:11px;line-height:1.25;max-height:16em;overflow:auto;margin:0'>"
+            f"{html.escape(text) or '(no output yet)'}</pre>")
+
+
+def failure_html(job_id: str, status: str, tail: str) -> str:
+    """The error box shown when a job ends without success: its state and the end of its log."""
+    return (f"<div style='border:1px solid #c92a2a;background:#fff5f5;padding:6px'>"
+            f"<b style='color:#c92a2a'>job {html.escape(job_id)} ended {html.escape(status)}</b>; "
+            f"the end of its log:{log_html(tail)}</div>")
+
+
+class JobMonitor(widgets.VBox):
+    """Status line, loss plot, log tail and a Cancel button for one job; ``refresh()`` reads the job once."""
+
+    def __init__(self, handle, metric: str = "loss", log_lines: int = 12, poll_s: float = 1.0):
+        import plotly.graph_objects as go
+
+        self.handle, self.metric, self.log_lines, self.poll_s = handle, metric, log_lines, poll_s
+        self.status = "UNKNOWN"
+        self.error: str | None = None  # the failure message (state + log tail) once the job has failed
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.status_line = widgets.HTML()
+        self.figure = go.FigureWidget(go.Scatter(x=[], y=[], mode="lines+markers", name=metric))
+        self.figure.update_layout(height=280, margin=dict(l=50, r=10, t=30, b=40), template="plotly_white",
+                                  title=f"{metric} of job {handle.job_id}", xaxis_title="step", yaxis_title=metric)
+        self.log_view = widgets.HTML()
+        self.failure = widgets.HTML()
+        self.cancel_button = widgets.Button(description="Cancel", button_style="danger", icon="stop",
+                                            tooltip="cancel the job (scancel on Slurm)")
+        self.cancel_button.on_click(self._cancel)
+        super().__init__([widgets.HBox([self.status_line, self.cancel_button]), self.figure, self.log_view, self.failure])
+        self.refresh()
+
+    def refresh(self) -> str:
+        """Read the job's state, metrics and log once and redraw; returns the state."""
+        with self._lock:  # the polling thread and the notebook may both refresh
+            status, rows = self.handle.status(), self.handle.metrics()
+            tail = self.handle.log_tail(self.log_lines)
+            points = [(r["step"], r[self.metric]) for r in rows if self.metric in r]
+            with self.figure.batch_update():
+                self.figure.data[0].x = [s for s, _ in points]
+                self.figure.data[0].y = [v for _, v in points]
+            self.status_line.value = status_html(self.handle.job_id, status, rows)
+            self.log_view.value = log_html(tail)
+            ended = status not in RUNNING | {"UNKNOWN"}
+            self.cancel_button.disabled = ended
+            if ended and status not in FINISHED_OK and status != "CANCELLED":
+                long_tail = self.handle.log_tail(30)
+                self.error = f"job {self.handle.job_id} ended {status}; the end of its log:\n{long_tail}"
+                self.failure.value = failure_html(self.handle.job_id, status, long_tail)
+            self.status = status
+            return status
+
+    def done(self) -> bool:
+        return self.status not in RUNNING | {"UNKNOWN"}
+
+    def follow(self, timeout_s: float | None = None) -> str:
+        """Refresh every ``poll_s`` until the job ends (or ``timeout_s`` passes); returns the last state."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.done() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(self.poll_s)
+            self.refresh()
+        return self.status
+
+    def start(self) -> "JobMonitor":
+        """Refresh from a daemon thread until the job ends, so that the cell returns and Cancel stays clickable."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self.follow, daemon=True, name=f"monitor-{self.handle.job_id}")
+            self._thread.start()
+        return self
+
+    def _cancel(self, _button) -> None:
+        self.handle.cancel()
+        self.refresh()

@@ -1,0 +1,73 @@
+"""The notebook job monitor: it follows a job's state, metrics and log through the handle's methods."""
+from pathlib import Path
+
+from llada_play.job_widgets import JobMonitor
+from llada_play.jobs import submit
+from llada_play.training import TrainConfig
+
+
+class ScriptedHandle:
+    """A stand-in with JobHandle's reading methods whose job advances one state per ``advance()``."""
+
+    job_id = "42"
+
+    def __init__(self):
+        self.rows, self.state, self.cancelled = [], "PENDING", 0
+
+    def advance(self, *losses):
+        self.state = "RUNNING"
+        for loss in losses:
+            self.rows.append({"step": len(self.rows) + 1, "loss": loss})
+
+    def status(self):
+        return self.state
+
+    def metrics(self):
+        return list(self.rows)
+
+    def log_tail(self, lines=20):
+        return "\n".join(f"step {r['step']} loss {r['loss']}" for r in self.rows[-lines:])
+
+    def cancel(self):
+        self.cancelled += 1
+        self.state = "CANCELLED"
+
+
+def test_monitor_updates_on_refresh_and_cancel_calls_the_handle():
+    handle = ScriptedHandle()
+    monitor = JobMonitor(handle)
+    assert "PENDING" in monitor.status_line.value and list(monitor.figure.data[0].x) == []
+    assert not monitor.cancel_button.disabled
+    handle.advance(3.0, 2.5)
+    assert monitor.refresh() == "RUNNING"
+    assert list(monitor.figure.data[0].x) == [1, 2] and list(monitor.figure.data[0].y) == [3.0, 2.5]
+    assert "RUNNING" in monitor.status_line.value and "step 2, loss 2.5000" in monitor.status_line.value
+    assert "step 2 loss 2.5" in monitor.log_view.value
+    handle.advance(2.0)
+    monitor.refresh()
+    assert list(monitor.figure.data[0].y) == [3.0, 2.5, 2.0]
+    monitor.cancel_button.click()
+    assert handle.cancelled == 1 and "CANCELLED" in monitor.status_line.value
+    assert monitor.cancel_button.disabled and monitor.error is None and monitor.failure.value == ""
+
+
+def test_follow_returns_the_final_state():
+    handle = ScriptedHandle()
+    monitor = JobMonitor(handle, poll_s=0.01)
+    handle.advance(1.0)
+    original = handle.status
+    calls = iter(["RUNNING", "RUNNING", "COMPLETED"])
+    handle.status = lambda: next(calls, "COMPLETED")
+    assert monitor.follow(timeout_s=5) == "COMPLETED" and monitor.done()
+    assert "COMPLETED" in monitor.status_line.value and monitor.error is None
+    handle.status = original
+
+
+def test_a_failed_job_shows_its_error_and_log_tail(tmp_path: Path):
+    config = TrainConfig(output_dir=str(tmp_path / "bad"), max_steps=5, progress=False)
+    job = submit(config, "pretrain", corpus=str(tmp_path / "no-such-corpus"), preset="tiny", vocab_size=300)
+    monitor = JobMonitor(job, poll_s=0.2)
+    assert monitor.follow(timeout_s=60) == "FAILED"
+    assert "no-such-corpus does not exist" in monitor.error and "FAILED" in monitor.status_line.value
+    assert "no-such-corpus does not exist" in monitor.failure.value
+    assert monitor.cancel_button.disabled and list(monitor.figure.data[0].x) == []
