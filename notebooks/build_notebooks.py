@@ -695,11 +695,14 @@ for name, trace in traces.items():
     print(f"{name}: {len(set(tokens))} distinct tokens of {len(tokens)}; the most frequent, "
           f"{tokenizer.decode([top])!r}, {count} times")'''),
     ("md", """\
-The fixed-ratio model has only ever seen sequences that are 85% visible; a sequence that is mostly masks is
-outside its training distribution, and the figures above measure what that costs. The uniformly-masked model
-was trained at every ratio it meets while sampling: that, not the architecture, is what turns a masked language
-model into a generative one. (It is also why a BERT checkpoint plugged into the sampler should not be expected
-to write well from scratch.)"""),
+The fixed-ratio model has only ever seen sequences that are 85% visible. The loss curve measures what that
+costs: it is the better model near its training ratio and the worse one at the high ratios printed above, which
+is where sampling starts (every step of the reverse process walks *t* down from 1, so the model is asked to
+predict at every ratio along the way). The generations and their distinct-token counts above are what each model
+writes from all masks at this small budget; judge them side by side rather than by this text. The uniformly
+masked model is trained at every ratio it meets while sampling, which is what LLaDA relies on to make a masked
+language model generative (and why a BERT checkpoint plugged into the sampler should not be expected to write
+well from scratch)."""),
 ]
 
 
