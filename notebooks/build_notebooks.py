@@ -573,22 +573,22 @@ def mean(kind, metric):
 def above_chance(kind, metric):
     v = s[kind][metric]
     return v["mean"] - chance > max(2 * v["std"], 0.05)
-learnt = {k: above_chance(k, "ranking/p2d_forward") or mean(k, "generation/p2d_forward") > 0.1 for k in s}
+forward = {k: above_chance(k, "ranking/p2d_forward") or mean(k, "generation/p2d_forward") > 0.1 for k in s}
+reverse = {k: above_chance(k, "ranking/p2d_reverse") or mean(k, "generation/p2d_reverse") > 0.05 for k in s}
 for k in s:
     print(f"{k}: trained direction ranking {mean(k, 'ranking/p2d_forward'):.0%}, generation "
-          f"{mean(k, 'generation/p2d_forward'):.0%}; reversed ranking {mean(k, 'ranking/p2d_reverse'):.0%}, "
-          f"generation {mean(k, 'generation/p2d_reverse'):.0%}")
-if learnt["autoregressive"]:
-    curse = not above_chance("autoregressive", "ranking/p2d_reverse") and mean("autoregressive", "generation/p2d_reverse") < 0.05
-    print("-> the autoregressive model learnt the facts as stated and", "shows the reversal curse." if curse else
-          "answers some reversed questions.")
-if not learnt["diffusion"]:
-    print("-> the diffusion model has not learnt the facts even in the trained direction at this budget, so this run "
-          "cannot tell whether it would answer reversed ones; it needs far more passes over the facts than its twin.")
-elif above_chance("diffusion", "ranking/p2d_reverse") or mean("diffusion", "generation/p2d_reverse") > 0.05:
-    print("-> the diffusion model learnt the facts and also answers reversed questions above chance.")
+          f"{mean(k, 'generation/p2d_forward'):.0%} -> {'learnt' if forward[k] else 'at chance'}; reversed ranking "
+          f"{mean(k, 'ranking/p2d_reverse'):.0%}, generation {mean(k, 'generation/p2d_reverse'):.0%} -> "
+          f"{'above chance' if reverse[k] else 'at or below chance'}")
+if forward["autoregressive"] and not reverse["autoregressive"]:
+    print("=> the autoregressive model learnt the facts as stated and shows the reversal curse.")
+if forward["diffusion"]:
+    print("=> the diffusion model learnt the facts as stated and", "answers reversed questions above chance."
+          if reverse["diffusion"] else "does not answer reversed questions either.")
 else:
-    print("-> the diffusion model learnt the facts as stated but does not answer reversed questions either.")'''),
+    print("=> the diffusion model is at chance in the trained direction at this budget: it has not memorised the "
+          "facts, so this run is not evidence either way on whether it escapes the curse"
+          + (" (its reversed ranking above chance is a hint, no more)." if reverse["diffusion"] else "."))'''),
 ]
 
 NOTEBOOKS["06_why_variable_masking"] = [
