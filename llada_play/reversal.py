@@ -40,14 +40,14 @@ def question_ids(tokenizer, question: str) -> torch.LongTensor:
     return torch.tensor([_encode(tokenizer, question.rstrip(), sentence_start=True)])
 
 
-def answer_settings(tokenizer, max_answer_tokens: int = 12, block_length: int = 8) -> dict:
+def answer_settings(tokenizer, max_answer_tokens: int = 16, block_length: int = 8) -> dict:
     """The sampler settings used for answers: greedy, one token per step, blocks of 8."""
     length = -(-max_answer_tokens // block_length) * block_length
     return dict(steps=length, gen_length=length, block_length=block_length)
 
 
 @torch.no_grad()
-def answer(model, tokenizer, question: str, max_answer_tokens: int = 12) -> str:
+def answer(model, tokenizer, question: str, max_answer_tokens: int = 16) -> str:
     """The greedy answer of either kind of model, cut at end-of-text."""
     prompt = question_ids(tokenizer, question)
     if getattr(model.config, "causal", False):
