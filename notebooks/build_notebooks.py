@@ -303,7 +303,7 @@ held-out sums."""),
 from llada_play.data import load_sft_rows
 
 arith, arith_tokenizer = load_model(ARITHMETIC_MODEL_DIR)
-test_rows = load_sft_rows(ROOT / "data/sft/arithmetic_test.jsonl")[: 64 if QUICK else 200]
+test_rows = load_sft_rows(ROOT / "data/sft/arithmetic_test.jsonl")[: 24 if QUICK else 200]
 print(len(test_rows), "held-out questions, e.g.", test_rows[0])
 
 STEPS = [1, 2, 4, 8]
