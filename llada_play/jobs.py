@@ -135,6 +135,25 @@ class CommandJob(submitit.helpers.Checkpointable):
 
 # ---- the handle ----------------------------------------------------------------------------------------
 
+def _end_local_job(pid: int, grace_s: float) -> None:
+    """submitit cancels a local job with SIGINT, which is ignored by every process started in the background by a
+    non-interactive shell (POSIX), e.g. under some CI runners; make sure the controller and its tasks end."""
+    import psutil
+
+    try:
+        controller = psutil.Process(pid)
+        processes = [controller, *controller.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace_s)
+
+
 def _tail(path: Path, lines: int) -> str:
     if not path.exists():
         return ""
@@ -201,9 +220,12 @@ class JobHandle:
                 break
         return rows
 
-    def cancel(self) -> None:
+    def cancel(self, grace_s: float = 10.0) -> None:
+        """Stop the job (Slurm: scancel; local: SIGINT, then SIGKILL to what is left after ``grace_s``)."""
         self._cancelled = True
         self.job.cancel(check=False)
+        if self.cluster.executor == "local":
+            _end_local_job(int(self.job.job_id), grace_s)
 
     def preempt(self) -> None:
         """Send the preemption signal (what a cluster does before taking the nodes back), for trying requeue."""

@@ -47,15 +47,38 @@ def test_local_cli_job_trains_and_reports(corpus, tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["steps"] == 12
 
 
-def test_local_job_can_be_cancelled(corpus, tmp_path):
-    job = submit(quick(tmp_path / "long", steps=100_000), "pretrain", corpus=str(corpus), **RECIPE)
-    deadline = time.monotonic() + 60
-    while not job.metrics() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert job.status() == "RUNNING" and job.metrics(), job.log_tail()
-    job.cancel()
-    assert job.wait(timeout_s=30) == "CANCELLED"
-    assert not (tmp_path / "long" / "final").exists()
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_local_job_can_be_cancelled(corpus, tmp_path, sigint):
+    import signal
+
+    # "ignored": how a job starts under a shell that runs the test suite in the background (SIGINT is SIG_IGN)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if sigint == "ignored" else None
+    try:
+        job = submit(quick(tmp_path / "long", steps=100_000), "pretrain", corpus=str(corpus), **RECIPE)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        deadline = time.monotonic() + 60
+        while not job.metrics() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert job.status() == "RUNNING" and job.metrics(), job.log_tail()
+        job.cancel()
+        assert job.wait(timeout_s=30) == "CANCELLED"
+        assert not (tmp_path / "long" / "final").exists()
+        controller = int(job.job.job_id)
+        assert not _alive(controller), "the job's processes must be gone after cancel"
+    finally:
+        job.cancel(grace_s=1)  # never leave a 100,000-step job running behind a failed assertion
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_a_failing_job_raises_with_its_log_tail(tmp_path):
