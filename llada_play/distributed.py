@@ -7,6 +7,7 @@ rank 0 of 1 and never touches torch.distributed, so the single-process path cost
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import subprocess
@@ -86,6 +87,9 @@ def init_distributed(device: torch.device | str = "cpu", backend: str = "auto") 
     if device.type == "cuda":
         torch.cuda.set_device(env.local_rank % max(1, torch.cuda.device_count()))
     dist.init_process_group(chosen)
+    # Leaving the group alive until interpreter teardown can abort the process ("terminate called without an
+    # active exception" from gloo's threads): destroy it at exit whatever the entry point.
+    atexit.register(shutdown)
     return env
 
 
