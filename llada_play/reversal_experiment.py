@@ -216,7 +216,8 @@ def run_reversal_experiment(config: ReversalConfig, progress: Progress | None = 
                                    progress=lambda f, m: report(0.7 + 0.3 * f, m))
         save_model(model, tokenizer, run_dir / "final")
         run = {"seed": seed, "model": kind, "final_train_loss": result.final_loss,
-               "model_dir": str(run_dir / "final"), "scores": scores}
+               "parameters": sum(p.numel() for p in model.parameters()), "model_dir": str(run_dir / "final"),
+               "scores": scores}
         (run_dir / "run.json").write_text(json.dumps(run, indent=2))
         runs.append(run)
     results = {
@@ -224,7 +225,7 @@ def run_reversal_experiment(config: ReversalConfig, progress: Progress | None = 
         "data": {name: len(rows) for name, rows in sorted(files.items())},
         "train_tokens": len(tokens),
         "tokens_per_model": config.steps * config.batch_size * config.seq_len,
-        "parameters": sum(p.numel() for p in build_model(config.models[0], config, tokenizer, 0).parameters()),
+        "parameters": runs[0]["parameters"],  # the same for every run: one preset for both kinds
         "runs": runs,
         "summary": summarise(runs),
         "wall_time_s": round(time.perf_counter() - started, 1),
