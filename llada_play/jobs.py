@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,17 @@ EXECUTORS = ("local", "slurm")
 RECIPES = {"pretrain": "run_pretraining", "sft": "run_sft", "reversal": "run_reversal"}
 FINISHED_OK = {"COMPLETED"}
 RUNNING = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "CONFIGURING", "RESIZING", "SUSPENDED", "READY"}
+
+
+def _squeue_state(job_id: str) -> str | None:
+    """The controller's state of a queued or running job, or None once it has left the queue."""
+    try:
+        done = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format", "%T"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    states = done.stdout.split() if done.returncode == 0 else []
+    return states[0] if states else None
 
 
 class JobFailed(RuntimeError):
@@ -181,9 +193,16 @@ class JobHandle:
         return str(self.job.job_id)
 
     def status(self) -> str:
-        """PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT... (Slurm's words, read through sacct)."""
+        """PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT... (Slurm's words).
+
+        On Slurm the live state comes from the controller (squeue) while the job is queued or running:
+        accounting (sacct, which submitit reads) hears of a start only when slurmdbd has caught up, and can
+        say PENDING for a job that has been running for a while. Once the job has left the queue, sacct has
+        the final word.
+        """
         if self.cluster.executor == "slurm":
-            state = self.job.watcher.get_state(self.job.job_id, mode="force").upper()
+            state = _squeue_state(self.job.job_id) or self.job.watcher.get_state(self.job.job_id, mode="force")
+            state = state.upper()
             return "CANCELLED" if state.startswith("CANCELLED") else state
         state = self.job.state  # local: RUNNING, FINISHED or INTERRUPTED (killed by a signal)
         if state == "RUNNING":
