@@ -1,14 +1,10 @@
 """Loading beyond the project's own checkpoints: custom code (opt-in), other masked LMs, the hub cache."""
-import importlib.util
-import json
-import sys
-import textwrap
-
 import pytest
 import torch
 
 from llada_play import generate
 from llada_play.checkpoint import CheckpointError, load_model
+from tests.remote_code import write_remote_code_model
 
 CONFIG_CODE = '''
 from transformers import PretrainedConfig
@@ -40,28 +36,8 @@ class ToyModel(PreTrainedModel):
 
 @pytest.fixture
 def custom_code_dir(tmp_path):
-    d = tmp_path / "toy"
-    d.mkdir()
-    (d / "configuration_toy.py").write_text(textwrap.dedent(CONFIG_CODE))
-    (d / "modeling_toy.py").write_text(textwrap.dedent(MODEL_CODE))
-    (d / "__init__.py").write_text("")
-    spec = importlib.util.spec_from_file_location("toy_pkg", d / "__init__.py", submodule_search_locations=[str(d)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules["toy_pkg"] = package
-    try:
-        modeling = importlib.import_module("toy_pkg.modeling_toy")
-        config_module = importlib.import_module("toy_pkg.configuration_toy")
-        torch.manual_seed(0)
-        model = modeling.ToyModel(config_module.ToyConfig())
-        model.save_pretrained(d)
-    finally:
-        for name in [n for n in sys.modules if n.startswith("toy_pkg")]:
-            del sys.modules[name]
-    config = json.loads((d / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModel"}
-    (d / "config.json").write_text(json.dumps(config))
-    (d / "__init__.py").unlink()
-    return d
+    return write_remote_code_model(tmp_path / "toy", {"configuration_toy": CONFIG_CODE, "modeling_toy": MODEL_CODE},
+                                   "configuration_toy.ToyConfig", "modeling_toy.ToyModel")
 
 
 def test_custom_code_is_refused_without_opt_in_and_runs_with_it(custom_code_dir):

@@ -1,10 +1,6 @@
 """Real checkpoints without downloads: a LLaDA-shaped model with its own code, a BERT masked LM as a denoiser,
 the Dream logit shift, the memory estimate, the chat template round trip and LoRA on the remote-code model."""
-import importlib
-import importlib.util
 import json
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -15,6 +11,7 @@ from llada_play.checkpoint import CheckpointError, load_model, save_model
 from llada_play.text import decode_generation, encode_prompt, stop_token_ids
 from llada_play.tokenizer import build_char_tokenizer
 from tests.conftest import ALPHABET
+from tests.remote_code import write_remote_code_model
 
 # A miniature of LLaDA's remote code: model_type "llada", context in max_sequence_length, the module names of
 # modeling_llada.py (model.transformer.blocks.N.{q_proj,...,ff_out}, and an output head also called ff_out).
@@ -102,28 +99,10 @@ def llada_tokenizer():
 @pytest.fixture
 def llada_dir(tmp_path, llada_tokenizer):
     """A directory laid out like GSAI-ML/LLaDA-8B-Instruct, with the code files written by this test."""
-    d = tmp_path / "tiny-llada"
-    d.mkdir()
-    (d / "configuration_llada.py").write_text(textwrap.dedent(CONFIG_CODE))
-    (d / "modeling_llada.py").write_text(textwrap.dedent(MODEL_CODE))
-    (d / "__init__.py").write_text("")
-    spec = importlib.util.spec_from_file_location("tiny_llada_pkg", d / "__init__.py",
-                                                  submodule_search_locations=[str(d)])
-    sys.modules["tiny_llada_pkg"] = importlib.util.module_from_spec(spec)
-    try:
-        modeling = importlib.import_module("tiny_llada_pkg.modeling_llada")
-        config_module = importlib.import_module("tiny_llada_pkg.configuration_llada")
-        torch.manual_seed(0)
-        config = config_module.LLaDAConfig(vocab_size=len(llada_tokenizer), mask_token_id=llada_tokenizer.mask_token_id,
-                                           eos_token_id=llada_tokenizer.eos_token_id)
-        modeling.LLaDAModelLM(config).save_pretrained(d)
-    finally:
-        for name in [n for n in sys.modules if n.startswith("tiny_llada_pkg")]:
-            del sys.modules[name]
-    config = json.loads((d / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "configuration_llada.LLaDAConfig", "AutoModel": "modeling_llada.LLaDAModelLM"}
-    (d / "config.json").write_text(json.dumps(config))
-    (d / "__init__.py").unlink()
+    d = write_remote_code_model(
+        tmp_path / "tiny-llada", {"configuration_llada": CONFIG_CODE, "modeling_llada": MODEL_CODE},
+        "configuration_llada.LLaDAConfig", "modeling_llada.LLaDAModelLM", vocab_size=len(llada_tokenizer),
+        mask_token_id=llada_tokenizer.mask_token_id, eos_token_id=llada_tokenizer.eos_token_id)
     llada_tokenizer.save_pretrained(d)
     return d
 
