@@ -525,9 +525,13 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             yield key, registry.describe(key), f"Loaded `{key}`: every tab of this page now uses it."
 
         def reversal_view(results, note):
-            from llada_play.reversal_experiment import results_figure, results_table
+            from llada_play.reversal_experiment import conclusions, results_figure, results_table
 
             rows = results_table(results)
+            try:
+                note = "\n".join([note, *conclusions(results)])
+            except KeyError:  # a run of one model kind or without the p2d sets: the table speaks for itself
+                pass
             kinds = [k for k in rows[0] if k != "metric"] if rows else []
             table = [[r["metric"], *[r[k] for k in kinds]] for r in rows]
             examples = reversal_examples(results)
@@ -711,7 +715,7 @@ def _progress_html(fraction: float, message: str) -> str:
     import html
 
     return (f'<div class="lp-progress"><progress value="{fraction:.3f}" max="1" style="width:100%"></progress>'
-            f"<div>{html.escape(message)}</div></div>")
+            f'<div style="white-space:pre-line">{html.escape(message)}</div></div>')
 
 
 def _plain(content) -> str:

@@ -309,6 +309,49 @@ def results_figure(results: dict):
     return fig
 
 
+def conclusions(results: dict, margin: float = 0.05) -> list[str]:
+    """What a result shows, decided from its numbers, one sentence per line (shared by the notebook and the app).
+
+    A ranking score is *above chance* when its mean beats chance (1 / (1 + distractors)) by more than two seed
+    standard deviations and by at least ``margin``; a model has *learnt* the facts when its trained-direction
+    ranking is above chance or it generates more than 10% of the answers. The name-first (``p2d``) facts are
+    the test of the curse: reversed, the question asks for a name that training only ever put first.
+    """
+    summary = results["summary"]
+    chance = 1 / (1 + results["config"]["distractors"])
+
+    def mean(kind: str, metric: str) -> float:
+        return summary[kind][metric]["mean"]
+
+    def above_chance(kind: str, metric: str) -> bool:
+        v = summary[kind][metric]
+        return v["mean"] - chance > max(2 * v["std"], margin)
+
+    lines, learnt, reversed_ok = [], {}, {}
+    for kind in summary:
+        learnt[kind] = above_chance(kind, "ranking/p2d_forward") or mean(kind, "generation/p2d_forward") > 0.1
+        reversed_ok[kind] = above_chance(kind, "ranking/p2d_reverse") or mean(kind, "generation/p2d_reverse") > 0.05
+        lines.append(f"{kind}: trained direction ranking {mean(kind, 'ranking/p2d_forward'):.0%}, generation "
+                     f"{mean(kind, 'generation/p2d_forward'):.0%} -> {'learnt' if learnt[kind] else 'at chance'}; "
+                     f"reversed ranking {mean(kind, 'ranking/p2d_reverse'):.0%}, generation "
+                     f"{mean(kind, 'generation/p2d_reverse'):.0%} -> "
+                     f"{'above chance' if reversed_ok[kind] else 'at or below chance'} (chance {chance:.0%}).")
+    if learnt.get("autoregressive"):
+        lines.append("=> the autoregressive model learnt the facts as stated and " + (
+            "answers reversed questions above chance: no reversal curse here." if reversed_ok["autoregressive"]
+            else "shows the reversal curse."))
+    if "diffusion" in learnt and learnt["diffusion"]:
+        lines.append("=> the diffusion model learnt the facts as stated and " + (
+            "answers reversed questions above chance." if reversed_ok["diffusion"]
+            else "does not answer reversed questions either."))
+    elif "diffusion" in learnt:
+        lines.append("=> the diffusion model is at chance in the trained direction at this budget: it has not "
+                     "memorised the facts, so this run is not evidence either way on whether it escapes the curse"
+                     + (" (its reversed ranking above chance is a hint, no more)." if reversed_ok["diffusion"]
+                        else "."))
+    return lines
+
+
 def read_results(path: str | Path) -> dict:
     """A results file written by :func:`run_reversal_experiment`, checked for the keys the views need."""
     path = Path(path)

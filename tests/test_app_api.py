@@ -172,6 +172,9 @@ def test_reversal_tab_runs_the_experiment_with_progress_then_answers_questions(a
     assert len(progress) >= 5 and "training" in " ".join(progress)
     final = outputs[-1]
     assert "Done in" in final[0]
+    # what the numbers show, in words (the same sentences as notebook 03): one line per model kind and a verdict
+    assert "diffusion: trained direction ranking" in final[0] and "autoregressive: trained direction" in final[0]
+    assert "=&gt; the diffusion model" in final[0]  # HTML-escaped "=>"
     table = final[1]
     assert table["headers"] == ["metric", "diffusion", "autoregressive"]
     assert "generation/p2d_reverse" in [row[0] for row in table["value"]["data"]]

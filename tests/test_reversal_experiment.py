@@ -5,8 +5,9 @@ import pytest
 
 from llada_play.cli import main
 from llada_play.reversal_data import facts_from_files, make_dataset, make_facts, write_dataset
-from llada_play.reversal_experiment import (ReversalConfig, read_results, results_figure, results_markdown,
-                                            run_reversal_experiment, training_sentences)
+from llada_play.reversal_experiment import (ReversalConfig, conclusions, read_results, results_figure,
+                                            results_markdown, run_reversal_experiment, summarise,
+                                            training_sentences)
 
 TINY = dict(people_per_subset=5, steps=6, preset="tiny", seeds=[0, 1], eval_rows=5, mc_samples=4, batch_size=4,
             seq_len=32, warmup=2)
@@ -93,3 +94,34 @@ def test_bad_results_file_is_named(tmp_path):
     path.write_text("{")
     with pytest.raises(ValueError, match="cannot read reversal results"):
         read_results(path)
+
+
+def _result(scores: dict[str, dict[str, list[float]]]) -> dict:
+    """A results dict with the given per-seed values (model kind -> metric -> values)."""
+    runs = [{"model": kind, "seed": seed, "scores": {}} for kind in scores for seed in range(2)]
+    for run in runs:
+        for metric, values in scores[run["model"]].items():
+            family, key = metric.split("/")
+            run["scores"].setdefault(family, {})[key] = values[run["seed"]]
+    return {"config": {"distractors": 4, "seeds": [0, 1]}, "runs": runs, "summary": summarise(runs)}
+
+
+def test_conclusions_are_decided_by_the_numbers():
+    curse = {"generation/p2d_forward": [0.8, 0.76], "ranking/p2d_forward": [1.0, 0.98],
+             "generation/p2d_reverse": [0.0, 0.0], "ranking/p2d_reverse": [0.22, 0.18]}
+    breaks = {"generation/p2d_forward": [0.3, 0.3], "ranking/p2d_forward": [0.72, 0.70],
+              "generation/p2d_reverse": [0.0, 0.02], "ranking/p2d_reverse": [0.66, 0.62]}
+    at_chance = {"generation/p2d_forward": [0.0, 0.0], "ranking/p2d_forward": [0.2, 0.24],
+                 "generation/p2d_reverse": [0.0, 0.0], "ranking/p2d_reverse": [0.2, 0.2]}
+    lines = conclusions(_result({"diffusion": breaks, "autoregressive": curse}))
+    assert lines[-2:] == ["=> the autoregressive model learnt the facts as stated and shows the reversal curse.",
+                          "=> the diffusion model learnt the facts as stated and answers reversed questions above "
+                          "chance."]
+    assert lines[0].startswith("diffusion: trained direction ranking 71%, generation 30% -> learnt; reversed "
+                               "ranking 64%")
+    assert "at chance in the trained direction" in conclusions(_result({"diffusion": at_chance}))[-1]
+    # a spread as wide as the gap to chance is no evidence: 0.1 and 0.7 average 0.4 but std 0.42
+    noisy = {**at_chance, "ranking/p2d_reverse": [0.1, 0.7]}
+    assert "at or below chance" in conclusions(_result({"diffusion": noisy}))[0]
+    # the curse broken by the autoregressive model would be said, not hidden
+    assert "no reversal curse here" in conclusions(_result({"autoregressive": breaks}))[-1]
