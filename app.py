@@ -249,6 +249,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
                 rev_autoregressive = gr.Textbox(label="Autoregressive model")
                 rev_expected = gr.Textbox(label="True answer")
             rev_canvas = gr.HTML(label="The diffusion model's denoising")
+            rev_ranking = gr.Dataframe(label=RANKING_LABEL, wrap=True)
             rev_state = gr.State(None)
             rev_cancel_event = gr.State(None)
 
@@ -605,7 +606,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             question, expected = example.split(" | ", 1)
             return question.split(": ", 1)[1], expected
 
-        def reversal_ask(results, question):
+        def reversal_ask(results, question, expected):
             from llada_play.reversal import answer, answer_settings, question_ids
 
             if results is None:
@@ -618,13 +619,15 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
                 raise gr.Error(str(err)) from err
             ar_answer = answer(pair["autoregressive"][0], tokenizer, question) if "autoregressive" in pair else "n/a"
             pieces, confidences, eos, html = PieceCache(tokenizer), {}, stop_token_ids(tokenizer), ""
+            waiting, text = gr.update(value=None, label=RANKING_LABEL), ""
             for item in iterate_generation(diffusion, ids, tokenizer, record_trace=False, **answer_settings(tokenizer)):
                 if isinstance(item, GenerationDone):
                     text = decode_generation(tokenizer, item.output[0], ids.shape[1])
-                    yield text, ar_answer, html
-                    return
+                    yield text, ar_answer, html, waiting
+                    break
                 html = record_canvas(item, pieces, confidences, eos_ids=eos)
-                yield "", ar_answer, html
+                yield "", ar_answer, html, waiting
+            yield text, ar_answer, html, reversal_ranking(results, pair, question, expected)
 
         denoise_inputs = [model_key, prompt, chat, pins, gen_length, steps, block_length, temperature, cfg_scale,
                           remasking, threshold, seed]
@@ -658,7 +661,8 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
         rev_cancel.click(reversal_cancel, [rev_cancel_event], [rev_status], api_name="reversal_cancel")
         rev_load.click(reversal_load, [rev_choice], rev_outputs, api_name="reversal_load")
         rev_example.change(reversal_pick, [rev_example], [rev_question, rev_expected], api_name=False)
-        rev_ask.click(reversal_ask, [rev_state, rev_question], [rev_diffusion, rev_autoregressive, rev_canvas],
+        rev_ask.click(reversal_ask, [rev_state, rev_question, rev_expected],
+                      [rev_diffusion, rev_autoregressive, rev_canvas, rev_ranking],
                       api_name="reversal_ask", concurrency_limit=2)
         refresh.click(lambda: gr.update(choices=registry.choices()), None, choice, api_name=False)
     return demo
@@ -709,6 +713,44 @@ def reversal_models(results: dict) -> dict[str, tuple]:
             _REVERSAL_MODELS[path] = load_model(path)
         pair[run["model"]] = _REVERSAL_MODELS[path]
     return pair
+
+
+RANKING_LABEL = ("Ranking: the true answer against 4 other people's, by log-likelihood per token (exact for the "
+                 "autoregressive model, the Monte-Carlo bound for the diffusion model); ★ marks each model's choice")
+
+
+def reversal_ranking(results: dict, pair: dict[str, tuple], question: str, expected: str):
+    """The ranking the experiment scores, for one question: the true answer and distractors drawn from the same
+    question set (seeded by the question), with each model's score. Needs the true answer of a held-out row."""
+    import random
+
+    from llada_play.reversal import candidate_scores, draw_candidates, normalise
+    from llada_play.reversal_experiment import QUESTIONS, ReversalConfig, load_experiment_data
+
+    config = ReversalConfig.from_dict(results["config"])
+    try:
+        files = load_experiment_data(config)
+    except (ValueError, OSError):
+        files = {}
+    for _, name in QUESTIONS:
+        rows = files.get(name, [])
+        truth = next((r["completion"] for r in rows if normalise(r["completion"]) == normalise(expected or "")), None)
+        if truth is not None:
+            break
+    else:
+        return gr.update(value=None, label=RANKING_LABEL + " (pick a held-out question to rank its answers)")
+    candidates = draw_candidates(truth, sorted({r["completion"] for r in rows}), config.distractors,
+                                 random.Random(question))
+    columns = {}
+    for kind, (model, tokenizer) in pair.items():
+        causal = bool(getattr(model.config, "causal", False))
+        scores = candidate_scores(model, tokenizer, question, candidates, causal, config.mc_samples,
+                                  sentence_start=True)
+        best = max(range(len(scores)), key=scores.__getitem__)
+        columns[kind] = [f"{v:.2f}" + (" ★" if i == best else "") for i, v in enumerate(scores)]
+    table = [[("✓ " if i == 0 else "") + c.strip(), *[col[i] for col in columns.values()]]
+             for i, c in enumerate(candidates)]
+    return gr.update(value=table, headers=["candidate (✓ true answer)", *columns], label=RANKING_LABEL)
 
 
 def _progress_html(fraction: float, message: str) -> str:

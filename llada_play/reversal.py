@@ -119,12 +119,27 @@ def ranking_accuracy(model, tokenizer, rows: list[dict], causal: bool, distracto
         raise ValueError(f"need more than {distractors} distinct completions to draw distractors, got {len(pool)}")
     correct = 0
     for row in rows:
-        others = rng.sample([c for c in pool if c != row["completion"]], distractors)
-        candidates = [row["completion"], *others]
-        scores = [completion_score(model, tokenizer, row["prompt"], c, causal, mc_samples, seed, sentence_start)
-                  / max(1, len(_encode(tokenizer, c))) for c in candidates]
+        scores = candidate_scores(model, tokenizer, row["prompt"],
+                                  draw_candidates(row["completion"], pool, distractors, rng), causal, mc_samples,
+                                  seed, sentence_start)
         correct += max(range(len(scores)), key=scores.__getitem__) == 0
     return correct / len(rows)
+
+
+def draw_candidates(answer: str, pool: list[str], distractors: int, rng: random.Random) -> list[str]:
+    """The true answer first, then ``distractors`` other answers from ``pool`` (other people's)."""
+    others = [c for c in pool if c != answer]
+    if len(others) < distractors:
+        raise ValueError(f"need {distractors} other answers to draw distractors from, got {len(others)}")
+    return [answer, *rng.sample(others, distractors)]
+
+
+@torch.no_grad()
+def candidate_scores(model, tokenizer, prompt: str, candidates: list[str], causal: bool, mc_samples: int = 32,
+                     seed: int = 0, sentence_start: bool = False) -> list[float]:
+    """log p(candidate | prompt) per token of the candidate, for each candidate: the ranking's scores."""
+    return [completion_score(model, tokenizer, prompt, c, causal, mc_samples, seed, sentence_start)
+            / max(1, len(_encode(tokenizer, c))) for c in candidates]
 
 
 @torch.no_grad()

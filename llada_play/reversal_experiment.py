@@ -313,19 +313,24 @@ def conclusions(results: dict, margin: float = 0.05) -> list[str]:
     """What a result shows, decided from its numbers, one sentence per line (shared by the notebook and the app).
 
     A ranking score is *above chance* when its mean beats chance (1 / (1 + distractors)) by more than two seed
-    standard deviations and by at least ``margin``; a model has *learnt* the facts when its trained-direction
-    ranking is above chance or it generates more than 10% of the answers. The name-first (``p2d``) facts are
-    the test of the curse: reversed, the question asks for a name that training only ever put first.
+    standard deviations, by more than two standard errors of guessing on the rows scored, and by at least
+    ``margin``; a model has *learnt* the facts when its trained-direction ranking is above chance or it
+    generates more than 10% of the answers. The name-first (``p2d``) facts are the test of the curse: reversed,
+    the question asks for a name that training only ever put first.
     """
-    summary = results["summary"]
-    chance = 1 / (1 + results["config"]["distractors"])
+    summary, config = results["summary"], results["config"]
+    chance = 1 / (1 + config["distractors"])
+    sets = dict(QUESTIONS)
 
     def mean(kind: str, metric: str) -> float:
         return summary[kind][metric]["mean"]
 
     def above_chance(kind: str, metric: str) -> bool:
         v = summary[kind][metric]
-        return v["mean"] - chance > max(2 * v["std"], margin)
+        available = results.get("data", {}).get(sets[metric.split("/")[1]], 100)
+        scored = min(config.get("eval_rows") or available, available) * len(v["values"])
+        guessing = math.sqrt(chance * (1 - chance) / max(1, scored))
+        return v["mean"] - chance > max(2 * v["std"], 2 * guessing, margin)
 
     lines, learnt, reversed_ok = [], {}, {}
     for kind in summary:
@@ -353,7 +358,10 @@ def conclusions(results: dict, margin: float = 0.05) -> list[str]:
 
 
 def read_results(path: str | Path) -> dict:
-    """A results file written by :func:`run_reversal_experiment`, checked for the keys the views need."""
+    """A results file written by :func:`run_reversal_experiment`, checked for the keys the views need.
+
+    A run's ``model_dir`` is as the run wrote it (relative to where it ran), or relative to the results file
+    when the models were shipped beside it (``data/reversal/results/long-models/``)."""
     path = Path(path)
     try:
         results = json.loads(path.read_text())
@@ -362,4 +370,8 @@ def read_results(path: str | Path) -> dict:
     missing = {"config", "runs", "summary"} - set(results)
     if missing:
         raise ValueError(f"{path} is not a reversal results file (missing {sorted(missing)})")
+    for run in results["runs"]:  # models shipped next to a result are named relative to it
+        model_dir = Path(run.get("model_dir", ""))
+        if run.get("model_dir") and not model_dir.is_absolute() and (path.parent / model_dir).is_dir():
+            run["model_dir"] = str(path.parent / model_dir)
     return results

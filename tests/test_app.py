@@ -62,7 +62,18 @@ def test_reversal_tab_loads_a_result_and_asks_both_models_in_the_browser(model_d
         page.get_by_text("Loaded").first.wait_for(timeout=60_000)
         assert page.get_by_text("generation/p2d_reverse").count() >= 1
         page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the bar chart is drawn
-        page.get_by_role("textbox", name="Question", exact=True).fill("The one who is the first person to map the amber canal is called")
+        # loading picks the first held-out question and fills in the question and its true answer
+        question = page.get_by_role("textbox", name="Question", exact=True)
+        page.wait_for_function("(el) => el.value.length > 10", arg=question.element_handle(), timeout=30_000)
         page.get_by_role("button", name="Ask both").click()
         page.wait_for_function("document.querySelectorAll('.lp-tok').length >= 8", timeout=60_000)
+        page.get_by_text("✓ ").first.wait_for(timeout=60_000)  # the ranking table: the true answer among five
         page.screenshot(path=str(ARTIFACTS / "app-reversal.png"), full_page=True)
+        # each model's choice, starred once (the third star is in the table's caption)
+        assert page.evaluate("document.body.innerText.split('★').length - 1") == 3
+        page.screenshot(path=str(ARTIFACTS / "app-reversal.png"), full_page=True)
+        # a question typed by hand is answered too (no true answer to rank against)
+        question.fill("The one who is the first person to map the amber canal is called")
+        page.get_by_role("textbox", name="True answer").fill("")
+        page.get_by_role("button", name="Ask both").click()
+        page.get_by_text("pick a held-out question").first.wait_for(timeout=60_000)

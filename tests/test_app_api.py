@@ -182,13 +182,24 @@ def test_reversal_tab_runs_the_experiment_with_progress_then_answers_questions(a
     assert any(e.startswith("p2d_reverse: ") for e in examples)
     # a held-out reverse question, answered by both models (tiny and barely trained: any text is fine)
     question = next(e for e in examples if e.startswith("p2d_reverse: ")).split(": ", 1)[1].split(" | ")[0]
-    job = client.submit(question, api_name="/reversal_ask")
+    truth = next(e for e in examples if e.startswith("p2d_reverse: ")).split(" | ")[1]
+    job = client.submit(question, truth, api_name="/reversal_ask")
     list(job)
-    diffusion, autoregressive, canvas = job.outputs()[-1]
+    diffusion, autoregressive, canvas, ranking = job.outputs()[-1]
     assert isinstance(diffusion, str) and isinstance(autoregressive, str) and autoregressive != "n/a"
     assert len(job.outputs()) >= 3  # the denoising streamed step by step
+    # the ranking the experiment scores, for this question: the true answer and 4 other people's names
+    assert ranking["headers"] == ["candidate (✓ true answer)", "diffusion", "autoregressive"]
+    rows = ranking["value"]["data"]
+    assert len(rows) == 5 and rows[0][0] == "✓ " + truth and len({r[0] for r in rows}) == 5
+    for column in (1, 2):  # one choice per model, every score a log-likelihood per token
+        assert sum("★" in r[column] for r in rows) == 1
+        assert all(float(r[column].rstrip(" ★")) < 0 for r in rows)
+    # a question typed by hand has no true answer to rank against: the table says so
+    *_, ranking = client.predict(question, "", api_name="/reversal_ask")
+    assert "pick a held-out question" in ranking["label"] and not ranking["value"]["data"]
     with pytest.raises(Exception, match="the question is empty"):
-        client.predict("  ", api_name="/reversal_ask")
+        client.predict("  ", "", api_name="/reversal_ask")
 
 
 def test_reversal_tab_refuses_a_file_that_is_not_a_result(app_url, tmp_path):

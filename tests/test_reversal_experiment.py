@@ -96,14 +96,15 @@ def test_bad_results_file_is_named(tmp_path):
         read_results(path)
 
 
-def _result(scores: dict[str, dict[str, list[float]]]) -> dict:
+def _result(scores: dict[str, dict[str, list[float]]], eval_rows: int = 100) -> dict:
     """A results dict with the given per-seed values (model kind -> metric -> values)."""
     runs = [{"model": kind, "seed": seed, "scores": {}} for kind in scores for seed in range(2)]
     for run in runs:
         for metric, values in scores[run["model"]].items():
             family, key = metric.split("/")
             run["scores"].setdefault(family, {})[key] = values[run["seed"]]
-    return {"config": {"distractors": 4, "seeds": [0, 1]}, "runs": runs, "summary": summarise(runs)}
+    return {"config": {"distractors": 4, "seeds": [0, 1], "eval_rows": eval_rows}, "runs": runs,
+            "summary": summarise(runs)}
 
 
 def test_conclusions_are_decided_by_the_numbers():
@@ -123,5 +124,23 @@ def test_conclusions_are_decided_by_the_numbers():
     # a spread as wide as the gap to chance is no evidence: 0.1 and 0.7 average 0.4 but std 0.42
     noisy = {**at_chance, "ranking/p2d_reverse": [0.1, 0.7]}
     assert "at or below chance" in conclusions(_result({"diffusion": noisy}))[0]
+    # 50% twice: above chance over 100 rows a seed, but over 3 rows a seed it could be luck (a guess is right 1
+    # time in 5)
+    half = breaks | {"ranking/p2d_reverse": [0.5, 0.5]}
+    assert "-> above chance" in conclusions(_result({"diffusion": half}, eval_rows=100))[0]
+    assert "-> at or below chance" in conclusions(_result({"diffusion": half}, eval_rows=3))[0]
     # the curse broken by the autoregressive model would be said, not hidden
     assert "no reversal curse here" in conclusions(_result({"autoregressive": breaks}))[-1]
+
+
+def test_models_shipped_beside_a_result_are_found_from_anywhere(tmp_path, monkeypatch):
+    shipped = tmp_path / "results"
+    (shipped / "long-models" / "seed0" / "diffusion").mkdir(parents=True)
+    result = {"config": {}, "summary": {}, "runs": [
+        {"model": "diffusion", "seed": 0, "model_dir": "long-models/seed0/diffusion"},  # beside the file
+        {"model": "autoregressive", "seed": 0, "model_dir": "runs/x/seed0/autoregressive/final"}]}  # as written
+    (shipped / "r.json").write_text(json.dumps(result))
+    monkeypatch.chdir(tmp_path)
+    runs = read_results(shipped / "r.json")["runs"]
+    assert runs[0]["model_dir"] == str(shipped / "long-models" / "seed0" / "diffusion")
+    assert runs[1]["model_dir"] == "runs/x/seed0/autoregressive/final"  # relative to where the run ran
