@@ -720,34 +720,19 @@ RANKING_LABEL = ("Ranking: the true answer against 4 other people's, by log-like
 
 
 def reversal_ranking(results: dict, pair: dict[str, tuple], question: str, expected: str):
-    """The ranking the experiment scores, for one question: the true answer and distractors drawn from the same
-    question set (seeded by the question), with each model's score. Needs the true answer of a held-out row."""
-    import random
+    """The ranking table for one held-out question (``rank_answers``): candidates, each model's score, a star on
+    each model's choice. A question without a known true answer gets an empty table that says so."""
+    from llada_play.reversal_experiment import rank_answers
 
-    from llada_play.reversal import candidate_scores, draw_candidates, normalise
-    from llada_play.reversal_experiment import QUESTIONS, ReversalConfig, load_experiment_data
-
-    config = ReversalConfig.from_dict(results["config"])
-    try:
-        files = load_experiment_data(config)
-    except (ValueError, OSError):
-        files = {}
-    for _, name in QUESTIONS:
-        rows = files.get(name, [])
-        truth = next((r["completion"] for r in rows if normalise(r["completion"]) == normalise(expected or "")), None)
-        if truth is not None:
-            break
-    else:
+    ranked = rank_answers(results, {kind: model for kind, (model, _) in pair.items()}, pair["diffusion"][1],
+                          question, expected or "")
+    if ranked is None:
         return gr.update(value=None, label=RANKING_LABEL + " (pick a held-out question to rank its answers)")
-    candidates = draw_candidates(truth, sorted({r["completion"] for r in rows}), config.distractors,
-                                 random.Random(question))
+    candidates, scores = ranked
     columns = {}
-    for kind, (model, tokenizer) in pair.items():
-        causal = bool(getattr(model.config, "causal", False))
-        scores = candidate_scores(model, tokenizer, question, candidates, causal, config.mc_samples,
-                                  sentence_start=True)
-        best = max(range(len(scores)), key=scores.__getitem__)
-        columns[kind] = [f"{v:.2f}" + (" ★" if i == best else "") for i, v in enumerate(scores)]
+    for kind, values in scores.items():
+        choice = max(range(len(values)), key=values.__getitem__)
+        columns[kind] = [f"{v:.2f}" + (" ★" if i == choice else "") for i, v in enumerate(values)]
     table = [[("✓ " if i == 0 else "") + c.strip(), *[col[i] for col in columns.values()]]
              for i, c in enumerate(candidates)]
     return gr.update(value=table, headers=["candidate (✓ true answer)", *columns], label=RANKING_LABEL)

@@ -21,7 +21,8 @@ from .checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model, sav
 from .config import PRESETS, config_from_preset
 from .data import PackedBatches, pack_tokens
 from .modeling import LladaForMaskedLM
-from .reversal import generation_accuracy, infilling_accuracy, infilling_ranking_accuracy, ranking_accuracy
+from .reversal import (candidate_scores, draw_candidates, generation_accuracy, infilling_accuracy,
+                       infilling_ranking_accuracy, normalise, ranking_accuracy)
 from .reversal_data import facts_from_files, make_dataset, read_dataset
 from .tokenizer import special_token_ids
 from .training import TrainConfig, TrainStepRecord, train
@@ -307,6 +308,31 @@ def results_figure(results: dict):
                             f"{results['tokens_per_model']:,} training tokens per model",
                       margin=dict(l=50, r=20, t=60, b=120), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
     return fig
+
+
+def rank_answers(results: dict, models: dict[str, torch.nn.Module], tokenizer, question: str,
+                 truth: str) -> tuple[list[str], dict[str, list[float]]] | None:
+    """One question of the ranking metric, shown rather than counted: the true answer (matched to a held-out row
+    of the result's data, spacing aside) first, then distractors from the same question set (drawn seeded by the
+    question), and each model's log-likelihood per token of each. None when ``truth`` is no answer in the data."""
+    config = ReversalConfig.from_dict(results["config"])
+    try:
+        files = load_experiment_data(config)
+    except (ValueError, OSError):
+        return None
+    for _, name in QUESTIONS:
+        pool = sorted({r["completion"] for r in files.get(name, [])})
+        answer = next((c for c in pool if normalise(c) == normalise(truth)), None)
+        if answer is not None:
+            break
+    else:
+        return None
+    candidates = draw_candidates(answer, pool, config.distractors, random.Random(question))
+    scores = {kind: candidate_scores(model, tokenizer, question, candidates,
+                                     bool(getattr(model.config, "causal", False)), config.mc_samples,
+                                     sentence_start=True)
+              for kind, model in models.items()}
+    return candidates, scores
 
 
 def conclusions(results: dict, margin: float = 0.05) -> list[str]:
