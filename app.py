@@ -596,8 +596,9 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
                 results = read_results(path)
             except ValueError as err:
                 raise gr.Error(str(err)) from err
-            view = reversal_view(results, f"Loaded {path}: {len(results['runs'])} models, "
-                                          f"{len(results['config']['seeds'])} seeds.")
+            seeds = len(results["config"]["seeds"])
+            view = reversal_view(results, f"Loaded {path}: {len(results['runs'])} models, {seeds} "
+                                          f"seed{'' if seeds == 1 else 's'}.")
             return view[0], None, *view[1:]
 
         def reversal_pick(example):

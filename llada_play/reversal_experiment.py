@@ -245,6 +245,10 @@ def _machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _mean_spread(values: list[float]) -> dict:
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
@@ -283,7 +287,7 @@ def results_markdown(results: dict) -> str:
     rows = results_table(results)
     kinds = list(results["summary"])
     seeds = results["config"]["seeds"]
-    lines = [f"| metric (% , mean ± std over {len(seeds)} seeds) | " + " | ".join(kinds) + " |",
+    lines = [f"| metric (% , mean ± std over {_count(len(seeds), 'seed')}) | " + " | ".join(kinds) + " |",
              "|---|" + "---|" * len(kinds)]
     lines += ["| " + r["metric"] + " | " + " | ".join(r[k] for k in kinds) + " |" for r in rows]
     return "\n".join(lines)
@@ -304,7 +308,7 @@ def results_figure(results: dict):
     chance = 100 / (1 + results["config"]["distractors"])
     fig.add_hline(y=chance, line_dash="dot", annotation_text=f"ranking chance {chance:.0f}%")
     fig.update_layout(barmode="group", yaxis_title="accuracy (%)", yaxis_range=[0, 105], height=420,
-                      title=f"Reversal curse: {len(results['config']['seeds'])} seeds, "
+                      title=f"Reversal curse: {_count(len(results['config']['seeds']), 'seed')}, "
                             f"{results['tokens_per_model']:,} training tokens per model",
                       margin=dict(l=50, r=20, t=60, b=120), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
     return fig
