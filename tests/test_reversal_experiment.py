@@ -144,3 +144,19 @@ def test_models_shipped_beside_a_result_are_found_from_anywhere(tmp_path, monkey
     runs = read_results(shipped / "r.json")["runs"]
     assert runs[0]["model_dir"] == str(shipped / "long-models" / "seed0" / "diffusion")
     assert runs[1]["model_dir"] == "runs/x/seed0/autoregressive/final"  # relative to where the run ran
+
+
+def test_the_shipped_long_result_finds_its_models():
+    """long.json's first seed ships its two models beside it; they load as the kinds the result says."""
+    from pathlib import Path
+
+    from llada_play.checkpoint import load_model
+
+    shipped = Path(__file__).resolve().parent.parent / "data" / "reversal" / "results" / "long.json"
+    results = read_results(shipped)
+    first = [r for r in results["runs"] if r["seed"] == results["config"]["seeds"][0]]
+    assert sorted(r["model"] for r in first) == ["autoregressive", "diffusion"]
+    for run in first:
+        model, tokenizer = load_model(run["model_dir"])
+        assert bool(getattr(model.config, "causal", False)) == (run["model"] == "autoregressive")
+        assert sum(p.numel() for p in model.parameters()) == results["parameters"]
