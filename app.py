@@ -618,12 +618,13 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
                 ids = question_ids(tokenizer, question)
             except (ValueError, CheckpointError) as err:
                 raise gr.Error(str(err)) from err
-            ar_answer = answer(pair["autoregressive"][0], tokenizer, question) if "autoregressive" in pair else "n/a"
+            ar_answer = ((answer(pair["autoregressive"][0], tokenizer, question) or EMPTY_ANSWER)
+                         if "autoregressive" in pair else "n/a")
             pieces, confidences, eos, html = PieceCache(tokenizer), {}, stop_token_ids(tokenizer), ""
             waiting, text = gr.update(value=None, label=RANKING_LABEL), ""
             for item in iterate_generation(diffusion, ids, tokenizer, record_trace=False, **answer_settings(tokenizer)):
                 if isinstance(item, GenerationDone):
-                    text = decode_generation(tokenizer, item.output[0], ids.shape[1])
+                    text = decode_generation(tokenizer, item.output[0], ids.shape[1]) or EMPTY_ANSWER
                     yield text, ar_answer, html, waiting
                     break
                 html = record_canvas(item, pieces, confidences, eos_ids=eos)
@@ -716,6 +717,7 @@ def reversal_models(results: dict) -> dict[str, tuple]:
     return pair
 
 
+EMPTY_ANSWER = "(no answer: end-of-text came first)"
 RANKING_LABEL = ("Ranking: the true answer against 4 other people's, by log-likelihood per token (exact for the "
                  "autoregressive model, the Monte-Carlo bound for the diffusion model); ★ marks each model's choice")
 
