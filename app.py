@@ -529,10 +529,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             from llada_play.reversal_experiment import conclusions, results_figure, results_table
 
             rows = results_table(results)
-            try:
-                note = "\n".join([note, *conclusions(results)])
-            except KeyError:  # a run of one model kind or without the p2d sets: the table speaks for itself
-                pass
+            note = "\n".join([note, *conclusions(results)])
             kinds = [k for k in rows[0] if k != "metric"] if rows else []
             table = [[r["metric"], *[r[k] for k in kinds]] for r in rows]
             examples = reversal_examples(results)

@@ -340,7 +340,8 @@ def rank_answers(results: dict, models: dict[str, torch.nn.Module], tokenizer, q
 
 
 def conclusions(results: dict, margin: float = 0.05) -> list[str]:
-    """What a result shows, decided from its numbers, one sentence per line (shared by the notebook and the app).
+    """What a result shows, decided from its numbers, one sentence per line (shared by the notebook and the app);
+    no line for a model kind whose result has no name-first (``p2d``) questions.
 
     A ranking score is *above chance* when its mean beats chance (1 / (1 + distractors)) by more than two seed
     standard deviations, by more than two standard errors of guessing on the rows scored, and by at least
@@ -362,8 +363,9 @@ def conclusions(results: dict, margin: float = 0.05) -> list[str]:
         guessing = math.sqrt(chance * (1 - chance) / max(1, scored))
         return v["mean"] - chance > max(2 * v["std"], 2 * guessing, margin)
 
+    needed = {"ranking/p2d_forward", "generation/p2d_forward", "ranking/p2d_reverse", "generation/p2d_reverse"}
     lines, learnt, reversed_ok = [], {}, {}
-    for kind in summary:
+    for kind in [k for k in summary if needed <= summary[k].keys()]:  # data without name-first facts: no verdict
         learnt[kind] = above_chance(kind, "ranking/p2d_forward") or mean(kind, "generation/p2d_forward") > 0.1
         reversed_ok[kind] = above_chance(kind, "ranking/p2d_reverse") or mean(kind, "generation/p2d_reverse") > 0.05
         lines.append(f"{kind}: trained direction ranking {mean(kind, 'ranking/p2d_forward'):.0%}, generation "
@@ -375,7 +377,7 @@ def conclusions(results: dict, margin: float = 0.05) -> list[str]:
         lines.append("=> the autoregressive model learnt the facts as stated and " + (
             "answers reversed questions above chance: no reversal curse here." if reversed_ok["autoregressive"]
             else "shows the reversal curse."))
-    if "diffusion" in learnt and learnt["diffusion"]:
+    if learnt.get("diffusion"):
         lines.append("=> the diffusion model learnt the facts as stated and " + (
             "answers reversed questions above chance." if reversed_ok["diffusion"]
             else "does not answer reversed questions either."))

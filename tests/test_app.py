@@ -68,7 +68,6 @@ def test_reversal_tab_loads_a_result_and_asks_both_models_in_the_browser(model_d
         page.get_by_role("button", name="Ask both").click()
         page.wait_for_function("document.querySelectorAll('.lp-tok').length >= 8", timeout=60_000)
         page.get_by_text("✓ ").first.wait_for(timeout=60_000)  # the ranking table: the true answer among five
-        page.screenshot(path=str(ARTIFACTS / "app-reversal.png"), full_page=True)
         # each model's choice, starred once (the third star is in the table's caption)
         assert page.evaluate("document.body.innerText.split('★').length - 1") == 3
         page.screenshot(path=str(ARTIFACTS / "app-reversal.png"), full_page=True)

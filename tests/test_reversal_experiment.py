@@ -131,6 +131,8 @@ def test_conclusions_are_decided_by_the_numbers():
     assert "-> at or below chance" in conclusions(_result({"diffusion": half}, eval_rows=3))[0]
     # the curse broken by the autoregressive model would be said, not hidden
     assert "no reversal curse here" in conclusions(_result({"autoregressive": breaks}))[-1]
+    # data without name-first questions (e.g. a directory holding only d2p files): no verdict, no error
+    assert conclusions(_result({"diffusion": {"ranking/d2p_reverse": [0.5, 0.5]}})) == []
 
 
 def test_models_shipped_beside_a_result_are_found_from_anywhere(tmp_path, monkeypatch):
