@@ -94,13 +94,18 @@ class Denoiser:
     aligned so that the logits at position i predict the token at i, plus the ids the sampler needs."""
 
     def __init__(self, model, family: Family, mask_id: int, eos_token_ids: tuple[int, ...],
-                 vocab_size: int | None, context_length: int | None):
+                 vocab_size: int | None, context_length: int | None, shift_logits: bool | None = None):
         self.model = model
         self.family = family
+        # Dream read natively is this project's model with next-token logits (config.next_token_logits)
+        self.shift_logits = (family.shift_logits or bool(_config_value(model, "next_token_logits"))
+                             if shift_logits is None else shift_logits)
         self.mask_id = mask_id
         self.eos_token_ids = eos_token_ids
         self.vocab_size = vocab_size
         self.context_length = context_length
+        # end-of-turn (LLaDA-Instruct's <|eot_id|>), recorded in the config when a checkpoint is read natively
+        self.end_of_turn_ids = _eos_ids(_config_value(model, "eot_token_id"))
 
     def __call__(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
                  block_cache: BlockKVCache | None = None, window: tuple[int, int] | None = None) -> torch.Tensor:
@@ -111,7 +116,7 @@ class Denoiser:
         # Only pass a mask when there is padding, so that user modules without the argument work too.
         out = self.model(input_ids) if attention_mask is None else self.model(input_ids, attention_mask=attention_mask)
         logits = logits_of(out)
-        return shift_logits_right(logits) if self.family.shift_logits else logits
+        return shift_logits_right(logits) if self.shift_logits else logits
 
     @property
     def supports_block_cache(self) -> bool:
@@ -128,10 +133,17 @@ class Denoiser:
     def _cached_call(self, input_ids, attention_mask, block_cache, window) -> torch.Tensor:
         if not self.supports_block_cache:
             self.new_block_cache()  # raises the family's error
-        if window is not None:
-            input_ids = input_ids[:, window[0]:window[1]]  # the attention mask keeps covering the whole canvas
-        return logits_of(self.model(input_ids, attention_mask=attention_mask, block_cache=block_cache,
-                                    window=window))
+        if window is None:
+            logits = logits_of(self.model(input_ids, attention_mask=attention_mask, block_cache=block_cache))
+            return shift_logits_right(logits) if self.shift_logits else logits
+        start, stop = window
+        # With next-token logits, position start's come from start - 1: recompute one position more.
+        first = max(start - 1, 0) if self.shift_logits else start
+        logits = logits_of(self.model(input_ids[:, first:stop], attention_mask=attention_mask,
+                                      block_cache=block_cache, window=(first, stop)))
+        if not self.shift_logits:
+            return logits
+        return shift_logits_right(logits) if first == start else logits[:, :-1]
 
     @property
     def device(self) -> torch.device:

@@ -9,6 +9,15 @@ class LladaConfig(PretrainedConfig):
 
     The same network serves as a masked-diffusion mask predictor (``causal=False``, the default) and as an
     autoregressive baseline of identical size (``causal=True``).
+
+    Options that published checkpoints need (see ``formats.py``), all off by default:
+      num_key_value_heads: grouped-query attention when smaller than ``num_attention_heads`` (Dream).
+      attention_bias: biases on the query/key/value projections (Dream, from Qwen2).
+      positions_skip_padding: with left padding, real tokens start at position 0 (this project, Dream);
+        ``False`` keeps absolute positions 0..n-1 whatever the padding, as LLaDA's published code does.
+      next_token_logits: the logits at position i predict the token at i + 1 (Dream, converted from an
+        autoregressive model); the sampler and losses shift them back (``adapters.Denoiser``).
+      source_layout: the published layout the weights were read from ("llada", "dream"), for display only.
     """
 
     model_type = "llada_play"
@@ -30,6 +39,11 @@ class LladaConfig(PretrainedConfig):
         bos_token_id: int | None = None,
         causal: bool = False,
         tie_word_embeddings: bool = False,
+        num_key_value_heads: int | None = None,
+        attention_bias: bool = False,
+        positions_skip_padding: bool = True,
+        next_token_logits: bool = False,
+        source_layout: str | None = None,
         **kwargs,
     ):
         if hidden_size % num_attention_heads:
@@ -38,6 +52,10 @@ class LladaConfig(PretrainedConfig):
             )
         if (hidden_size // num_attention_heads) % 2:
             raise ValueError(f"head dimension ({hidden_size // num_attention_heads}) must be even for rotary embeddings")
+        num_key_value_heads = num_attention_heads if num_key_value_heads is None else num_key_value_heads
+        if num_key_value_heads <= 0 or num_attention_heads % num_key_value_heads:
+            raise ValueError(f"num_attention_heads ({num_attention_heads}) must be a multiple of "
+                             f"num_key_value_heads ({num_key_value_heads})")
         if not 0 <= mask_token_id < vocab_size:
             raise ValueError(f"mask_token_id {mask_token_id} is outside the vocabulary [0, {vocab_size})")
         self.vocab_size = vocab_size
@@ -51,6 +69,11 @@ class LladaConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.mask_token_id = mask_token_id
         self.causal = causal
+        self.num_key_value_heads = num_key_value_heads
+        self.attention_bias = attention_bias
+        self.positions_skip_padding = positions_skip_padding
+        self.next_token_logits = next_token_logits
+        self.source_layout = source_layout
         super().__init__(
             pad_token_id=pad_token_id,
             eos_token_id=eos_token_id,

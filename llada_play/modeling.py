@@ -28,41 +28,50 @@ class LladaRMSNorm(nn.Module):
         return self.weight * x32.to(x.dtype)
 
 
-def rotary_tables(position_ids: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
-    """cos/sin tables of shape (batch, 1, seq, head_dim) for the given positions."""
+def rotary_tables(position_ids: torch.Tensor, head_dim: int, theta: float):
+    """float32 cos/sin tables of shape (batch, 1, seq, head_dim) for the given positions."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim))
     angles = position_ids.float()[..., None] * inv_freq  # (batch, seq, head_dim/2)
     angles = torch.cat([angles, angles], dim=-1)[:, None]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + head_dim/2) in float32, whatever the weights' dtype (LLaDA's rope_full_precision)."""
+    x32 = x.float()
     half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+    rotated = torch.cat([-x32[..., half:], x32[..., :half]], dim=-1)
+    return (x32 * cos + rotated * sin).to(x.dtype)
 
 
 class LladaAttention(nn.Module):
-    """Multi-head self-attention (one key/value head per query head, as in LLaDA-8B)."""
+    """Multi-head self-attention; grouped-query when there are fewer key/value heads than query heads
+    (LLaDA-8B has one per query head, Dream-7B one per seven)."""
 
     def __init__(self, config: LladaConfig, layer_index: int = 0):
         super().__init__()
         self.layer_index = layer_index  # its slot in a BlockKVCache
         self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
         self.head_dim = config.head_dim
-        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        kv_size = self.num_kv_heads * self.head_dim
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
+        self.k_proj = nn.Linear(config.hidden_size, kv_size, bias=config.attention_bias)
+        self.v_proj = nn.Linear(config.hidden_size, kv_size, bias=config.attention_bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
 
     def forward(self, x, cos, sin, attn_mask, is_causal: bool, block_cache: BlockKVCache | None = None,
                 window: tuple[int, int] | None = None):
         b, n, _ = x.shape
-        q, k, v = (proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        q = self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        k, v = (proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+                for proj in (self.k_proj, self.v_proj))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if block_cache is not None:
+        if block_cache is not None:  # the cache keeps the un-repeated key/value heads
             k, v = block_cache.update(self.layer_index, k, v, window)
+        if self.num_kv_heads != self.num_heads:
+            k = k.repeat_interleave(self.num_heads // self.num_kv_heads, dim=1)
+            v = v.repeat_interleave(self.num_heads // self.num_kv_heads, dim=1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
         return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
 
@@ -145,6 +154,13 @@ class LladaModel(LladaPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embed_tokens = value
 
+    def default_positions(self, attention_mask: torch.Tensor | None, batch: int, length: int, device):
+        """0..length-1; with left padding and ``positions_skip_padding``, real tokens start at position 0
+        whatever the padding before them (LLaDA's published code keeps absolute positions instead)."""
+        if attention_mask is None or not self.config.positions_skip_padding:
+            return torch.arange(length, device=device).expand(batch, length)
+        return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.LongTensor | None = None, block_cache: BlockKVCache | None = None,
                 window: tuple[int, int] | None = None, **kwargs) -> BaseModelOutput:
@@ -158,13 +174,9 @@ class LladaModel(LladaPreTrainedModel):
             raise ValueError(f"sequence length {n} exceeds the model's context of "
                              f"{self.config.max_position_embeddings} positions")
         if position_ids is None:
-            if attention_mask is None:
-                position_ids = torch.arange(n, device=input_ids.device).expand(b, n)
-            else:
-                # Left padding: real tokens start at position 0 whatever the padding before them.
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            position_ids = self.default_positions(attention_mask, b, n, input_ids.device)
         x = self.embed_tokens(input_ids)
-        cos, sin = rotary_tables(position_ids, self.config.head_dim, self.config.rope_theta, x.dtype)
+        cos, sin = rotary_tables(position_ids, self.config.head_dim, self.config.rope_theta)
         attn_mask, is_causal = build_attention_mask(attention_mask, n, self.config.causal, input_ids.device)
         for layer in self.layers:
             x = layer(x, cos, sin, attn_mask, is_causal, block_cache)
@@ -178,12 +190,10 @@ class LladaModel(LladaPreTrainedModel):
             raise ValueError(f"window {window} does not fit {input_ids.shape[1]} tokens into the cached "
                              f"canvas of {length}")
         if position_ids is None:
-            if attention_mask is None:
-                position_ids = torch.arange(start, stop, device=input_ids.device).expand(input_ids.shape[0], -1)
-            else:
-                position_ids = ((attention_mask.long().cumsum(-1) - 1).clamp(min=0))[:, start:stop]
+            position_ids = self.default_positions(attention_mask, input_ids.shape[0], length,
+                                                  input_ids.device)[:, start:stop]
         x = self.embed_tokens(input_ids)
-        cos, sin = rotary_tables(position_ids, self.config.head_dim, self.config.rope_theta, x.dtype)
+        cos, sin = rotary_tables(position_ids, self.config.head_dim, self.config.rope_theta)
         attn_mask = build_window_attention_mask(attention_mask, window, length, self.config.causal, input_ids.device)
         for layer in self.layers:
             x = layer(x, cos, sin, attn_mask, False, block_cache, window)

@@ -311,7 +311,8 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
         view = as_denoiser(model, mask_id)
         mask_id = view.mask_id
         forward = view if forward_model is model else Denoiser(
-            forward_model, view.family, view.mask_id, view.eos_token_ids, view.vocab_size, view.context_length)
+            forward_model, view.family, view.mask_id, view.eos_token_ids, view.vocab_size, view.context_length,
+            view.shift_logits)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model, config)
