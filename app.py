@@ -93,8 +93,9 @@ class ModelRegistry:
         n = sum(p.numel() for p in model.parameters()) / 1e6
         kind = "causal (autoregressive)" if getattr(model.config, "causal", False) else "masked diffusion"
         denoiser = as_denoiser(model)
-        return (f"Model: `{key}` ({n:.1f}M parameters, {kind}, {denoiser.family.name} family, "
-                f"mask id {denoiser.mask_id})")
+        layout = getattr(model.config, "source_layout", None)
+        family = f"{layout} checkpoint read natively" if layout else f"{denoiser.family.name} family"
+        return f"Model: `{key}` ({n:.1f}M parameters, {kind}, {family}, mask id {denoiser.mask_id})"
 
 
 def token_label(tokenizer, token: int) -> str:
@@ -769,7 +770,7 @@ def main(argv=None) -> None:
     parser.add_argument("--models-dir", default=str(ROOT / "runs"),
                         help="folder whose model directories (*/ or */*/ with config.json) can be chosen")
     parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow checkpoints that ship their own Python code (e.g. LLaDA-8B); off by default")
+                        help="allow checkpoints that ship their own Python code (LLaDA and Dream are read natively and need no such code); off by default")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
                         help="weights dtype (default float32; bfloat16 for LLaDA-8B)")
     parser.add_argument("--device", default="cpu", help="where models run (cpu, cuda, cuda:1...)")

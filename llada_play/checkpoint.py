@@ -8,12 +8,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
 from .adapters import adopt_tokenizer_mask_id
 from .config import LladaConfig
-from .modeling import LladaForMaskedLM
+from .formats import Layout, LayoutError, check_tensors, layout_of, load_weights, read_config
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 # The default model's autoregressive twin (same shape, tokenizer, data and budget; causal attention): the
@@ -37,17 +36,6 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL_DIR
 
 
-def _weight_files(path: Path) -> list[Path]:
-    index = path / "model.safetensors.index.json"
-    if index.exists():
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError) as err:
-            raise CheckpointError(f"{index} is not a valid safetensors index: {err}") from err
-        return [path / s for s in shards]
-    return [path / "model.safetensors"]
-
-
 def check_checkpoint(path: str | Path) -> LladaConfig:
     """Verify that ``path`` holds a loadable llada-play model; raise :class:`CheckpointError` naming the file."""
     path = Path(path)
@@ -62,26 +50,10 @@ def check_checkpoint(path: str | Path) -> LladaConfig:
         raise CheckpointError(f"{config_file} cannot be read: {err}") from err
     if not isinstance(config, LladaConfig):
         return config  # another architecture: transformers does its own checks
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in LladaForMaskedLM(config).state_dict().items()}
-    if config.tie_word_embeddings:
-        expected.pop("lm_head.weight", None)
-    found: dict[str, tuple] = {}
-    for file in _weight_files(path):
-        if not file.exists():
-            raise CheckpointError(f"{file} is missing")
-        try:
-            with safe_open(file, framework="pt") as f:
-                for key in f.keys():
-                    found[key] = (tuple(f.get_slice(key).get_shape()), file)
-        except (SafetensorError, OSError, ValueError) as err:
-            raise CheckpointError(f"{file} is not a valid safetensors file: {err}") from err
-    for key, shape in expected.items():
-        if key not in found:
-            raise CheckpointError(f"{_weight_files(path)[0]} lacks the tensor {key} that {config_file} implies")
-        if found[key][0] != shape:
-            raise CheckpointError(f"{found[key][1]}: tensor {key} has shape {found[key][0]}, but {config_file} "
-                                  f"implies {shape}")
+    try:
+        check_tensors(path, config)
+    except LayoutError as err:
+        raise CheckpointError(str(err)) from None
     tokenizer_file = path / "tokenizer.json"
     if tokenizer_file.exists():
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -118,18 +90,21 @@ REMOTE_AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalL
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
                dtype: torch.dtype | None = torch.float32, trust_remote_code: bool = False, device_map=None,
-               check_memory: bool = True):
+               check_memory: bool = True, native: bool = True):
     """Load (model, tokenizer) from a directory or a cached hub id (the shipped default when ``path`` is None),
     offline.
 
     Weights are cast to ``dtype`` (float32 by default: checkpoints may be stored in bf16 to stay small);
     ``None`` keeps the stored dtype (use ``torch.bfloat16`` for LLaDA-8B). The tokenizer is ``None`` when the
-    directory has none. A checkpoint that ships its own Python code (``auto_map`` in config.json) is refused
-    unless ``trust_remote_code``. ``device_map`` (e.g. "auto", needs accelerate) spreads a large model over
-    the GPUs and the CPU instead of moving it to ``device``. With ``check_memory``, the memory the model
-    needs is estimated from its files before anything loads, and loading is refused when it does not fit.
-    A directory of LoRA adapters (``adapter_config.json``, as ``run_sft`` writes) loads its base model with
-    the adapters attached (a peft model).
+    directory has none. LLaDA (``model_type: "llada"``) and Dream (``"Dream"``) checkpoints are read natively
+    into :class:`LladaForMaskedLM` (``formats.py``): their own Python files are never run, so they need no
+    ``trust_remote_code`` (``native=False`` runs their code instead, for comparisons). Any other checkpoint
+    that ships its own code (``auto_map`` in config.json) is refused unless ``trust_remote_code``.
+    ``device_map`` (e.g. "auto", needs accelerate) spreads a large model over the GPUs and the CPU instead of
+    moving it to ``device``. With ``check_memory``, the memory the model needs is estimated from its files
+    before anything loads, and loading is refused when it does not fit. A directory of LoRA adapters
+    (``adapter_config.json``, as ``run_sft`` writes) loads its base model with the adapters attached.
+    Every failure is a :class:`CheckpointError` (or ``InsufficientMemoryError``) with a one-line message.
     """
     path = default_model_path() if path is None else resolve_model_path(path)
     if (path / "adapter_config.json").exists():
@@ -139,10 +114,64 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         raise CheckpointError(f"{config_file} is missing")
     try:
         auto_map = json.loads(config_file.read_text()).get("auto_map") or {}
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, AttributeError) as err:
         raise CheckpointError(f"{config_file} cannot be read: {err}") from err
+    layout = layout_of(config_file) if native else None
+    try:
+        if layout is not None:
+            return _load_native(path, layout, device, dtype, device_map, check_memory)
+        return _load_with_transformers(path, auto_map, device, dtype, trust_remote_code, device_map, check_memory)
+    except LayoutError as err:
+        raise CheckpointError(str(err)) from None
+    except (OSError, KeyError, AttributeError, TypeError, RuntimeError) as err:  # a broken file, one line
+        raise CheckpointError(f"{path} cannot be loaded: {type(err).__name__}: "
+                              f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}") from err
+
+
+def _load_native(path: Path, layout: Layout, device, dtype, device_map, check_memory):
+    config = read_config(path, layout)
+    check_tensors(path, config, layout)  # every shard and tensor there, before the memory check and loading
+    if check_memory:
+        from .memory import check_model_fits
+
+        check_model_fits(path, dtype, device, device_map)
+    model = load_weights(path, config, layout, dtype, device, device_map)
+    tokenizer = _load_tokenizer(path, layout, trust_remote_code=False)
+    if tokenizer is not None:
+        if len(tokenizer) > config.vocab_size:
+            raise CheckpointError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
+                                  f"has {config.vocab_size}")
+        if tokenizer.mask_token_id is None and config.mask_token_id < len(tokenizer):
+            # LLaDA's tokenizer knows <|mdm_mask|> but does not call it the mask token
+            tokenizer.mask_token = tokenizer.convert_ids_to_tokens(config.mask_token_id)
+        end_of_turn = tokenizer.get_vocab().get("<|eot_id|>")
+        if end_of_turn is not None:  # LLaDA-Instruct ends its answers with it (generate's confidence_eos_eot_inf)
+            model.config.eot_token_id = end_of_turn
+    return model, tokenizer
+
+
+def _load_tokenizer(path: Path, layout: Layout | None, trust_remote_code: bool):
+    if not ((path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists()):
+        return None
+    if layout is not None:  # the class by name: AutoTokenizer would read config.json's foreign model_type
+        import transformers
+
+        try:
+            settings = json.loads((path / "tokenizer_config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            settings = {}
+        name = settings.get("tokenizer_class") or "PreTrainedTokenizerFast"
+        if settings.get("auto_map") and layout.tokenizer_fallback:  # a class of the checkpoint's own code
+            name = layout.tokenizer_fallback
+        if hasattr(transformers, name):
+            return getattr(transformers, name).from_pretrained(path, local_files_only=True)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+
+
+def _load_with_transformers(path: Path, auto_map: dict, device, dtype, trust_remote_code, device_map,
+                            check_memory):
     if auto_map and not trust_remote_code:
-        raise CheckpointError(f"{path} needs its own Python code (auto_map in {config_file.name}); it is only "
+        raise CheckpointError(f"{path} needs its own Python code (auto_map in config.json); it is only "
                               "run when you allow it: trust_remote_code=True in Python, --trust-remote-code in "
                               "the CLI and the app")
     if not auto_map:
@@ -153,19 +182,16 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         check_model_fits(path, dtype, device, device_map, trust_remote_code)
     placement = {} if device_map is None else {"device_map": device_map}
     if auto_map:
-        import transformers
+        from .remote_code import load_remote_model
 
         name = next((n for n in REMOTE_AUTO_CLASSES if n in auto_map), None)
         if name is None:
-            raise CheckpointError(f"{config_file}: auto_map names none of {REMOTE_AUTO_CLASSES}")
-        model = getattr(transformers, name).from_pretrained(path, dtype=dtype, local_files_only=True,
-                                                            trust_remote_code=True, **placement)
+            raise CheckpointError(f"{path / 'config.json'}: auto_map names none of {REMOTE_AUTO_CLASSES}")
+        model = load_remote_model(path, name, auto_map[name], dtype=dtype, **placement)
     else:
         model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype, local_files_only=True, **placement)
     model = (model if device_map is not None else model.to(device)).eval()
-    tokenizer = None
-    if (path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists():
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    tokenizer = _load_tokenizer(path, None, trust_remote_code)
     adopt_tokenizer_mask_id(model, tokenizer)
     return model, tokenizer
 

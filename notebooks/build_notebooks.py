@@ -898,7 +898,7 @@ print(submit_command_line(["train", "--data", "data/shakespeare", "--preset", "s
                            "--out", "runs/big"], cluster))
 print()
 lora_gpu = ClusterConfig(executor="slurm", partition="gpu", gpus_per_node=1, cpus_per_task=8, time_min=480)
-print(submit_command_line(["sft", "--model", "GSAI-ML/LLaDA-8B-Instruct", "--trust-remote-code",
+print(submit_command_line(["sft", "--model", "GSAI-ML/LLaDA-8B-Instruct",
                            "--dtype", "bfloat16", "--device", "cuda", "--lora-rank", "16", "--data", "rows.jsonl",
                            "--out", "runs/llada-lora"], lora_gpu))'''),
     ("md", """\

@@ -1,5 +1,5 @@
-"""Real checkpoints without downloads: a LLaDA-shaped model with its own code, a BERT masked LM as a denoiser,
-the Dream logit shift, the memory estimate, the chat template round trip and LoRA on the remote-code model."""
+"""Real checkpoints without downloads: remote code written for transformers 4.x, a BERT masked LM as a denoiser,
+the Dream logit shift, the memory estimate, the chat template round trip and LoRA on a LLaDA checkpoint."""
 import json
 
 import pytest
@@ -9,122 +9,120 @@ from llada_play import TraceRecorder, config_from_preset, generate
 from llada_play.adapters import as_denoiser, family_of, shift_logits_right
 from llada_play.checkpoint import CheckpointError, load_model, save_model
 from llada_play.text import decode_generation, encode_prompt, stop_token_ids
-from llada_play.tokenizer import build_char_tokenizer
-from tests.conftest import ALPHABET
-from tests.remote_code import write_remote_code_model
+from tests.published_layouts import llada_like_model, write_llada_checkpoint
+from tests.published_layouts import llada_tokenizer as published_llada_tokenizer
 
-# A miniature of LLaDA's remote code: model_type "llada", context in max_sequence_length, the module names of
-# modeling_llada.py (model.transformer.blocks.N.{q_proj,...,ff_out}, and an output head also called ff_out).
-CONFIG_CODE = '''
+# Remote code written for transformers 4.x, with the traits that break published diffusion-LM code under
+# transformers 5 (this project's own code, not a copy): __init__ never calls post_init(), tie_weights(self)
+# takes no keywords, forward reads config.use_cache, and a rotary module gets its frequencies from
+# ROPE_INIT_FUNCTIONS["default"] into a buffer that is not saved.
+LEGACY_CONFIG_CODE = '''
 from transformers import PretrainedConfig
 
-class LLaDAConfig(PretrainedConfig):
-    model_type = "llada"
-    def __init__(self, vocab_size=96, d_model=32, n_heads=2, n_layers=2, mlp_hidden_size=64,
-                 max_sequence_length=64, mask_token_id=None, **kw):
-        self.vocab_size, self.d_model, self.n_heads, self.n_layers = vocab_size, d_model, n_heads, n_layers
-        self.mlp_hidden_size, self.max_sequence_length, self.mask_token_id = mlp_hidden_size, max_sequence_length, mask_token_id
+class LegacyConfig(PretrainedConfig):
+    model_type = "legacy_denoiser"
+    def __init__(self, vocab_size=96, hidden_size=16, num_attention_heads=2, rope_theta=10000.0,
+                 mask_token_id=None, max_position_embeddings=64, **kw):
+        self.vocab_size, self.hidden_size, self.num_attention_heads = vocab_size, hidden_size, num_attention_heads
+        self.rope_theta, self.mask_token_id = rope_theta, mask_token_id
+        self.max_position_embeddings = max_position_embeddings
         super().__init__(**kw)
 '''
-MODEL_CODE = '''
+LEGACY_MODEL_CODE = '''
 import torch
 from torch import nn
-import torch.nn.functional as F
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import CausalLMOutputWithPast
-from .configuration_llada import LLaDAConfig
+from transformers.modeling_outputs import MaskedLMOutput
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+from .configuration_legacy import LegacyConfig
 
-class Block(nn.Module):
-    def __init__(self, c):
+class Rotary(nn.Module):
+    def __init__(self, config):
         super().__init__()
-        self.n_heads = c.n_heads
-        self.attn_norm, self.ff_norm = nn.RMSNorm(c.d_model), nn.RMSNorm(c.d_model)
-        self.q_proj, self.k_proj, self.v_proj = (nn.Linear(c.d_model, c.d_model, bias=False) for _ in range(3))
-        self.attn_out = nn.Linear(c.d_model, c.d_model, bias=False)
-        self.ff_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=False)
-        self.up_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=False)
-        self.ff_out = nn.Linear(c.mlp_hidden_size, c.d_model, bias=False)
+        self.config, self.rope_kwargs = config, {}
+        self.rope_init_fn = ROPE_INIT_FUNCTIONS["default"]
+        inv_freq, self.attention_scaling = self.rope_init_fn(config, None)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
 
-    def forward(self, x, bias):
-        b, n, d = x.shape
-        h = self.attn_norm(x)
-        q, k, v = (p(h).view(b, n, self.n_heads, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        x = x + self.attn_out(att.transpose(1, 2).reshape(b, n, d))
-        h = self.ff_norm(x)
-        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
-
-class LLaDAModel(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(c.vocab_size, c.d_model), wpe=nn.Embedding(c.max_sequence_length, c.d_model),
-            blocks=nn.ModuleList(Block(c) for _ in range(c.n_layers)), ln_f=nn.RMSNorm(c.d_model),
-            ff_out=nn.Linear(c.d_model, c.vocab_size, bias=False)))
-
-class LLaDAModelLM(PreTrainedModel):
-    config_class = LLaDAConfig
-    base_model_prefix = "model"
+class LegacyModel(PreTrainedModel):
+    config_class = LegacyConfig
     def __init__(self, config):
         super().__init__(config)
-        self.model = LLaDAModel(config)
-        self.post_init()
+        self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.rotary = Rotary(config)
+        self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+    def tie_weights(self):
+        pass
 
     def forward(self, input_ids, attention_mask=None, **kw):
-        t = self.model.transformer
-        x = t.wte(input_ids) + t.wpe(torch.arange(input_ids.shape[1], device=input_ids.device))
-        bias = None if attention_mask is None else attention_mask[:, None, None, :].bool()
-        for block in t.blocks:
-            x = block(x, bias)
-        return CausalLMOutputWithPast(logits=t.ff_out(t.ln_f(x)))
+        assert self.config.use_cache is False
+        positions = torch.arange(input_ids.shape[1], dtype=torch.float)[:, None]
+        phase = torch.cos(positions * self.rotary.inv_freq).repeat(1, 4)
+        return MaskedLMOutput(logits=self.head(self.embed(input_ids) * phase))
 '''
-# LLaDA-Instruct's chat format (Llama 3 style headers, end of turn <|eot_id|>), written for this test.
-LLADA_CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
 
 
-@pytest.fixture(scope="module")
+def write_legacy_checkpoint(directory, tokenizer):
+    """The code files above beside weights written from plain tensors (the legacy class cannot be built and
+    saved under transformers 5, which is the point)."""
+    from safetensors.torch import save_file
+
+    directory.mkdir()
+    (directory / "configuration_legacy.py").write_text(LEGACY_CONFIG_CODE)
+    (directory / "modeling_legacy.py").write_text(LEGACY_MODEL_CODE)
+    g = torch.Generator().manual_seed(0)
+    vocab = len(tokenizer)
+    weights = {"embed.weight": torch.randn(vocab, 16, generator=g), "head.weight": torch.randn(vocab, 16, generator=g)}
+    save_file(weights, directory / "model.safetensors", metadata={"format": "pt"})
+    (directory / "config.json").write_text(json.dumps({
+        "model_type": "legacy_denoiser", "vocab_size": vocab, "hidden_size": 16, "num_attention_heads": 2,
+        "rope_theta": 10000.0, "mask_token_id": tokenizer.mask_token_id, "eos_token_id": tokenizer.eos_token_id,
+        "max_position_embeddings": 64, "auto_map": {"AutoConfig": "configuration_legacy.LegacyConfig",
+                                                    "AutoModel": "modeling_legacy.LegacyModel"}}))
+    tokenizer.save_pretrained(directory)
+    return directory, weights
+
+
+def test_remote_code_written_for_transformers_4_opens_with_the_known_fixes(tmp_path, char_tokenizer, capsys):
+    from llada_play.cli import main
+
+    path, weights = write_legacy_checkpoint(tmp_path / "legacy", char_tokenizer)
+    with pytest.raises(CheckpointError, match="needs its own Python code"):
+        load_model(path)
+    model, tokenizer = load_model(path, trust_remote_code=True)
+    assert type(model).__name__ == "LegacyModel" and model.config.use_cache is False
+    # the unsaved rotary buffer holds the real frequencies, not uninitialised memory
+    assert torch.allclose(model.rotary.inv_freq, 1.0 / 10000.0 ** (torch.arange(0, 8, 2).float() / 8))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    phase = torch.cos(torch.arange(4.0)[:, None] * model.rotary.inv_freq).repeat(1, 4)
+    expected = (weights["embed.weight"][ids] * phase) @ weights["head.weight"].T
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, expected, atol=1e-5)
+    out = generate(model, ids, None, steps=4, gen_length=8, block_length=4)
+    assert (out != tokenizer.mask_token_id).all()
+    # remote code failing in any other way: one line that names the checkpoint, the error and the ways out
+    path, _ = write_legacy_checkpoint(tmp_path / "broken", char_tokenizer)
+    (path / "modeling_legacy.py").write_text(LEGACY_MODEL_CODE.replace("super().__init__(config)",
+                                                                       "super().__init__(config); self.missing()"))
+    with pytest.raises(CheckpointError, match=r"its own code \(modeling_legacy.LegacyModel\) failed under "
+                                              r"transformers 5.* AttributeError: .*transformers<5"):
+        load_model(path, trust_remote_code=True)
+    capsys.readouterr()
+    assert main(["sample", "--model", str(path), "--prompt", "ab", "--trust-remote-code"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("llada-play: error:") and len(err.splitlines()) == 1
+
+
+@pytest.fixture
 def llada_tokenizer():
-    tok = build_char_tokenizer(ALPHABET, model_max_length=256)
-    tok.add_special_tokens({"bos_token": "<|startoftext|>",
-                            "additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>"]})
-    tok.chat_template = LLADA_CHAT_TEMPLATE
-    return tok
+    return published_llada_tokenizer()
 
 
 @pytest.fixture
 def llada_dir(tmp_path, llada_tokenizer):
-    """A directory laid out like GSAI-ML/LLaDA-8B-Instruct, with the code files written by this test."""
-    d = write_remote_code_model(
-        tmp_path / "tiny-llada", {"configuration_llada": CONFIG_CODE, "modeling_llada": MODEL_CODE},
-        "configuration_llada.LLaDAConfig", "modeling_llada.LLaDAModelLM", vocab_size=len(llada_tokenizer),
-        mask_token_id=llada_tokenizer.mask_token_id, eos_token_id=llada_tokenizer.eos_token_id)
-    llada_tokenizer.save_pretrained(d)
-    return d
-
-
-def test_llada_style_remote_code_needs_the_opt_in_then_chats_through_the_sampler(llada_dir, llada_tokenizer):
-    with pytest.raises(CheckpointError, match="needs its own Python code"):
-        load_model(llada_dir)
-    model, tokenizer = load_model(llada_dir, trust_remote_code=True)
-    assert type(model).__name__ == "LLaDAModelLM" and family_of(model).name == "llada"
-    denoiser = as_denoiser(model)
-    assert denoiser.mask_id == tokenizer.mask_token_id and denoiser.context_length == 64
-    prompt = encode_prompt(tokenizer, "hi", chat=True)
-    assert tokenizer.decode(prompt[0]).startswith("<|startoftext|><|start_header_id|>user<|end_header_id|>")
-    eos = sorted(stop_token_ids(tokenizer))
-    recorder = TraceRecorder(tokenizer)
-    out = generate(model, prompt, steps=8, gen_length=16, block_length=8, eos_last=True, eos_token_ids=eos,
-                   hooks=recorder)
-    assert out.shape == (1, prompt.shape[1] + 16) and (out != tokenizer.mask_token_id).all()
-    assert len(recorder.trace().steps) == 8
-    # the context comes from LLaDA's max_sequence_length: 64 tokens
-    with pytest.raises(ValueError, match="context of 64"):
-        generate(model, prompt, steps=8, gen_length=64, block_length=64)
+    """A directory laid out like GSAI-ML/LLaDA-8B-Instruct (read natively: its code files raise if run)."""
+    return write_llada_checkpoint(tmp_path / "tiny-llada", llada_like_model(llada_tokenizer), llada_tokenizer)
 
 
 def test_chat_template_round_trip_strips_end_of_turn_between_turns(llada_tokenizer):
@@ -236,7 +234,7 @@ def test_loading_is_refused_before_it_starts_when_memory_is_short(tmp_path, tiny
     assert main(["sample", "--model", str(path), "--prompt", "ab"]) == 2
 
 
-def test_lora_on_the_remote_code_model_trains_saves_loads_and_merges(llada_dir, tmp_path):
+def test_lora_on_a_llada_checkpoint_trains_saves_loads_and_merges(llada_dir, tmp_path):
     from safetensors.torch import load_file
 
     from llada_play.cli import main
@@ -249,23 +247,26 @@ def test_lora_on_the_remote_code_model_trains_saves_loads_and_merges(llada_dir, 
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = TrainConfig(objective="sft", output_dir=str(tmp_path / "lora"), max_steps=80, warmup_steps=1, lr=2e-2,
                          log_every=1, progress=False)
-    summary = run_sft(llada_dir, data, config, batch_size=25, lora_rank=4, trust_remote_code=True)
+    summary = run_sft(llada_dir, data, config, batch_size=25, lora_rank=4)
     losses = [row["loss"] for row in map(json.loads, (tmp_path / "lora" / "metrics.jsonl").read_text().splitlines())]
     assert sum(losses[-10:]) < sum(losses[:10])  # the adapters learn (the per-step loss is noisy: random masks)
     adapter = tmp_path / "lora" / "adapter"
     saved = load_file(adapter / "adapter_model.safetensors")
-    # LLaDA's block projections are adapted, not its output head (also called ff_out)
-    assert any(".blocks.0.attn_out." in k for k in saved) and any(".blocks.1.ff_out." in k for k in saved)
-    assert not any("transformer.ff_out" in k for k in saved)
-    with_adapters, _ = load_model(adapter, trust_remote_code=True)
-    merged, _ = load_model(summary["final_model"], trust_remote_code=True)
-    base, _ = load_model(llada_dir, trust_remote_code=True)
+    # read natively, LLaDA's block projections (attn_out, ff_out...) are the native attention/MLP layers that
+    # LoRA adapts; its output head (also called ff_out) is not adapted
+    assert any(".layers.0.attn.o_proj." in k for k in saved) and any(".layers.1.mlp.down_proj." in k for k in saved)
+    assert not any("lm_head" in k for k in saved)
+    with_adapters, _ = load_model(adapter)
+    merged, _ = load_model(summary["final_model"])
+    base, _ = load_model(llada_dir)
     ids = torch.randint(0, 60, (2, 12))
     with torch.no_grad():
-        assert torch.allclose(with_adapters(ids).logits, merged(ids).logits, atol=1e-5)
+        adapted, merged_logits = with_adapters(ids).logits, merged(ids).logits
+        # equal up to float32 rounding, which grows with the logits' scale (|logit| up to about 8 here)
+        assert (adapted - merged_logits).abs().max() <= 1e-5 * adapted.abs().max()
         assert not torch.allclose(base(ids).logits, merged(ids).logits, atol=1e-3)
     # the same masks score the answers much better after training (LLaDA's Monte-Carlo bound, fixed seed)
-    tok = load_model(llada_dir, trust_remote_code=True)[1]
+    tok = load_model(llada_dir)[1]
 
     def mean_bound(model):
         g = torch.Generator().manual_seed(0)
@@ -277,13 +278,13 @@ def test_lora_on_the_remote_code_model_trains_saves_loads_and_merges(llada_dir, 
     assert after > before + 0.5, (before, after)  # measured: -13.10 -> -11.93 nats
     # the same run from the command line, adapters only
     assert main(["sft", "--model", str(llada_dir), "--data", str(data), "--out", str(tmp_path / "cli"),
-                 "--steps", "2", "--batch-size", "5", "--lora-rank", "2", "--no-merge", "--trust-remote-code",
+                 "--steps", "2", "--batch-size", "5", "--lora-rank", "2", "--no-merge",
                  "--no-progress"]) == 0
     assert (tmp_path / "cli" / "adapter" / "adapter_config.json").exists()
     assert not (tmp_path / "cli" / "final").exists()
 
 
-def test_lora_on_the_remote_code_model_resumes_exactly_after_a_kill(llada_dir, tmp_path):
+def test_lora_on_a_llada_checkpoint_resumes_exactly_after_a_kill(llada_dir, tmp_path):
     from tests.test_sft import assert_killed_lora_run_resumes_exactly, lora_cli_args
 
     rows = [{"prompt": f"{a}+{b}=", "response": str(a + b)} for a in range(5) for b in range(5)]
@@ -291,6 +292,6 @@ def test_lora_on_the_remote_code_model_resumes_exactly_after_a_kill(llada_dir, t
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def args(out):
-        return lora_cli_args(llada_dir, data, out) + ["--trust-remote-code"]
+        return lora_cli_args(llada_dir, data, out)
 
     assert_killed_lora_run_resumes_exactly(args, tmp_path / "straight", tmp_path / "killed")
