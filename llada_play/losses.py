@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .adapters import as_denoiser, logits_of  # noqa: F401  (logits_of is imported from here elsewhere)
-from .masking import forward_process, mask_exactly
+from .masking import forward_process, mask_exactly, stratified_mask_counts
 
 
 @dataclass
@@ -109,17 +109,29 @@ def mc_log_likelihood(
     num_samples: int = 128,
     batch_size: int = 16,
     generator: torch.Generator | None = None,
+    cfg_scale: float = 0.0,
+    stratified: bool = False,
 ) -> float:
     """Monte-Carlo lower bound on log p(answer | prompt) for a masked diffusion model.
 
-    LLaDA's lower-variance estimator: per sample draw l uniformly from {1..L} (L = answer length), mask
-    exactly l answer tokens, and weight the cross-entropy on them by L / l.
+    LLaDA's lower-variance estimator: per sample draw l in {1..L} (L = answer length), mask exactly l answer
+    tokens, and weight the cross-entropy on them by L / l. Draws are independent, or with ``stratified``
+    spread evenly over {1..L} within each batch (:func:`stratified_mask_counts`), as LLaDA's
+    ``get_log_likelihood`` does. ``cfg_scale`` applies classifier-free guidance as in sampling (the
+    unconditional pass sees the prompt masked). LLaDA's ``get_log_likelihood(model, prompt, answer, mc_num,
+    batch_size, cfg_scale, mask_id)`` is ``mc_log_likelihood(model, prompt, answer, mask_id,
+    num_samples=mc_num, batch_size=batch_size, cfg_scale=cfg_scale, stratified=True)``: the same estimator,
+    with this project's random stream.
     """
+    from .sampling import classifier_free_guidance
+
     prompt, answer = prompt.reshape(-1), answer.reshape(-1)
     if answer.numel() == 0:
         raise ValueError("answer is empty: there is nothing to score")
     if num_samples % batch_size:
         raise ValueError(f"num_samples ({num_samples}) must be divisible by batch_size ({batch_size})")
+    if cfg_scale < 0 or (cfg_scale > 0 and prompt.numel() == 0):
+        raise ValueError(f"cfg_scale must be >= 0 and needs a non-empty prompt, got {cfg_scale}")
     device = answer.device
     seq = torch.cat([prompt.to(device), answer])[None].expand(batch_size, -1)
     length = answer.numel()
@@ -128,9 +140,17 @@ def mc_log_likelihood(
     total = 0.0
     model = as_denoiser(model, mask_id)
     for _ in range(num_samples // batch_size):
-        num_masked = torch.randint(1, length + 1, (batch_size,), device=device, generator=generator)
+        if stratified:
+            first = int(torch.randint(1, length + 1, (), generator=generator))
+            num_masked = stratified_mask_counts(first, length, batch_size).to(device)
+        else:
+            num_masked = torch.randint(1, length + 1, (batch_size,), device=device, generator=generator)
         noisy, masked = mask_exactly(seq, num_masked, mask_id, maskable=maskable, generator=generator)
-        logits = logits_of(model(noisy))
+        if cfg_scale > 0:
+            cond, uncond = logits_of(model(torch.cat([noisy, noisy.masked_fill(~maskable, mask_id)]))).chunk(2)
+            logits = classifier_free_guidance(cond, uncond, cfg_scale)
+        else:
+            logits = logits_of(model(noisy))
         token_loss = F.cross_entropy(logits[masked].float(), seq[masked], reduction="none")
         weight = (length / num_masked.float())[:, None].expand_as(masked)[masked]
         total += (token_loss * weight).sum().item()

@@ -55,6 +55,14 @@ def mask_exactly(
     return input_ids.masked_fill(masked, mask_id), masked
 
 
+def stratified_mask_counts(first: int, length: int, batch: int) -> torch.LongTensor:
+    """LLaDA's stratified draw for likelihood estimation: ``batch`` counts of masked tokens in [1, length],
+    spread evenly from ``first`` (drawn uniformly in [1, length]) with a stride of length / batch, wrapping
+    around; each count is still uniform over [1, length], but one batch covers the range evenly."""
+    counts = torch.round(torch.linspace(float(first), first + (batch - 1) * (length / batch), steps=batch)).long()
+    return (counts - 1) % length + 1
+
+
 def num_transfer_tokens(mask_count: torch.LongTensor, steps: int) -> torch.LongTensor:
     """How many tokens each of ``steps`` steps commits: the masked count split evenly, the first steps
     taking the remainder (LLaDA's schedule). Shape (batch, steps)."""

@@ -155,15 +155,43 @@ def _place_constraints(x, constraints, prompt_length, gen_length, vocab_size):
         x[:, prompt_length + pos] = token
 
 
+def top_scores(block_scores: torch.Tensor, counts: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """Where each row's ``counts[row]`` highest block scores are (bool, shaped like ``block_scores``).
+
+    Chosen with ``torch.topk`` over a row as long as the canvas (-inf outside the block), as LLaDA's
+    ``generate.py`` does, so that equal scores (e.g. confidence 0) are broken the same way."""
+    batch, width = block_scores.shape
+    canvas = block_scores.new_full((batch, length), float("-inf"))
+    canvas[:, start:start + width] = block_scores
+    chosen = torch.zeros_like(canvas, dtype=torch.bool)
+    for row, count in enumerate(counts.tolist()):
+        if count:
+            chosen[row, canvas[row].topk(count).indices] = True
+    return chosen[:, start:start + width]
+
+
 def _rank_within_rows(scores: torch.Tensor) -> torch.LongTensor:
     """0 for the highest score of each row, 1 for the next..."""
     return scores.argsort(dim=1, descending=True).argsort(dim=1)
+
+
+def check_token_ids(ids: torch.Tensor, vocab_size: int | None, what: str = "prompt") -> None:
+    """ValueError naming the first id outside [0, vocab_size) (torch's embedding would fail with an IndexError)."""
+    if vocab_size is None or ids.numel() == 0:
+        return
+    bad = (ids < 0) | (ids >= vocab_size)
+    if bool(bad.any()):
+        row, pos = (int(i) for i in bad.nonzero()[0]) if ids.dim() == 2 else (0, int(bad.nonzero()[0, 0]))
+        value = int(ids[row, pos]) if ids.dim() == 2 else int(ids[pos])
+        raise ValueError(f"{what} token id {value} at row {row}, position {pos} is outside the model's vocabulary "
+                         f"[0, {vocab_size})")
 
 
 @torch.no_grad()
 def generate(
     model,
     prompt,
+    attention_mask: torch.Tensor | None = None,
     steps: int = 128,
     gen_length: int = 128,
     block_length: int = 128,
@@ -171,8 +199,9 @@ def generate(
     cfg_scale: float = 0.0,
     remasking: str = "low_confidence",
     mask_id: int | None = None,
+    logits_eos_inf: bool = False,
+    confidence_eos_eot_inf: bool = False,
     *,
-    attention_mask: torch.Tensor | None = None,
     threshold: float | None = None,
     eos_token_ids: Sequence[int] | None = None,
     forbid_eos: bool = False,
@@ -189,13 +218,22 @@ def generate(
 ) -> torch.LongTensor:
     """Denoise ``gen_length`` masked tokens after ``prompt``; returns prompt + generation, shape (batch, P + G).
 
+    The positional parameters are those of LLaDA's ``generate.py`` in its order, so its call
+    ``generate(model, input_ids, attention_mask, steps=..., ...)`` works unchanged; ``mask_id`` defaults to
+    the model's own (126336 for LLaDA-8B). ``logits_eos_inf`` never generates end-of-text (LLaDA's switch,
+    the same as ``forbid_eos``); ``confidence_eos_eot_inf`` commits positions predicted as end-of-text or
+    end-of-turn after every other candidate of the step, and scores the others with end-of-text and
+    end-of-turn left out of the softmax, as LLaDA does at temperature 0 (it gives them confidence 0). LLaDA's code hard-codes 126081/126348 for these; here they come from
+    ``eos_token_ids`` or the model's config (``eos_token_id``, ``eot_token_id``).
+
     The generation is split into blocks of ``block_length`` filled left to right; each block gets
     ``steps / num_blocks`` steps, and each step commits ceil(masked left / steps left) of the block's masked
     positions, ranked by the ``remasking`` scorer (LLaDA's even split, the first steps taking the remainder).
     Positions after the current block are never committed.
 
     Keyword options:
-      attention_mask: (batch, P) with 0 on left padding, for batches of prompts of different lengths.
+      attention_mask (also the third positional argument): (batch, P) with 0 on left padding, for batches of
+        prompts of different lengths.
       threshold: confidence-threshold parallel decoding: commit every candidate whose predicted-token
         probability is >= threshold (at least the best-scored one per step); ``steps`` is then not used and
         each block runs until it is filled. ``remasking="threshold"`` means low_confidence with 0.9.
@@ -227,6 +265,9 @@ def generate(
     prompt = _as_batch(prompt, device)
     batch, prompt_length = prompt.shape
     mask_id, vocab_size = model.mask_id, model.vocab_size
+    check_token_ids(prompt, vocab_size)
+    forbid_eos = forbid_eos or logits_eos_inf
+    eos_last = eos_last or confidence_eos_eot_inf
     if remasking == "threshold":
         remasking, threshold = "low_confidence", 0.9 if threshold is None else threshold
     scorer = get_scorer(remasking)
@@ -243,6 +284,9 @@ def generate(
             raise ValueError("forbid_eos/eos_last/eos_early_exit need eos_token_ids (the model config has no "
                              "eos_token_id)")
     eos_ids = torch.tensor(list(eos_token_ids or []), dtype=torch.long, device=device)
+    # what eos_last puts last: end-of-text, and end-of-turn too for LLaDA's confidence_eos_eot_inf
+    last_ids = torch.tensor(sorted(set(eos_ids.tolist()) | set(model.end_of_turn_ids)), dtype=torch.long,
+                            device=device) if confidence_eos_eot_inf else eos_ids
     if generator is None and seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
     if topk and not hooks:
@@ -315,16 +359,20 @@ def generate(
             rows, cols = block_masked.nonzero(as_tuple=True)
             candidate_logits = block_logits[rows, cols]
             predicted = sample_tokens(candidate_logits, temperature, generator)
-            scores = scorer(candidate_logits, predicted, generator).float()
-            if eos_last and eos_ids.numel():
-                scores = scores - 1e6 * torch.isin(predicted, eos_ids)
+            scored = candidate_logits
+            if confidence_eos_eot_inf:  # LLaDA scores without end-of-text/turn: their mass goes to the rest
+                scored = candidate_logits.clone()
+                scored[:, last_ids] = float("-inf")
+            scores = scorer(scored, predicted, generator).float()
+            if eos_last and last_ids.numel():
+                scores = scores - 1e6 * torch.isin(predicted, last_ids)
             score_table = torch.full(block_masked.shape, float("-inf"), device=device)
             score_table[rows, cols] = scores
-            rank = _rank_within_rows(score_table)
             if threshold is None:
                 share = tokens_to_commit(masked_left, max(steps_per_block - block_step, 1))
-                commit = (rank < share[:, None]) & block_masked
+                commit = top_scores(score_table, share, start, length) & block_masked
             else:
+                rank = _rank_within_rows(score_table)
                 confidence = token_probability(candidate_logits, predicted)
                 confident = torch.zeros_like(block_masked)
                 confident[rows, cols] = confidence >= threshold
