@@ -8,6 +8,7 @@ only with ``trust_remote_code``. The incompatibilities met in published diffusio
 - ``tie_weights(self)`` without keyword arguments, which transformers 5 passes -> extra keywords are dropped.
 - ``config.use_cache`` read but no longer a default of ``PretrainedConfig`` -> set to False when missing.
 - ``ROPE_INIT_FUNCTIONS["default"]`` (removed in transformers 5) -> the plain RoPE frequencies, during loading.
+- ``GenerationConfig`` subclasses whose ``validate(self)`` takes no keywords (Dream's) -> extra keywords dropped.
 - rotary ``inv_freq`` buffers that are not saved and that transformers 5 leaves uninitialised (it builds the
   model on the meta device and the code's ``_init_weights`` never recomputes them) -> recomputed after loading.
 
@@ -52,6 +53,35 @@ def default_rope_registered():
             ROPE_INIT_FUNCTIONS.pop("default", None)
 
 
+def _drop_extra_keywords(method):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except TypeError as err:
+            if "unexpected keyword argument" not in str(err):
+                raise
+            return method(self, *args)  # written for transformers 4.x: transformers 5 passes keywords
+
+    return call
+
+
+def patch_generation_configs(package: str) -> None:
+    """Wrap ``validate`` of the GenerationConfig subclasses that the checkpoint's modules define."""
+    import sys
+
+    from transformers import GenerationConfig
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(package) or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if (isinstance(value, type) and issubclass(value, GenerationConfig) and value is not GenerationConfig
+                    and "validate" in value.__dict__ and not getattr(value, "_llada_play_patched", False)):
+                value.validate = _drop_extra_keywords(value.__dict__["validate"])
+                value._llada_play_patched = True
+
+
 def patch_model_class(cls) -> None:
     """Make a transformers 4.x model class work under transformers 5 (in place, once)."""
     if getattr(cls, "_llada_play_patched", False):
@@ -67,16 +97,8 @@ def patch_model_class(cls) -> None:
             self.post_init()
 
     cls.__init__ = __init__
-    tie = cls.__dict__.get("tie_weights")
-    if tie is not None:
-        @functools.wraps(tie)
-        def tie_weights(self, *args, **kwargs):
-            try:
-                return tie(self, *args, **kwargs)
-            except TypeError:  # written as tie_weights(self): transformers 5 passes keywords
-                return tie(self)
-
-        cls.tie_weights = tie_weights
+    if "tie_weights" in cls.__dict__:
+        cls.tie_weights = _drop_extra_keywords(cls.__dict__["tie_weights"])
     cls._llada_play_patched = True
 
 
@@ -108,6 +130,7 @@ def load_remote_model(path: Path, auto_class: str, class_reference: str, **kwarg
         with default_rope_registered():
             cls = get_class_from_dynamic_module(class_reference, str(path), local_files_only=True)
             patch_model_class(cls)
+            patch_generation_configs(cls.__module__.rsplit(".", 1)[0])
             model = getattr(transformers, auto_class).from_pretrained(path, trust_remote_code=True,
                                                                       local_files_only=True, **kwargs)
             recompute_rotary_buffers(model)

@@ -98,6 +98,10 @@ def write_dream_checkpoint(directory: Path, kv_heads: int = 1) -> tuple[Path, Ll
                          bos_token_id=vocab["<|endoftext|>"], attention_bias=True, next_token_logits=True)
     model = random_weights(LladaForMaskedLM(config)).eval()
     export_checkpoint(model, None, directory, "dream")
+    (directory / "generation_config.json").write_text(json.dumps({  # Dream ships its sampler's defaults
+        "bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id,
+        "mask_token_id": config.mask_token_id, "max_new_tokens": 32, "steps": 32, "alg": "entropy",
+        "temperature": 0.0, "top_p": None, "top_k": None, "alg_temp": 0.0, "eps": 1e-3}))
     for name in ("configuration_dream.py", "modeling_dream.py", "generation_utils.py"):
         (directory / name).write_text(RAISES)
     return directory, model

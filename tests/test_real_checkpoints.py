@@ -15,7 +15,8 @@ from tests.published_layouts import llada_tokenizer as published_llada_tokenizer
 # Remote code written for transformers 4.x, with the traits that break published diffusion-LM code under
 # transformers 5 (this project's own code, not a copy): __init__ never calls post_init(), tie_weights(self)
 # takes no keywords, forward reads config.use_cache, and a rotary module gets its frequencies from
-# ROPE_INIT_FUNCTIONS["default"] into a buffer that is not saved.
+# ROPE_INIT_FUNCTIONS["default"] into a buffer that is not saved, and its GenerationConfig's validate(self)
+# takes no keywords (Dream's traits).
 LEGACY_CONFIG_CODE = '''
 from transformers import PretrainedConfig
 
@@ -31,10 +32,14 @@ class LegacyConfig(PretrainedConfig):
 LEGACY_MODEL_CODE = '''
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import GenerationConfig, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from .configuration_legacy import LegacyConfig
+
+class LegacyGenerationConfig(GenerationConfig):
+    def validate(self):
+        pass
 
 class Rotary(nn.Module):
     def __init__(self, config):
@@ -54,6 +59,12 @@ class LegacyModel(PreTrainedModel):
 
     def tie_weights(self):
         pass
+
+    @classmethod
+    def from_pretrained(cls, path, *args, **kwargs):
+        model = super().from_pretrained(path, *args, **kwargs)
+        model.generation_config = LegacyGenerationConfig.from_pretrained(path)
+        return model
 
     def forward(self, input_ids, attention_mask=None, **kw):
         assert self.config.use_cache is False
@@ -80,6 +91,7 @@ def write_legacy_checkpoint(directory, tokenizer):
         "rope_theta": 10000.0, "mask_token_id": tokenizer.mask_token_id, "eos_token_id": tokenizer.eos_token_id,
         "max_position_embeddings": 64, "auto_map": {"AutoConfig": "configuration_legacy.LegacyConfig",
                                                     "AutoModel": "modeling_legacy.LegacyModel"}}))
+    (directory / "generation_config.json").write_text(json.dumps({"max_new_tokens": 8}))
     tokenizer.save_pretrained(directory)
     return directory, weights
 
@@ -92,6 +104,7 @@ def test_remote_code_written_for_transformers_4_opens_with_the_known_fixes(tmp_p
         load_model(path)
     model, tokenizer = load_model(path, trust_remote_code=True)
     assert type(model).__name__ == "LegacyModel" and model.config.use_cache is False
+    assert type(model.generation_config).__name__ == "LegacyGenerationConfig"
     # the unsaved rotary buffer holds the real frequencies, not uninitialised memory
     assert torch.allclose(model.rotary.inv_freq, 1.0 / 10000.0 ** (torch.arange(0, 8, 2).float() / 8))
     ids = torch.tensor([[5, 6, 7, 8]])
