@@ -162,6 +162,17 @@ def test_model_tab_loads_a_directory_and_names_a_bad_one(app_url, tmp_path):
         client.predict(str(tmp_path / "broken"), api_name="/load_model")
 
 
+def test_model_tab_opens_a_llada_checkpoint_natively_without_remote_code(app_url, tmp_path):
+    from tests.published_layouts import llada_like_model, llada_tokenizer, write_llada_checkpoint
+
+    url, _ = app_url
+    tok = llada_tokenizer()
+    path = write_llada_checkpoint(tmp_path / "LLaDA-8B-Instruct-tiny", llada_like_model(tok), tok)
+    client = Client(url, verbose=False)  # the app runs without --trust-remote-code; the code files would raise
+    info, status = client.predict(str(path), api_name="/load_model")
+    assert status.startswith("Loaded") and "llada checkpoint read natively" in info and "mask id" in info
+
+
 def test_reversal_tab_runs_the_experiment_with_progress_then_answers_questions(app_url):
     url, _ = app_url
     client = Client(url, verbose=False)
