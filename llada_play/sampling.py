@@ -370,7 +370,10 @@ def generate(
             score_table[rows, cols] = scores
             if threshold is None:
                 share = tokens_to_commit(masked_left, max(steps_per_block - block_step, 1))
-                commit = top_scores(score_table, share, start, length) & block_masked
+                if confidence_eos_eot_inf:  # many scores tied at LLaDA's 0: break the ties as LLaDA does
+                    commit = top_scores(score_table, share, start, length) & block_masked
+                else:
+                    commit = (_rank_within_rows(score_table) < share[:, None]) & block_masked
             else:
                 rank = _rank_within_rows(score_table)
                 confidence = token_probability(candidate_logits, predicted)
