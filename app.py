@@ -770,7 +770,8 @@ def main(argv=None) -> None:
     parser.add_argument("--models-dir", default=str(ROOT / "runs"),
                         help="folder whose model directories (*/ or */*/ with config.json) can be chosen")
     parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow checkpoints that ship their own Python code (LLaDA and Dream are read natively and need no such code); off by default")
+                        help="allow checkpoints that ship their own Python code (LLaDA and Dream are read natively and "
+                             "need no such code); off by default")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
                         help="weights dtype (default float32; bfloat16 for LLaDA-8B)")
     parser.add_argument("--device", default="cpu", help="where models run (cpu, cuda, cuda:1...)")

@@ -23,7 +23,8 @@ import torch
 from .adapters import as_denoiser
 from .masking import tokens_to_commit
 from .remasking import get_scorer, token_probability
-from .sampling import _forward, _rank_within_rows, end_rows_after_eos_block, sample_tokens, validate_sampler_args
+from .sampling import (_rank_within_rows, check_token_ids, end_rows_after_eos_block, guided_logits, sample_tokens,
+                       validate_sampler_args)
 
 
 def _as_prompt_list(prompts, device) -> list[torch.LongTensor]:
@@ -73,6 +74,8 @@ def generate_many(
     prompts = _as_prompt_list(prompts, device)
     if not prompts:
         return []
+    for i, prompt in enumerate(prompts):
+        check_token_ids(prompt, model.vocab_size, what=f"prompt {i}")
     if remasking == "threshold":
         remasking, threshold = "low_confidence", 0.9 if threshold is None else threshold
     scorer = get_scorer(remasking)
@@ -122,8 +125,8 @@ def generate_many(
     while any(o >= 0 for o in owner):
         active = torch.tensor([s for s, o in enumerate(owner) if o >= 0], device=device)
         xa = x[active]
-        logits = _forward(model, xa, attention[active] if padded else None, cfg_scale, prompt_index[active],
-                          mask_id)
+        logits = guided_logits(model, xa, attention[active] if padded else None, cfg_scale, prompt_index[active],
+                               mask_id)
         # each row's current block, gathered into (rows, block_length) so that one step serves all blocks
         starts = longest + block[active] * block_length
         cols = starts[:, None] + offsets

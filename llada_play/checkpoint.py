@@ -12,7 +12,8 @@ from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
 from .adapters import adopt_tokenizer_mask_id
 from .config import LladaConfig
-from .formats import Layout, LayoutError, check_tensors, layout_of, load_weights, read_config
+from .formats import Layout, LayoutError, check_tensors, layout_of, load_weights, native_config
+from .text import end_of_turn_id
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 # The default model's autoregressive twin (same shape, tokenizer, data and budget; causal attention): the
@@ -113,13 +114,15 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     if not config_file.exists():
         raise CheckpointError(f"{config_file} is missing")
     try:
-        auto_map = json.loads(config_file.read_text()).get("auto_map") or {}
+        raw = json.loads(config_file.read_text())
+        auto_map = raw.get("auto_map") or {}
     except (json.JSONDecodeError, AttributeError) as err:
         raise CheckpointError(f"{config_file} cannot be read: {err}") from err
-    layout = layout_of(config_file) if native else None
+    layout = layout_of(raw) if native else None
     try:
         if layout is not None:
-            return _load_native(path, layout, device, dtype, device_map, check_memory)
+            return _load_native(path, native_config(raw, layout, config_file), layout, device, dtype, device_map,
+                                check_memory)
         return _load_with_transformers(path, auto_map, device, dtype, trust_remote_code, device_map, check_memory)
     except LayoutError as err:
         raise CheckpointError(str(err)) from None
@@ -128,14 +131,13 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
                               f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}") from err
 
 
-def _load_native(path: Path, layout: Layout, device, dtype, device_map, check_memory):
-    config = read_config(path, layout)
-    check_tensors(path, config, layout)  # every shard and tensor there, before the memory check and loading
+def _load_native(path: Path, config: LladaConfig, layout: Layout, device, dtype, device_map, check_memory):
+    tensors = check_tensors(path, config, layout)  # every shard and tensor there, before the memory check
     if check_memory:
         from .memory import check_model_fits
 
         check_model_fits(path, dtype, device, device_map)
-    model = load_weights(path, config, layout, dtype, device, device_map)
+    model = load_weights(tensors, config, dtype, device, device_map)
     tokenizer = _load_tokenizer(path, layout, trust_remote_code=False)
     if tokenizer is not None:
         if len(tokenizer) > config.vocab_size:
@@ -144,7 +146,7 @@ def _load_native(path: Path, layout: Layout, device, dtype, device_map, check_me
         if tokenizer.mask_token_id is None and config.mask_token_id < len(tokenizer):
             # LLaDA's tokenizer knows <|mdm_mask|> but does not call it the mask token
             tokenizer.mask_token = tokenizer.convert_ids_to_tokens(config.mask_token_id)
-        end_of_turn = tokenizer.get_vocab().get("<|eot_id|>")
+        end_of_turn = end_of_turn_id(tokenizer)
         if end_of_turn is not None:  # LLaDA-Instruct ends its answers with it (generate's confidence_eos_eot_inf)
             model.config.eot_token_id = end_of_turn
     return model, tokenizer

@@ -37,7 +37,8 @@ def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
     from .checkpoint import DTYPES
 
     parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow a checkpoint that ships its own Python code (not needed for LLaDA and Dream, which are read natively; off by default)")
+                        help="allow a checkpoint that ships its own Python code (not needed for LLaDA and Dream, "
+                             "which are read natively; off by default)")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
                         help="weights dtype (default float32; bfloat16 halves memory, use it for LLaDA-8B)")
 

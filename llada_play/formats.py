@@ -9,6 +9,8 @@ backwards: the tests build their fixtures with it, and the files open with the p
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -40,21 +42,24 @@ class Layout:
     # the checkpoint names a tokenizer class of its own code (Dream's DreamTokenizer is Qwen2's tokenizer).
     tokenizer_fallback: str | None = None
 
-    def _patterns(self, published_to_native: bool) -> list[tuple[re.Pattern, str]]:
-        pairs = []
-        for published, native in self.weights:
-            source, target = (published, native) if published_to_native else (native, published)
-            regex = re.escape(source).replace(r"\{n\}", r"(?P<n>\d+)").replace(r"\{p\}", r"(?P<p>weight|bias)")
-            pairs.append((re.compile(f"^{regex}$"), target))
-        return pairs
-
     def rename(self, name: str, to_native: bool = True) -> str | None:
         """The other layout's name for tensor ``name``, or None when the layout has no such tensor."""
-        for pattern, target in self._patterns(to_native):
+        for pattern, target in _name_patterns(self.weights, to_native):
             match = pattern.match(name)
             if match:
                 return target.format(**match.groupdict())
         return None
+
+
+@functools.cache
+def _name_patterns(weights: tuple[tuple[str, str], ...], to_native: bool) -> list[tuple[re.Pattern, str]]:
+    """(compiled source pattern, target template) per pair of names, in the direction asked."""
+    pairs = []
+    for published, native in weights:
+        source, target = (published, native) if to_native else (native, published)
+        regex = re.escape(source).replace(r"\{n\}", r"(?P<n>\d+)").replace(r"\{p\}", r"(?P<p>weight|bias)")
+        pairs.append((re.compile(f"^{regex}$"), target))
+    return pairs
 
 
 def _check_options(raw: dict, defaults: dict, supported: dict[str, Callable], config_file: Path) -> dict:
@@ -214,22 +219,14 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def layout_of(config_file: Path) -> Layout | None:
-    """The published layout a config.json describes (by ``model_type``), or None for any other."""
-    try:
-        model_type = str(json.loads(Path(config_file).read_text()).get("model_type", "")).lower()
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
+def layout_of(config: dict) -> Layout | None:
+    """The published layout a parsed config.json describes (by ``model_type``), or None for any other."""
+    model_type = str(config.get("model_type", "")).lower()
     return next((layout for layout in LAYOUTS.values() if model_type in layout.model_types), None)
 
 
-def read_config(path: Path, layout: Layout) -> LladaConfig:
-    """The native config of a checkpoint directory in ``layout``; :class:`LayoutError` names what is wrong."""
-    config_file = Path(path) / "config.json"
-    try:
-        raw = json.loads(config_file.read_text())
-    except json.JSONDecodeError as err:
-        raise LayoutError(f"{config_file} cannot be read: {err}") from err
+def native_config(raw: dict, layout: Layout, config_file: Path) -> LladaConfig:
+    """The native config for a parsed config.json in ``layout``; :class:`LayoutError` names what is wrong."""
     try:
         return LladaConfig(**layout.read_config(raw, config_file))
     except (TypeError, ValueError) as err:
@@ -277,7 +274,9 @@ def stored_tensors(path: Path, layout: Layout | None = None) -> dict[str, tuple[
                         raise LayoutError(f"{file}: tensor {key} is not part of {layout.name}'s layout as llada-play "
                                           "reads it")
                     found[native] = (tuple(f.get_slice(key).get_shape()), file, key)
-        except (SafetensorError, OSError) as err:
+        except LayoutError:
+            raise
+        except (SafetensorError, OSError, ValueError) as err:
             raise LayoutError(f"{file} is not a valid safetensors file: {err}") from err
     return found
 
@@ -297,25 +296,28 @@ def check_tensors(path: Path, config: LladaConfig, layout: Layout | None = None)
     return found
 
 
-def load_weights(path: Path, config: LladaConfig, layout: Layout | None, dtype: torch.dtype | None,
-                 device: str | torch.device = "cpu", device_map=None):
-    """Build :class:`LladaForMaskedLM` from ``config`` without allocating it, then read the checkpoint one
-    tensor at a time straight onto its device (``device``, or the one ``device_map`` gives its layer)."""
+def load_weights(tensors: dict, config: LladaConfig, dtype: torch.dtype | None, device: str | torch.device = "cpu",
+                 device_map=None):
+    """Build :class:`LladaForMaskedLM` from ``config`` without allocating it, then read the tensors that
+    :func:`check_tensors` found, one at a time, straight onto their device (``device``, or the one
+    ``device_map`` gives their layer); each file is opened once."""
     from accelerate.utils import set_module_tensor_to_device
     from safetensors import safe_open
 
     from .modeling import LladaForMaskedLM
 
-    found = check_tensors(path, config, layout)
     with torch.device("meta"):
         model = LladaForMaskedLM(config)
     placement = _placement(model, device, device_map, dtype)
-    for name, (_, file, stored_name) in sorted(found.items(), key=lambda item: str(item[1][1])):
+    by_file = sorted(tensors.items(), key=lambda item: str(item[1][1]))
+    for file, entries in itertools.groupby(by_file, key=lambda item: item[1][1]):
         with safe_open(file, framework="pt", device="cpu") as f:
-            tensor = f.get_tensor(stored_name)
-        if dtype is not None and tensor.is_floating_point():
-            tensor = tensor.to(dtype)
-        set_module_tensor_to_device(model, name, _device_for(name, placement), value=tensor, dtype=tensor.dtype)
+            for name, (_, _, stored_name) in entries:
+                tensor = f.get_tensor(stored_name)
+                if dtype is not None and tensor.is_floating_point():
+                    tensor = tensor.to(dtype)
+                set_module_tensor_to_device(model, name, _device_for(name, placement), value=tensor,
+                                            dtype=tensor.dtype)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     if isinstance(placement, dict):

@@ -123,7 +123,7 @@ def mc_log_likelihood(
     num_samples=mc_num, batch_size=batch_size, cfg_scale=cfg_scale, stratified=True)``: the same estimator,
     with this project's random stream.
     """
-    from .sampling import classifier_free_guidance
+    from .sampling import guided_logits
 
     prompt, answer = prompt.reshape(-1), answer.reshape(-1)
     if answer.numel() == 0:
@@ -146,11 +146,7 @@ def mc_log_likelihood(
         else:
             num_masked = torch.randint(1, length + 1, (batch_size,), device=device, generator=generator)
         noisy, masked = mask_exactly(seq, num_masked, mask_id, maskable=maskable, generator=generator)
-        if cfg_scale > 0:
-            cond, uncond = logits_of(model(torch.cat([noisy, noisy.masked_fill(~maskable, mask_id)]))).chunk(2)
-            logits = classifier_free_guidance(cond, uncond, cfg_scale)
-        else:
-            logits = logits_of(model(noisy))
+        logits = guided_logits(model, noisy, None, cfg_scale, ~maskable, mask_id)
         token_loss = F.cross_entropy(logits[masked].float(), seq[masked], reduction="none")
         weight = (length / num_masked.float())[:, None].expand_as(masked)[masked]
         total += (token_loss * weight).sum().item()

@@ -2,7 +2,6 @@
 dtype plus a stated margin, against the memory free on the target device — all before any weight loads."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,14 +67,12 @@ def stored_parameters(path: str | Path) -> tuple[int, int] | None:
     None when the directory has no safetensors weights."""
     from safetensors import safe_open
 
+    from .formats import weight_files
+
     path = Path(path)
-    index = path / "model.safetensors.index.json"
-    if index.exists():
-        files = sorted({path / f for f in json.loads(index.read_text())["weight_map"].values()})
-    elif (path / "model.safetensors").exists():
-        files = [path / "model.safetensors"]
-    else:
+    if not (path / "model.safetensors.index.json").exists() and not (path / "model.safetensors").exists():
         return None
+    files = weight_files(path)
     count, size = 0, 0
     for file in files:
         with safe_open(file, framework="pt") as f:

@@ -66,8 +66,10 @@ def classifier_free_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: fl
     return uncond + (scale + 1.0) * (cond - uncond)
 
 
-def _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id, block_cache=None,
-             window=None) -> torch.Tensor:
+def guided_logits(model, x, attention_mask, cfg_scale, prompt_index, mask_id, block_cache=None,
+                  window=None) -> torch.Tensor:
+    """The denoiser's logits for ``x``; with ``cfg_scale`` > 0, classifier-free guided against a second pass
+    that sees the prompt (``prompt_index``) masked."""
     if cfg_scale > 0:
         uncond = x.masked_fill(prompt_index, mask_id)  # the unconditional pass sees the prompt masked
         both = torch.cat([x, uncond])
@@ -81,9 +83,9 @@ def _forward_rows(model, x, attention_mask, cfg_scale, prompt_index, mask_id, ro
                   window=None) -> torch.Tensor:
     """Logits for every row, computing only ``rows`` (None: all); finished rows get zeros, never read."""
     if rows is None:
-        return _forward(model, x, attention_mask, cfg_scale, prompt_index, mask_id, block_cache, window)
-    logits = _forward(model, x[rows], None if attention_mask is None else attention_mask[rows], cfg_scale,
-                      prompt_index[rows], mask_id, block_cache, window)
+        return guided_logits(model, x, attention_mask, cfg_scale, prompt_index, mask_id, block_cache, window)
+    logits = guided_logits(model, x[rows], None if attention_mask is None else attention_mask[rows], cfg_scale,
+                           prompt_index[rows], mask_id, block_cache, window)
     full = logits.new_zeros((x.shape[0],) + logits.shape[1:])
     full[rows] = logits
     return full
@@ -176,14 +178,15 @@ def _rank_within_rows(scores: torch.Tensor) -> torch.LongTensor:
 
 
 def check_token_ids(ids: torch.Tensor, vocab_size: int | None, what: str = "prompt") -> None:
-    """ValueError naming the first id outside [0, vocab_size) (torch's embedding would fail with an IndexError)."""
+    """ValueError naming the first id outside [0, vocab_size) (torch's embedding would fail with an IndexError):
+    its row and position for a batch (batch, length), its position for one sequence (length,)."""
     if vocab_size is None or ids.numel() == 0:
         return
-    bad = (ids < 0) | (ids >= vocab_size)
-    if bool(bad.any()):
-        row, pos = (int(i) for i in bad.nonzero()[0]) if ids.dim() == 2 else (0, int(bad.nonzero()[0, 0]))
-        value = int(ids[row, pos]) if ids.dim() == 2 else int(ids[pos])
-        raise ValueError(f"{what} token id {value} at row {row}, position {pos} is outside the model's vocabulary "
+    bad = ((ids < 0) | (ids >= vocab_size)).nonzero()
+    if len(bad):
+        where = tuple(int(i) for i in bad[0])
+        place = f"row {where[0]}, position {where[1]}" if ids.dim() == 2 else f"position {where[0]}"
+        raise ValueError(f"{what} token id {int(ids[where])} at {place} is outside the model's vocabulary "
                          f"[0, {vocab_size})")
 
 
@@ -223,8 +226,9 @@ def generate(
     the model's own (126336 for LLaDA-8B). ``logits_eos_inf`` never generates end-of-text (LLaDA's switch,
     the same as ``forbid_eos``); ``confidence_eos_eot_inf`` commits positions predicted as end-of-text or
     end-of-turn after every other candidate of the step, and scores the others with end-of-text and
-    end-of-turn left out of the softmax, as LLaDA does at temperature 0 (it gives them confidence 0). LLaDA's code hard-codes 126081/126348 for these; here they come from
-    ``eos_token_ids`` or the model's config (``eos_token_id``, ``eot_token_id``).
+    end-of-turn left out of the softmax, as LLaDA does at temperature 0 (it gives them confidence 0).
+    LLaDA's code hard-codes 126081/126348 for these; here they come from ``eos_token_ids`` or the model's
+    config (``eos_token_id``, ``eot_token_id``).
 
     The generation is split into blocks of ``block_length`` filled left to right; each block gets
     ``steps / num_blocks`` steps, and each step commits ceil(masked left / steps left) of the block's masked

@@ -18,9 +18,14 @@ def encode_prompt(tokenizer, prompt: str | list[dict], chat: bool = False, allow
     return torch.tensor([ids], dtype=torch.long)
 
 
+def end_of_turn_id(tokenizer) -> int | None:
+    """The id of <|eot_id|>, which ends an answer of LLaDA-Instruct's chat format, or None."""
+    return tokenizer.get_vocab().get("<|eot_id|>")
+
+
 def stop_token_ids(tokenizer) -> set[int]:
     """Ids that end a generated answer: end-of-text, and end-of-turn where the vocabulary has it."""
-    return {tokenizer.eos_token_id, tokenizer.get_vocab().get("<|eot_id|>")} - {None}
+    return {tokenizer.eos_token_id, end_of_turn_id(tokenizer)} - {None}
 
 
 def decode_generation(tokenizer, ids: torch.Tensor, prompt_length: int, stop_at_eos: bool = True) -> str:
