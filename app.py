@@ -15,15 +15,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 import torch
 
-from llada_play.adapters import as_denoiser
-from llada_play.checkpoint import DTYPES, CheckpointError, default_model_path, load_model
-from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings
-from llada_play.data import load_sft_rows
-from llada_play.live import GenerationDone, Stepper, iterate_generation
-from llada_play.remasking import REMASKING
-from llada_play.text import decode_generation, encode_prompt, parse_constraints, stop_token_ids
-from llada_play.trace import Trace
-from llada_play.viz import (PieceCache, commit_order_figure, commit_order_panels, confidence_figure, record_canvas,
+from llada_play.model.adapters import as_denoiser
+from llada_play.model.checkpoint import DTYPES, CheckpointError, default_model_path, load_model
+from llada_play.experiments.compare import SamplerSetting, accuracy_by_setting, compare_settings
+from llada_play.training.data import load_sft_rows
+from llada_play.ui.live import GenerationDone, Stepper, iterate_generation
+from llada_play.diffusion.remasking import REMASKING
+from llada_play.model.text import decode_generation, encode_prompt, parse_constraints, stop_token_ids
+from llada_play.diffusion.trace import Trace
+from llada_play.ui.viz import (PieceCache, commit_order_figure, commit_order_panels, confidence_figure, record_canvas,
                             render_canvas, trace_step_html)
 
 ROOT = Path(__file__).resolve().parent
@@ -99,7 +99,7 @@ class ModelRegistry:
 
 
 def token_label(tokenizer, token: int) -> str:
-    from llada_play.viz import token_text
+    from llada_play.ui.viz import token_text
 
     return token_text(tokenizer.decode([token]))
 
@@ -455,7 +455,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             import time as time_module
 
             from llada_play.recipes import run_sft
-            from llada_play.training import TrainConfig
+            from llada_play.training.trainer import TrainConfig
 
             cancel = threading.Event()
             data, eval_data = SFT_TRAIN_FILE, TASK_FILE
@@ -527,7 +527,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             yield key, registry.describe(key), f"Loaded `{key}`: every tab of this page now uses it."
 
         def reversal_view(results, note):
-            from llada_play.reversal_experiment import conclusions, results_figure, results_table
+            from llada_play.experiments.reversal_experiment import conclusions, results_figure, results_table
 
             rows = results_table(results)
             note = "\n".join([note, *conclusions(results)])
@@ -541,7 +541,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             import queue as queue_module
             import time as time_module
 
-            from llada_play.reversal_experiment import ReversalConfig, run_reversal_experiment
+            from llada_play.experiments.reversal_experiment import ReversalConfig, run_reversal_experiment
 
             cancel = threading.Event()
             out = (registry.models_dir or ROOT / "runs") / "reversal-app" / time_module.strftime("%Y%m%d-%H%M%S")
@@ -586,7 +586,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             return _progress_html(0.0, "Cancelling after the current step...")
 
         def reversal_load(path):
-            from llada_play.reversal_experiment import read_results
+            from llada_play.experiments.reversal_experiment import read_results
 
             if not path:
                 raise gr.Error("choose a results file (written by `llada-play reversal --out ...` or by this tab)")
@@ -606,7 +606,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
             return question.split(": ", 1)[1], expected
 
         def reversal_ask(results, question, expected):
-            from llada_play.reversal import answer, answer_settings, question_ids
+            from llada_play.experiments.reversal import answer, answer_settings, question_ids
 
             if results is None:
                 raise gr.Error("run the quick experiment or load a result first")
@@ -685,7 +685,7 @@ def recorded_reversal_results(registry: ModelRegistry) -> list[str]:
 
 def reversal_examples(results: dict, per_set: int = 3) -> list[str]:
     """A few held-out questions of each direction, as "set: question | answer" choices."""
-    from llada_play.reversal_experiment import QUESTIONS, ReversalConfig, load_experiment_data
+    from llada_play.experiments.reversal_experiment import QUESTIONS, ReversalConfig, load_experiment_data
 
     try:
         files = load_experiment_data(ReversalConfig.from_dict(results["config"]))
@@ -723,7 +723,7 @@ RANKING_LABEL = ("Ranking: the true answer against 4 other people's, by log-like
 def reversal_ranking(results: dict, pair: dict[str, tuple], question: str, expected: str):
     """The ranking table for one held-out question (``rank_answers``): candidates, each model's score, a star on
     each model's choice. A question without a known true answer gets an empty table that says so."""
-    from llada_play.reversal_experiment import rank_answers
+    from llada_play.experiments.reversal_experiment import rank_answers
 
     ranked = rank_answers(results, {kind: model for kind, (model, _) in pair.items()}, pair["diffusion"][1],
                           question, expected or "")
@@ -785,7 +785,7 @@ def main(argv=None) -> None:
     if args.reversal_overrides:
         import json
 
-        from llada_play.reversal_experiment import ReversalConfig
+        from llada_play.experiments.reversal_experiment import ReversalConfig
 
         try:
             overrides = json.loads(args.reversal_overrides)

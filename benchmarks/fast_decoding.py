@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from llada_play.checkpoint import load_model
-from llada_play.compare import SamplerSetting, accuracy_by_setting, fast_decoding_settings
-from llada_play.data import load_sft_rows
-from llada_play.text import stop_token_ids
+from llada_play.model.checkpoint import load_model
+from llada_play.experiments.compare import SamplerSetting, accuracy_by_setting, fast_decoding_settings
+from llada_play.training.data import load_sft_rows
+from llada_play.model.text import stop_token_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def default_model_dir() -> str:
     """The arithmetic-tuned copy of the default model when it is shipped, else a local quick-SFT run."""
     try:
-        from llada_play.checkpoint import ARITHMETIC_MODEL_DIR
+        from llada_play.model.checkpoint import ARITHMETIC_MODEL_DIR
         return str(ARITHMETIC_MODEL_DIR)
     except ImportError:
         return str(ROOT / "runs" / "arith" / "final")

@@ -1,4 +1,4 @@
-"""Training throughput: the project's loop (llada_play.training.train) against a minimal hand-written PyTorch
+"""Training throughput: the project's loop (llada_play.training.trainer.train) against a minimal hand-written PyTorch
 loop on the same model, batch, data and precision. Target (issue 3): ratio >= 0.9.
 
     python benchmarks/training_throughput.py [--steps 20] [--rounds 3] [--preset small]
@@ -13,9 +13,9 @@ import time
 import torch
 
 from llada_play import LladaForMaskedLM, config_from_preset
-from llada_play.data import PackedBatches
-from llada_play.losses import pretrain_loss
-from llada_play.training import TrainConfig, resolve_precision, train
+from llada_play.training.data import PackedBatches
+from llada_play.diffusion.losses import pretrain_loss
+from llada_play.training.trainer import TrainConfig, resolve_precision, train
 
 
 def minimal_loop(model, batches, steps, autocast_dtype, lr=1e-3):

@@ -13,7 +13,7 @@ SHIPPED_SFT = Path(__file__).resolve().parent.parent / "data" / "sft"
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
-    from .remasking import REMASKING
+    from .diffusion.remasking import REMASKING
 
     parser.add_argument("--gen-length", type=int, default=64, help="tokens to generate (default 64)")
     parser.add_argument("--steps", type=int, default=64, help="denoising steps in all (default 64)")
@@ -34,7 +34,7 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
-    from .checkpoint import DTYPES
+    from .model.checkpoint import DTYPES
 
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow a checkpoint that ships its own Python code (not needed for LLaDA and Dream, "
@@ -44,10 +44,10 @@ def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sample(args) -> int:
-    from .checkpoint import DTYPES, load_model
-    from .sampling import generate
-    from .text import decode_generation, encode_prompt
-    from .trace import TraceRecorder
+    from .model.checkpoint import DTYPES, load_model
+    from .diffusion.sampling import generate
+    from .model.text import decode_generation, encode_prompt
+    from .diffusion.trace import TraceRecorder
 
     torch.manual_seed(args.seed)
     model, tokenizer = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
@@ -90,7 +90,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, steps: int, lr: float, 
 
 
 def train_config_from_args(args, objective: str):
-    from .training import TrainConfig
+    from .training.trainer import TrainConfig
 
     return TrainConfig(objective=objective, output_dir=args.out, max_steps=args.steps, lr=args.lr,
                        warmup_steps=min(args.warmup, args.steps), weight_decay=args.weight_decay,
@@ -119,7 +119,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_sft(args) -> int:
-    from .checkpoint import DTYPES
+    from .model.checkpoint import DTYPES
     from .recipes import run_sft
 
     if args.eval_data is None and Path(args.data) == SHIPPED_SFT / "arithmetic_train.jsonl":
@@ -158,7 +158,7 @@ def reversal_run_dir(args) -> Path:
 
 
 def cmd_reversal(args) -> int:
-    from .reversal_experiment import ReversalConfig, results_markdown, run_reversal_experiment
+    from .experiments.reversal_experiment import ReversalConfig, results_markdown, run_reversal_experiment
 
     overrides = {k: v for k, v in {
         "data_dir": args.data, "init": args.init, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,

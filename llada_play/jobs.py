@@ -26,7 +26,7 @@ from pathlib import Path
 
 import submitit
 
-from .training import TrainConfig, checkpoint_dirs
+from .training.trainer import TrainConfig, checkpoint_dirs
 
 EXECUTORS = ("local", "slurm")
 # recipe name -> function name in llada_play.recipes (looked up when the job runs)
@@ -116,7 +116,8 @@ class RecipeJob(submitit.helpers.Checkpointable):
         self.recipe, self.config, self.options = recipe, config, options
 
     def __call__(self):
-        from . import distributed, recipes
+        from .training import distributed
+        from . import recipes
 
         _join_process_group_env()
         try:
@@ -133,7 +134,7 @@ class CommandJob(submitit.helpers.Checkpointable):
         self.argv = list(argv)
 
     def __call__(self):
-        from . import distributed
+        from .training import distributed
         from .cli import build_parser
 
         _join_process_group_env()

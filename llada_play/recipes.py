@@ -9,15 +9,15 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
-from .adapters import context_length_of, lora_target_modules, resolve_mask_id
-from .checkpoint import default_model_path, load_model, resolve_model_path, save_model
-from .config import config_from_preset
-from .data import PackedBatches, SFTBatches, load_sft_rows, pack_tokens, read_corpus, split_documents
-from .evaluation import autoregressive_eval, masked_token_loss, unigram_cross_entropy
-from .modeling import LladaForMaskedLM
-from .tokenizer import special_token_ids, train_bpe_tokenizer
-from .training import TrainConfig, train
+from .training import distributed
+from .model.adapters import context_length_of, lora_target_modules, resolve_mask_id
+from .model.checkpoint import default_model_path, load_model, resolve_model_path, save_model
+from .model.config import config_from_preset
+from .training.data import PackedBatches, SFTBatches, load_sft_rows, pack_tokens, read_corpus, split_documents
+from .training.evaluation import autoregressive_eval, masked_token_loss, unigram_cross_entropy
+from .model.modeling import LladaForMaskedLM
+from .model.tokenizer import special_token_ids, train_bpe_tokenizer
+from .training.trainer import TrainConfig, train
 
 
 def _tokenizer_for_run(out: Path, tokenizer_dir, train_texts, vocab_size, context):
@@ -43,7 +43,7 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_docs, val_docs = split_documents(read_corpus(corpus), held_out_fraction, seed=split_seed)
-    from .config import PRESETS
+    from .model.config import PRESETS
 
     context = PRESETS.get(preset, {}).get("max_position_embeddings", 512)
     if seq_len > context:
@@ -86,10 +86,10 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
 
 
 def _answer_eval(model, tokenizer, conversations, causal: bool) -> dict:
-    from .evaluation import answer_accuracy
+    from .training.evaluation import answer_accuracy
 
     if causal:
-        from .evaluation import autoregressive_answer_accuracy
+        from .training.evaluation import autoregressive_answer_accuracy
 
         return autoregressive_answer_accuracy(model, tokenizer, conversations)
     return answer_accuracy(model, tokenizer, conversations)
@@ -167,10 +167,10 @@ def run_evaluation(model_dir, data, seq_len: int = 256, batches: int = 20, batch
     log p(response | prompt) per row and the exact-match accuracy of generated answers. Both also print a
     few sample generations.
     """
-    from .evaluation import answer_accuracy, autoregressive_answer_accuracy
-    from .losses import autoregressive_log_likelihood, mc_log_likelihood
-    from .sampling import generate, generate_autoregressive
-    from .text import decode_generation
+    from .training.evaluation import answer_accuracy, autoregressive_answer_accuracy
+    from .diffusion.losses import autoregressive_log_likelihood, mc_log_likelihood
+    from .diffusion.sampling import generate, generate_autoregressive
+    from .model.text import decode_generation
 
     model, tokenizer = load_model(model_dir)
     if tokenizer is None:
@@ -215,15 +215,15 @@ def run_evaluation(model_dir, data, seq_len: int = 256, batches: int = 20, batch
 
 def encode_data_pair(tokenizer, conversation) -> tuple[torch.LongTensor, torch.LongTensor]:
     """(prompt ids, response ids) of one conversation as tensors."""
-    from .data import encode_conversation
+    from .training.data import encode_conversation
 
     p, r = encode_conversation(tokenizer, conversation)
     return torch.tensor(p), torch.tensor(r)
 
 
 def run_reversal(config, resume: bool = False, progress=None, train_hooks=None) -> dict:
-    """The reversal-curse experiment (:mod:`llada_play.reversal_experiment`) as a recipe, so that jobs can run it."""
-    from .reversal_experiment import ReversalConfig, run_reversal_experiment
+    """The reversal-curse experiment (:mod:`llada_play.experiments.reversal_experiment`) as a recipe, so that jobs can run it."""
+    from .experiments.reversal_experiment import ReversalConfig, run_reversal_experiment
 
     if isinstance(config, dict):
         config = ReversalConfig.from_dict(config)

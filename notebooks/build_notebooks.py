@@ -41,7 +41,7 @@ step after step, commit the predictions it is surest of. This notebook walks thr
 3. the **reverse process** (the sampler), which you can replay step by step with a widget."""),
         ("code", SETUP + '''
 
-from llada_play.checkpoint import load_model
+from llada_play.model.checkpoint import load_model
 model, tokenizer = load_model()  # the shipped default model, trained on Shakespeare
 print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, mask token {tokenizer.mask_token!r}")'''),
         ("md", """\
@@ -52,7 +52,7 @@ independently with probability *p = (1 - ε) t + ε*. Here is one line of *Hamle
 random draws for every *t*, so the masked set only grows)."""),
         ("code", '''\
 # NBVAL_CHECK_OUTPUT
-from llada_play.masking import forward_process
+from llada_play.diffusion.masking import forward_process
 
 line = "To be, or not to be, that is the question:\\nWhether 'tis nobler in the mind to suffer"
 ids = torch.tensor([tokenizer(line).input_ids])
@@ -103,7 +103,7 @@ to right (semi-autoregressive); inside a block each step commits the predictions
 (`remasking="low_confidence"`), a fixed share of the block per step. A `TraceRecorder` hook keeps every step."""),
         ("code", '''\
 from llada_play import TraceRecorder, generate
-from llada_play.text import decode_generation, encode_prompt
+from llada_play.model.text import decode_generation, encode_prompt
 
 prompt = encode_prompt(tokenizer, "Romeo.\\n")
 recorder = TraceRecorder(tokenizer)
@@ -116,11 +116,11 @@ Scrub through the run with the slider, press play, or jump block by block. Grey 
 model's current guess inside), green cells are committed (darker = more confident), the outlined cells were
 committed at the step shown."""),
         ("code", '''\
-from llada_play.widgets import DenoisingPlayer
+from llada_play.ui.widgets import DenoisingPlayer
 
 DenoisingPlayer(trace)'''),
         ("code", '''\
-from llada_play.viz import commit_order_figure
+from llada_play.ui.viz import commit_order_figure
 
 commit_order_figure(trace).show()'''),
         ("md", """\
@@ -171,7 +171,7 @@ after. The held-out sums never appear in training."""),
     ("code", SETUP + '''
 
 from pathlib import Path
-from llada_play.data import SFTBatches, encode_conversation, load_sft_rows
+from llada_play.training.data import SFTBatches, encode_conversation, load_sft_rows
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 train_rows = load_sft_rows(ROOT / "data/sft/arithmetic_train.jsonl")
@@ -183,7 +183,7 @@ for messages in train_rows[:3]:
 Each row goes through the chat template. The prompt part stays visible; the response is what gets masked:"""),
     ("code", '''\
 # NBVAL_CHECK_OUTPUT
-from llada_play.checkpoint import load_model
+from llada_play.model.checkpoint import load_model
 
 model, tokenizer = load_model()
 prompt_ids, response_ids = encode_conversation(tokenizer, train_rows[0])
@@ -194,7 +194,7 @@ print("padded to", batches.input_ids.shape[1], "tokens with end-of-text")'''),
     ("md", """\
 Before fine-tuning, the model has never seen a question; it answers with Shakespeare:"""),
     ("code", '''\
-from llada_play.evaluation import answer_accuracy
+from llada_play.training.evaluation import answer_accuracy
 
 before = answer_accuracy(model, tokenizer, test_rows, return_answers=True)
 for messages, answer in list(zip(test_rows, before["answers"]))[:3]:
@@ -206,7 +206,7 @@ collects the loss of every step."""),
     ("code", '''\
 import tempfile
 from llada_play.recipes import run_sft
-from llada_play.training import TrainConfig
+from llada_play.training.trainer import TrainConfig
 
 losses = []
 out_dir = tempfile.mkdtemp(prefix="quick-sft-")
@@ -233,8 +233,8 @@ Watch the fine-tuned model answer a held-out question: the answer digits, end-of
 are committed in the order the model is surest of."""),
     ("code", '''\
 from llada_play import TraceRecorder, generate
-from llada_play.text import decode_generation, encode_prompt
-from llada_play.widgets import DenoisingPlayer
+from llada_play.model.text import decode_generation, encode_prompt
+from llada_play.ui.widgets import DenoisingPlayer
 
 tuned, _ = load_model(summary["final_model"])
 question = test_rows[0][0]["content"]
@@ -251,7 +251,7 @@ NOTEBOOKS["02_remasking_strategies"] = [
 
 At every denoising step the mask predictor proposes a token for **every** masked position, but the sampler
 commits only a few of them; the rest are masked again ("remasked"). *Which* ones to keep is the remasking
-strategy, a small pure function of the predicted distributions (`llada_play/remasking.py`):
+strategy, a small pure function of the predicted distributions (`llada_play/diffusion/remasking.py`):
 
 | strategy | keeps the positions with the highest... |
 |---|---|
@@ -264,10 +264,10 @@ First the strategies side by side on one prompt; then **measured** on a task wit
     ("code", SETUP + '''
 
 from pathlib import Path
-from llada_play.checkpoint import ARITHMETIC_MODEL_DIR, load_model
-from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings
-from llada_play.remasking import REMASKING
-from llada_play.text import encode_prompt
+from llada_play.model.checkpoint import ARITHMETIC_MODEL_DIR, load_model
+from llada_play.experiments.compare import SamplerSetting, accuracy_by_setting, compare_settings
+from llada_play.diffusion.remasking import REMASKING
+from llada_play.model.text import encode_prompt
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 model, tokenizer = load_model()  # the shipped Shakespeare model
@@ -286,7 +286,7 @@ results = compare_settings(model, tokenizer, prompt, settings, seed=0)
 for r in results:
     print(f"--- {r.name} ({r.forward_passes} forward passes)\\n{r.text.strip()[:160]}\\n")'''),
     ("code", '''\
-from llada_play.viz import commit_order_panels
+from llada_play.ui.viz import commit_order_panels
 
 commit_order_panels(results, height=380).show()'''),
     ("md", """\
@@ -300,7 +300,7 @@ The shipped **arithmetic model** is the default model after `llada-play sft` on 
 fewer steps means more tokens committed per forward pass. Every point below is the exact-match accuracy on the
 held-out sums."""),
     ("code", '''\
-from llada_play.data import load_sft_rows
+from llada_play.training.data import load_sft_rows
 
 arith, arith_tokenizer = load_model(ARITHMETIC_MODEL_DIR)
 test_rows = load_sft_rows(ROOT / "data/sft/arithmetic_test.jsonl")[: 24 if QUICK else 200]
@@ -395,7 +395,7 @@ from the block's first step (an approximation: they would change as the block fi
 (32 positions in blocks of 8, as an app user would ask for), an answer that ends early leaves whole blocks of
 end-of-text, which the early exit skips."""),
     ("code", '''\
-from llada_play.compare import fast_decoding_settings
+from llada_play.experiments.compare import fast_decoding_settings
 
 ladder = accuracy_by_setting(arith, arith_tokenizer, test_rows, fast_decoding_settings(), seed=0)
 base = ladder[0]
@@ -432,8 +432,8 @@ windows in the same order, the same number of steps."""),
     ("code", SETUP + '''
 
 from pathlib import Path
-from llada_play.reversal_data import make_dataset, make_facts
-from llada_play.reversal_experiment import (ReversalConfig, conclusions, read_results, results_figure,
+from llada_play.experiments.reversal_data import make_dataset, make_facts
+from llada_play.experiments.reversal_experiment import (ReversalConfig, conclusions, read_results, results_figure,
                                             results_markdown, run_reversal_experiment, training_sentences)
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()'''),
@@ -499,8 +499,8 @@ print(results_markdown(results))'''),
 
 Held-out questions, asked in the trained direction and reversed."""),
     ("code", '''\
-from llada_play.checkpoint import load_model
-from llada_play.reversal import answer
+from llada_play.model.checkpoint import load_model
+from llada_play.experiments.reversal import answer
 
 pair = {run["model"]: load_model(run["model_dir"]) for run in results["runs"]}
 tokenizer = pair["diffusion"][1]
@@ -516,8 +516,8 @@ The diffusion model's answer to a reversed question, as it was written (one toke
 first; scrub or play):"""),
     ("code", '''\
 from llada_play import TraceRecorder, generate
-from llada_play.reversal import answer_settings, question_ids
-from llada_play.widgets import DenoisingPlayer
+from llada_play.experiments.reversal import answer_settings, question_ids
+from llada_play.ui.widgets import DenoisingPlayer
 
 question = asked["p2d_reverse_prompts_test"][0]["prompt"]
 recorder = TraceRecorder(tokenizer)
@@ -594,7 +594,7 @@ people's (`*`: the true one), by each model's log-likelihood per token (exact fo
 Monte-Carlo bound for the diffusion model), and what each model writes when asked to generate; three people in
 detail, then the count over all thirty (the table above has the rates over 100 questions and two seeds):"""),
     ("code", '''\
-from llada_play.reversal_experiment import load_experiment_data, rank_answers
+from llada_play.experiments.reversal_experiment import load_experiment_data, rank_answers
 
 long_data = load_experiment_data(ReversalConfig.from_dict(long["config"]))
 long_pair = {run["model"]: load_model(run["model_dir"]) for run in long["runs"] if run["seed"] == long["config"]["seeds"][0]}
@@ -634,12 +634,12 @@ where the fixed-ratio model breaks down."""),
 import tempfile
 from pathlib import Path
 from transformers import AutoTokenizer
-from llada_play.checkpoint import DEFAULT_MODEL_DIR
-from llada_play.config import config_from_preset
-from llada_play.data import PackedBatches, pack_tokens, read_corpus, split_documents
-from llada_play.modeling import LladaForMaskedLM
-from llada_play.tokenizer import special_token_ids
-from llada_play.training import TrainConfig, train
+from llada_play.model.checkpoint import DEFAULT_MODEL_DIR
+from llada_play.model.config import config_from_preset
+from llada_play.training.data import PackedBatches, pack_tokens, read_corpus, split_documents
+from llada_play.model.modeling import LladaForMaskedLM
+from llada_play.model.tokenizer import special_token_ids
+from llada_play.training.trainer import TrainConfig, train
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 hf_logging.set_verbosity_error()  # packing a whole play into one id stream is intended; skip the length warning
@@ -671,10 +671,10 @@ for name, ratio in [("fixed 15% (BERT-style)", 0.15), ("t ~ U(0,1) (LLaDA)", Non
 ## Masked-token loss against the masking ratio
 
 For each ratio *t*, mask the held-out windows at exactly that rate and measure the cross-entropy on the masked
-tokens (`llada_play.evaluation.loss_by_mask_ratio`)."""),
+tokens (`llada_play.training.evaluation.loss_by_mask_ratio`)."""),
     ("code", '''\
 import plotly.graph_objects as go
-from llada_play.evaluation import loss_by_mask_ratio
+from llada_play.training.evaluation import loss_by_mask_ratio
 
 RATIOS = [0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0]
 by_ratio = {name: loss_by_mask_ratio(m, val_batches, m.config.mask_token_id, ratios=RATIOS)
@@ -698,7 +698,7 @@ Both models run the same sampler (64 tokens, 64 steps, blocks of 32) from nothin
 good predictions at every ratio along the way, starting at *t* = 1."""),
     ("code", '''\
 from llada_play import TraceRecorder, generate
-from llada_play.text import decode_generation
+from llada_play.model.text import decode_generation
 
 empty = torch.zeros(1, 0, dtype=torch.long)
 traces = {}
@@ -754,10 +754,10 @@ and ends with the Slurm configuration you would use on a real cluster, printed, 
 import tempfile
 from pathlib import Path
 from IPython.display import display
-from llada_play.checkpoint import DEFAULT_MODEL_DIR
-from llada_play.job_widgets import JobMonitor
+from llada_play.model.checkpoint import DEFAULT_MODEL_DIR
+from llada_play.ui.job_widgets import JobMonitor
 from llada_play.jobs import ClusterConfig, JobFailed, submit, submit_sweep, sweep_grid
-from llada_play.training import TrainConfig
+from llada_play.training.trainer import TrainConfig
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 RUNS = Path(tempfile.mkdtemp(prefix="cluster-nb-"))
@@ -868,9 +868,9 @@ fig.show()'''),
 sampler. A tiny model after a few hundred steps is not expected to write well; judge the text below yourself."""),
     ("code", '''\
 from llada_play import TraceRecorder, generate
-from llada_play.checkpoint import load_model
-from llada_play.text import decode_generation, encode_prompt
-from llada_play.widgets import DenoisingPlayer
+from llada_play.model.checkpoint import load_model
+from llada_play.model.text import decode_generation, encode_prompt
+from llada_play.ui.widgets import DenoisingPlayer
 
 model, tokenizer = load_model(job.model_dir())
 prompt = encode_prompt(tokenizer, "Romeo.\\n")

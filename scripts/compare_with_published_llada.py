@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 from llada_play import generate
-from llada_play.checkpoint import load_model
-from llada_play.config import LladaConfig
-from llada_play.formats import export_checkpoint
-from llada_play.modeling import LladaForMaskedLM
+from llada_play.model.checkpoint import load_model
+from llada_play.model.config import LladaConfig
+from llada_play.model.formats import export_checkpoint
+from llada_play.model.modeling import LladaForMaskedLM
 
 MASK, EOS, EOT, VOCAB = 126336, 126081, 126348, 126464
 

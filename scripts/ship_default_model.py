@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from llada_play.checkpoint import DEFAULT_MODEL_DIR, load_model, save_model
+from llada_play.model.checkpoint import DEFAULT_MODEL_DIR, load_model, save_model
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from llada_play import LladaForMaskedLM, config_from_preset
-from llada_play.tokenizer import build_char_tokenizer, special_token_ids
+from llada_play.model.tokenizer import build_char_tokenizer, special_token_ids
 
 ALPHABET = string.ascii_letters + string.digits + " .,:;!?'\n-+="
 
@@ -76,7 +76,7 @@ def table_model():
 # known step, where polling for a checkpoint from outside races a run that takes milliseconds per step.
 _KILLED_CLI = """
 import os, signal, sys
-from llada_play import training
+from llada_play.training import trainer as training
 from llada_play.cli import main
 
 save, kill_at = training.save_checkpoint, int(os.environ["KILL_AT"])

@@ -12,9 +12,9 @@ import sys
 import torch
 
 from llada_play import LladaForMaskedLM, config_from_preset
-from llada_play.data import PackedBatches, SFTBatches
-from llada_play.tokenizer import build_char_tokenizer, special_token_ids
-from llada_play.training import TrainConfig, train
+from llada_play.training.data import PackedBatches, SFTBatches
+from llada_play.model.tokenizer import build_char_tokenizer, special_token_ids
+from llada_play.training.trainer import TrainConfig, train
 
 TEXT = ("HAMLET:\nTo be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer.\n"
         "OPHELIA:\nGood my lord, how does your honour for this many a day?\n") * 30

@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from llada_play.config import LladaConfig
-from llada_play.formats import export_checkpoint
-from llada_play.modeling import LladaForMaskedLM
-from llada_play.tokenizer import build_char_tokenizer
+from llada_play.model.config import LladaConfig
+from llada_play.model.formats import export_checkpoint
+from llada_play.model.modeling import LladaForMaskedLM
+from llada_play.model.tokenizer import build_char_tokenizer
 
 ALPHABET = string.ascii_letters + string.digits + " .,:;!?'\n-+="
 RAISES = "raise RuntimeError('the checkpoint's own code was imported')\n"

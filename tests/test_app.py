@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from llada_play.checkpoint import save_model
+from llada_play.model.checkpoint import save_model
 from tests.browser import browser_page, require_chromium, running_app
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -44,7 +44,7 @@ def test_app_denoises_live_in_the_browser_offline(model_dir, tmp_path):
 def test_reversal_tab_loads_a_result_and_asks_both_models_in_the_browser(model_dir, tmp_path):
     """A recorded result (a tiny real run) drawn as a table and a bar chart; a reverse question answered by both
     models while the diffusion model's canvas fills in."""
-    from llada_play.reversal_experiment import ReversalConfig, run_reversal_experiment
+    from llada_play.experiments.reversal_experiment import ReversalConfig, run_reversal_experiment
 
     require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)

@@ -3,9 +3,9 @@ import json
 import pytest
 from gradio_client import Client
 
-from llada_play.checkpoint import load_model, save_model
-from llada_play.sampling import generate
-from llada_play.text import decode_generation, encode_prompt
+from llada_play.model.checkpoint import load_model, save_model
+from llada_play.diffusion.sampling import generate
+from llada_play.model.text import decode_generation, encode_prompt
 from tests.browser import running_app
 
 
@@ -13,7 +13,7 @@ from tests.browser import running_app
 def app_url(tmp_path_factory):
     import torch
     from llada_play import LladaForMaskedLM, config_from_preset
-    from llada_play.tokenizer import build_char_tokenizer, special_token_ids
+    from llada_play.model.tokenizer import build_char_tokenizer, special_token_ids
     from tests.conftest import ALPHABET
 
     tokenizer = build_char_tokenizer(ALPHABET)

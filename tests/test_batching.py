@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from llada_play import LladaForMaskedLM, config_from_preset, generate
-from llada_play.batching import generate_many
+from llada_play.diffusion.batching import generate_many
 from tests.conftest import PerRowModel
 
 MASK, VOCAB, EOS = 3, 40, 1

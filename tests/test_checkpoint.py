@@ -5,8 +5,8 @@ import torch
 from safetensors.torch import save_file
 
 from llada_play import LladaForMaskedLM, config_from_preset
-from llada_play.checkpoint import CheckpointError, load_model, save_model
-from llada_play.tokenizer import special_token_ids, train_bpe_tokenizer
+from llada_play.model.checkpoint import CheckpointError, load_model, save_model
+from llada_play.model.tokenizer import special_token_ids, train_bpe_tokenizer
 
 CORPUS = ["HAMLET:\nTo be, or not to be, that is the question.\n", "OPHELIA:\nGood my lord, how does your honour?\n"]
 

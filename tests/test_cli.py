@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from llada_play.checkpoint import save_model
+from llada_play.model.checkpoint import save_model
 from llada_play.cli import main
 
 
@@ -65,7 +65,7 @@ def test_console_script_runs(model_dir):
 
 
 def test_parse_constraints(char_tokenizer):
-    from llada_play.text import parse_constraints
+    from llada_play.model.text import parse_constraints
     pins = parse_constraints(char_tokenizer, "0: ab, 5: c")
     assert pins == {0: char_tokenizer.convert_tokens_to_ids("a"), 1: char_tokenizer.convert_tokens_to_ids("b"),
                     5: char_tokenizer.convert_tokens_to_ids(" "), 6: char_tokenizer.convert_tokens_to_ids("c")}

@@ -1,6 +1,6 @@
 import torch
 
-from llada_play.compare import SamplerSetting, accuracy_by_setting, compare_settings, fast_decoding_settings
+from llada_play.experiments.compare import SamplerSetting, accuracy_by_setting, compare_settings, fast_decoding_settings
 
 
 def test_settings_side_by_side(tiny_model, char_tokenizer):

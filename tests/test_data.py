@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from llada_play.data import (DataError, PackedBatches, SFTBatches, encode_conversation, load_sft_rows, pack_tokens,
+from llada_play.training.data import (DataError, PackedBatches, SFTBatches, encode_conversation, load_sft_rows, pack_tokens,
                              read_corpus, split_documents)
 
 

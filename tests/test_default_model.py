@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from llada_play import generate
-from llada_play.checkpoint import DEFAULT_MODEL_DIR, load_model
-from llada_play.text import decode_generation, encode_prompt
+from llada_play.model.checkpoint import DEFAULT_MODEL_DIR, load_model
+from llada_play.model.text import decode_generation, encode_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 

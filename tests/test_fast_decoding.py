@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from llada_play import LladaForMaskedLM, config_from_preset, generate
-from llada_play.adapters import as_denoiser, supports_block_cache
-from llada_play.kv_cache import BlockKVCache
+from llada_play.model.adapters import as_denoiser, supports_block_cache
+from llada_play.model.kv_cache import BlockKVCache
 from tests.conftest import PerRowModel, TableModel, oracle_table
 
 MASK, VOCAB, EOS = 3, 40, 1

@@ -1,9 +1,9 @@
 """The notebook job monitor: it follows a job's state, metrics and log through the handle's methods."""
 from pathlib import Path
 
-from llada_play.job_widgets import JobMonitor
+from llada_play.ui.job_widgets import JobMonitor
 from llada_play.jobs import submit
-from llada_play.training import TrainConfig
+from llada_play.training.trainer import TrainConfig
 
 
 class ScriptedHandle:

@@ -13,7 +13,7 @@ import torch
 
 from llada_play.cli import main
 from llada_play.jobs import ClusterConfig, JobFailed, submit, submit_sweep, sweep_grid
-from llada_play.training import TrainConfig
+from llada_play.training.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "local-slurm.sh"
@@ -201,7 +201,7 @@ def test_slurm_preempted_job_requeues_and_resumes(slurm, corpus, tmp_path):
 # ---- LoRA SFT as a job, and previewing a Slurm configuration -------------------------------------------
 
 def test_lora_sft_runs_as_a_job_and_writes_adapter_and_merged_model(tiny_model, char_tokenizer, tmp_path, capsys):
-    from llada_play.checkpoint import load_model, save_model
+    from llada_play.model.checkpoint import load_model, save_model
 
     base = save_model(tiny_model, char_tokenizer, tmp_path / "base")
     rows = [{"prompt": f"{a}+{b}=", "response": str(a + b)} for a in range(6) for b in range(6)]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from llada_play import generate
-from llada_play.live import GenerationDone, Stepper, iterate_generation
+from llada_play.ui.live import GenerationDone, Stepper, iterate_generation
 
 
 def test_iterate_generation_yields_every_step_then_the_result(tiny_model, char_tokenizer):
@@ -51,7 +51,7 @@ def test_stepper_stop_ends_early(tiny_model):
 
 
 def test_an_abandoned_paused_run_ends_by_itself(tiny_model):
-    from llada_play.live import StepGate
+    from llada_play.ui.live import StepGate
     gate = StepGate(auto=False, idle_timeout=0.05)
     items = list(iterate_generation(tiny_model, torch.tensor([[12]]), gate=gate, steps=8, gen_length=8,
                                     block_length=8))

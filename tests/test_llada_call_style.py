@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from llada_play import generate, mc_log_likelihood
-from llada_play.masking import stratified_mask_counts
+from llada_play.diffusion.masking import stratified_mask_counts
 from tests.conftest import TableModel
 
 MASK, EOS, EOT, VOCAB = 15, 1, 2, 16
@@ -68,7 +68,7 @@ def test_prompt_ids_outside_the_vocabulary_are_named():
         generate(model, torch.tensor([[3, 4, 16]]), None, 1, 1, 1, mask_id=MASK)
     with pytest.raises(ValueError, match=r"prompt token id -1 at row 1, position 0"):
         generate(model, torch.tensor([[3, 4], [-1, 4]]), None, 1, 1, 1, mask_id=MASK)
-    from llada_play.batching import generate_many
+    from llada_play.diffusion.batching import generate_many
 
     with pytest.raises(ValueError, match=r"prompt 1 token id 20 at position 1 is outside the model's vocabulary"):
         generate_many(model, [[3, 4], [5, 20, 6]], steps=1, gen_length=1, block_length=1, mask_id=MASK)

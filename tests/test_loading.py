@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from llada_play import generate
-from llada_play.checkpoint import CheckpointError, load_model
+from llada_play.model.checkpoint import CheckpointError, load_model
 from tests.remote_code import write_remote_code_model
 
 CONFIG_CODE = '''
@@ -62,7 +62,7 @@ def test_a_bert_directory_loads_with_its_mask_token(tmp_path, char_tokenizer):
 
 
 def test_hub_ids_come_from_the_local_cache_only(tmp_path, monkeypatch, tiny_model, char_tokenizer):
-    from llada_play.checkpoint import save_model
+    from llada_play.model.checkpoint import save_model
     cache = tmp_path / "hub"
     snapshot = cache / "models--someone--tiny-llada" / "snapshots" / ("a" * 40)
     save_model(tiny_model, char_tokenizer, snapshot)

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from llada_play.losses import (autoregressive_log_likelihood, autoregressive_loss, mc_log_likelihood,
+from llada_play.diffusion.losses import (autoregressive_log_likelihood, autoregressive_loss, mc_log_likelihood,
                                pretrain_loss, sft_loss)
-from llada_play.masking import forward_process, mask_exactly, mask_probability, num_transfer_tokens, tokens_to_commit
+from llada_play.diffusion.masking import forward_process, mask_exactly, mask_probability, num_transfer_tokens, tokens_to_commit
 
 MASK = 3
 VOCAB = 50

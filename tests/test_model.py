@@ -5,7 +5,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from llada_play import LladaConfig, LladaForMaskedLM, LladaModel, config_from_preset
-from llada_play.config import PRESETS
+from llada_play.model.config import PRESETS
 
 
 def test_presets_have_expected_shapes():

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from llada_play import generate
-from llada_play.adapters import as_denoiser
-from llada_play.checkpoint import CheckpointError, load_model
+from llada_play.model.adapters import as_denoiser
+from llada_play.model.checkpoint import CheckpointError, load_model
 from llada_play.cli import main
-from llada_play.text import encode_prompt
+from llada_play.model.text import encode_prompt
 from tests.published_layouts import (llada_like_model, llada_tokenizer, write_dream_checkpoint,
                                      write_llada_checkpoint)
 
@@ -129,11 +129,11 @@ def test_a_tensor_outside_the_layout_or_of_the_wrong_shape_is_named(tmp_path):
 
 
 def test_the_memory_check_runs_before_a_native_load(llada, monkeypatch):
-    from llada_play import memory
+    from llada_play.model import memory
 
     path, _ = llada
     monkeypatch.setattr(memory, "available_memory", lambda device="cpu", device_map=None: 1024)
-    monkeypatch.setattr("llada_play.checkpoint.load_weights", lambda *a, **k: pytest.fail("weights were read"))
+    monkeypatch.setattr("llada_play.model.checkpoint.load_weights", lambda *a, **k: pytest.fail("weights were read"))
     with pytest.raises(memory.InsufficientMemoryError, match="only 0.0 GiB is available"):
         load_model(path)
 

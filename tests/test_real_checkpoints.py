@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from llada_play import TraceRecorder, config_from_preset, generate
-from llada_play.adapters import as_denoiser, family_of, shift_logits_right
-from llada_play.checkpoint import CheckpointError, load_model, save_model
-from llada_play.text import decode_generation, encode_prompt, stop_token_ids
+from llada_play.model.adapters import as_denoiser, family_of, shift_logits_right
+from llada_play.model.checkpoint import CheckpointError, load_model, save_model
+from llada_play.model.text import decode_generation, encode_prompt, stop_token_ids
 from tests.published_layouts import llada_like_model, write_llada_checkpoint
 from tests.published_layouts import llada_tokenizer as published_llada_tokenizer
 
@@ -159,8 +159,8 @@ def test_chat_template_round_trip_strips_end_of_turn_between_turns(llada_tokeniz
 def test_a_random_bert_is_a_denoiser_end_to_end(tmp_path, char_tokenizer):
     from transformers import BertConfig, BertForMaskedLM
 
-    from llada_play.trace import Trace
-    from llada_play.viz import trace_step_html
+    from llada_play.diffusion.trace import Trace
+    from llada_play.ui.viz import trace_step_html
 
     torch.manual_seed(0)
     bert = BertForMaskedLM(BertConfig(vocab_size=len(char_tokenizer), hidden_size=32, num_hidden_layers=2,
@@ -204,7 +204,7 @@ def test_dream_style_models_get_their_logits_shifted(table_model):
 
 
 def test_memory_estimate_of_the_llada_8b_preset_matches_its_parameter_count():
-    from llada_play.memory import GIB, count_parameters, estimate_memory
+    from llada_play.model.memory import GIB, count_parameters, estimate_memory
 
     parameters = count_parameters(config_from_preset("llada-8b"))
     assert abs(parameters - 8.02e9) / 8.02e9 < 0.01
@@ -218,7 +218,7 @@ def test_memory_estimate_of_the_llada_8b_preset_matches_its_parameter_count():
 def test_parameters_of_other_architectures_are_counted_without_allocating_them():
     from transformers import BertConfig, BertForMaskedLM
 
-    from llada_play.memory import count_parameters
+    from llada_play.model.memory import count_parameters
 
     config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64)
@@ -226,7 +226,7 @@ def test_parameters_of_other_architectures_are_counted_without_allocating_them()
 
 
 def test_loading_is_refused_before_it_starts_when_memory_is_short(tmp_path, tiny_model, char_tokenizer, monkeypatch):
-    from llada_play import memory
+    from llada_play.model import memory
 
     path = save_model(tiny_model, char_tokenizer, tmp_path / "m")
     parameters, stored = memory.stored_parameters(path)
@@ -251,9 +251,9 @@ def test_lora_on_a_llada_checkpoint_trains_saves_loads_and_merges(llada_dir, tmp
     from safetensors.torch import load_file
 
     from llada_play.cli import main
-    from llada_play.losses import mc_log_likelihood
+    from llada_play.diffusion.losses import mc_log_likelihood
     from llada_play.recipes import encode_data_pair, run_sft
-    from llada_play.training import TrainConfig
+    from llada_play.training.trainer import TrainConfig
 
     rows = [{"prompt": f"{a}+{b}=", "response": str(a + b)} for a in range(5) for b in range(5)]
     data = tmp_path / "train.jsonl"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from llada_play.reversal_data import (D2P_TEMPLATES, P2D_TEMPLATES, TRAIN_TEMPLATES, make_dataset, make_facts,
+from llada_play.experiments.reversal_data import (D2P_TEMPLATES, P2D_TEMPLATES, TRAIN_TEMPLATES, make_dataset, make_facts,
                                       read_dataset, write_dataset)
 
 

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from llada_play.cli import main
-from llada_play.reversal_data import facts_from_files, make_dataset, make_facts, write_dataset
-from llada_play.reversal_experiment import (ReversalConfig, conclusions, read_results, results_figure,
+from llada_play.experiments.reversal_data import facts_from_files, make_dataset, make_facts, write_dataset
+from llada_play.experiments.reversal_experiment import (ReversalConfig, conclusions, read_results, results_figure,
                                             results_markdown, run_reversal_experiment, summarise,
                                             training_sentences)
 
@@ -152,7 +152,7 @@ def test_the_shipped_long_result_finds_its_models():
     """long.json's first seed ships its two models beside it; they load as the kinds the result says."""
     from pathlib import Path
 
-    from llada_play.checkpoint import load_model
+    from llada_play.model.checkpoint import load_model
 
     shipped = Path(__file__).resolve().parent.parent / "data" / "reversal" / "results" / "long.json"
     results = read_results(shipped)

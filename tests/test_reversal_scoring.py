@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from llada_play.reversal import answer_matches, infilling_accuracy, ranking_accuracy, generation_accuracy
-from llada_play.reversal_data import Fact
+from llada_play.experiments.reversal import answer_matches, infilling_accuracy, ranking_accuracy, generation_accuracy
+from llada_play.experiments.reversal_data import Fact
 from tests.conftest import TableModel, oracle_table
 
 
@@ -50,8 +50,8 @@ def test_ranking_prefers_the_answer_the_model_knows(char_tokenizer):
 
 def test_causal_ranking_uses_exact_likelihoods(char_tokenizer):
     from llada_play import LladaForMaskedLM, config_from_preset
-    from llada_play.reversal import completion_score
-    from llada_play.tokenizer import special_token_ids
+    from llada_play.experiments.reversal import completion_score
+    from llada_play.model.tokenizer import special_token_ids
     torch.manual_seed(0)
     model = LladaForMaskedLM(config_from_preset("tiny", causal=True, **special_token_ids(char_tokenizer))).eval()
     a = completion_score(model, char_tokenizer, "ab is", " cd", causal=True)
@@ -78,7 +78,7 @@ def test_sentence_start_prefixes_end_of_text(char_tokenizer):
 
 
 def test_infilling_by_ranking_picks_the_name_the_model_knows(char_tokenizer):
-    from llada_play.reversal import infilling_ranking_accuracy
+    from llada_play.experiments.reversal import infilling_ranking_accuracy
 
     model = StartOracle(char_tokenizer, "ab is cd.", len(char_tokenizer))
     names = ["ab", "ef", "gh", "ij", "kl"]

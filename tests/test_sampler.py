@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from llada_play import generate, generate_autoregressive
-from llada_play.remasking import REMASKING, get_scorer, register_remasking
-from llada_play.sampling import classifier_free_guidance
+from llada_play.diffusion.remasking import REMASKING, get_scorer, register_remasking
+from llada_play.diffusion.sampling import classifier_free_guidance
 from tests.conftest import TableModel, oracle_table
 
 MASK, VOCAB, EOS = 3, 40, 1
@@ -258,7 +258,7 @@ def test_missing_mask_id_for_a_model_without_one():
 
 def test_autoregressive_generate(char_tokenizer):
     from llada_play import LladaForMaskedLM, config_from_preset
-    from llada_play.tokenizer import special_token_ids
+    from llada_play.model.tokenizer import special_token_ids
     model = LladaForMaskedLM(config_from_preset("tiny", causal=True, **special_token_ids(char_tokenizer))).eval()
     prompt = torch.tensor([[12, 13, 14]])
     out = generate_autoregressive(model, prompt, max_new_tokens=6)

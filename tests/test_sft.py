@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from llada_play.checkpoint import load_model, save_model
+from llada_play.model.checkpoint import load_model, save_model
 from llada_play.recipes import run_sft
-from llada_play.training import TrainConfig
+from llada_play.training.trainer import TrainConfig
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def lora_cli_args(model_dir, data, out, merge=True, steps=12) -> list[str]:
 def assert_killed_lora_run_resumes_exactly(args, straight, killed, merge=True):
     """Run ARGS into STRAIGHT, run them into KILLED with a SIGKILL as step 9 is saved, resume: same end."""
     from llada_play.cli import main
-    from llada_play.training import checkpoint_dirs
+    from llada_play.training.trainer import checkpoint_dirs
     from tests.conftest import run_cli_killed_at
 
     assert main(args(straight)) == 0

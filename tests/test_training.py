@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from llada_play import LladaForMaskedLM, config_from_preset
-from llada_play.data import PackedBatches, SFTBatches
-from llada_play.tokenizer import special_token_ids
-from llada_play.training import TrainConfig, checkpoint_dirs, lr_at, train
+from llada_play.training.data import PackedBatches, SFTBatches
+from llada_play.model.tokenizer import special_token_ids
+from llada_play.training.trainer import TrainConfig, checkpoint_dirs, lr_at, train
 
 TEXT_A = "HAMLET:\nTo be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer.\n" * 40
 TEXT_B = "OPHELIA:\nGood my lord, how does your honour for this many a day?\nI humbly thank you; well.\n" * 40
@@ -74,7 +74,7 @@ def test_loss_goes_down(char_tokenizer, tmp_path, objective):
     model = tiny(char_tokenizer, causal=objective == "autoregressive")
     config = TrainConfig(objective=objective, output_dir=str(tmp_path), max_steps=60, warmup_steps=5, lr=3e-3,
                          log_every=1, progress=False, precision="fp32")
-    from llada_play.evaluation import autoregressive_eval, masked_token_loss
+    from llada_play.training.evaluation import autoregressive_eval, masked_token_loss
 
     held_out = packed(char_tokenizer).fixed_batches(8)
 

@@ -1,7 +1,7 @@
 import torch
 
 from llada_play import TraceRecorder, generate
-from llada_play.widgets import DenoisingPlayer, grid_figure
+from llada_play.ui.widgets import DenoisingPlayer, grid_figure
 
 
 def test_player_scrubs_and_jumps_by_block(tiny_model, char_tokenizer):

@@ -5,7 +5,7 @@
 import argparse
 from pathlib import Path
 
-from llada_play.reversal_data import write_dataset
+from llada_play.experiments.reversal_data import write_dataset
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

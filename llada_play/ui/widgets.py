@@ -1,6 +1,6 @@
 """Notebook widgets: a denoising player for any trace (ipywidgets + plotly FigureWidget).
 
-    from llada_play.widgets import DenoisingPlayer
+    from llada_play.ui.widgets import DenoisingPlayer
     DenoisingPlayer(trace)            # a step slider, a play button, the canvas and a token grid
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 
 import ipywidgets as widgets
 
-from .trace import Trace
+from ..diffusion.trace import Trace
 from .viz import token_text, trace_step_html
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .hooks import StepRecord
-from .sampling import generate
-from .trace import Trace, TraceRecorder
+from ..diffusion.hooks import StepRecord
+from ..diffusion.sampling import generate
+from ..diffusion.trace import Trace, TraceRecorder
 
 
 @dataclass

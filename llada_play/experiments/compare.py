@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .evaluation import answer_accuracy
-from .sampling import generate
-from .text import decode_generation
-from .trace import Trace, TraceRecorder
+from ..training.evaluation import answer_accuracy
+from ..diffusion.sampling import generate
+from ..model.text import decode_generation
+from ..diffusion.trace import Trace, TraceRecorder
 
 
 @dataclass

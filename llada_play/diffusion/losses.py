@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .adapters import as_denoiser, logits_of  # noqa: F401  (logits_of is imported from here elsewhere)
+from ..model.adapters import as_denoiser, logits_of  # noqa: F401  (logits_of is imported from here elsewhere)
 from .masking import forward_process, mask_exactly, stratified_mask_counts
 
 

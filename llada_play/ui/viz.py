@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import math
 
-from .trace import Trace
+from ..diffusion.trace import Trace
 
 MASK_GLYPH = "▒"
 CELL_CSS = """

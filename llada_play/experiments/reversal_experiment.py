@@ -17,15 +17,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model, save_model
-from .config import PRESETS, config_from_preset
-from .data import PackedBatches, pack_tokens
-from .modeling import LladaForMaskedLM
+from ..model.checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model, save_model
+from ..model.config import PRESETS, config_from_preset
+from ..training.data import PackedBatches, pack_tokens
+from ..model.modeling import LladaForMaskedLM
 from .reversal import (candidate_scores, draw_candidates, generation_accuracy, infilling_accuracy,
                        infilling_ranking_accuracy, normalise, ranking_accuracy)
 from .reversal_data import facts_from_files, make_dataset, read_dataset
-from .tokenizer import special_token_ids
-from .training import TrainConfig, TrainStepRecord, train
+from ..model.tokenizer import special_token_ids
+from ..training.trainer import TrainConfig, TrainStepRecord, train
 
 MODEL_KINDS = ("diffusion", "autoregressive")
 # (metric key, test file, direction): "forward" asks in the trained order, "reverse" in the other one.

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .adapters import as_denoiser
+from ..model.adapters import as_denoiser
 from .masking import tokens_to_commit
 from .remasking import get_scorer, token_probability
 from .sampling import (_rank_within_rows, check_token_ids, end_rows_after_eos_block, guided_logits, sample_tokens,

@@ -7,9 +7,9 @@ import re
 
 import torch
 
-from .losses import autoregressive_log_likelihood, mc_log_likelihood
-from .sampling import generate, generate_autoregressive
-from .text import decode_generation
+from ..diffusion.losses import autoregressive_log_likelihood, mc_log_likelihood
+from ..diffusion.sampling import generate, generate_autoregressive
+from ..model.text import decode_generation
 
 
 def normalise(text: str) -> str:

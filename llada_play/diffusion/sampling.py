@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from .adapters import Denoiser, as_denoiser, logits_of, resolve_mask_id  # noqa: F401  (re-exported)
+from ..model.adapters import Denoiser, as_denoiser, logits_of, resolve_mask_id  # noqa: F401  (re-exported)
 from .hooks import LogitsContext, StepRecord, call_logits_hooks, call_step_hooks
-from .kv_cache import CACHE_MODES, cache_window
+from ..model.kv_cache import CACHE_MODES, cache_window
 from .masking import tokens_to_commit
 from .remasking import get_scorer, token_probability
 

@@ -15,13 +15,13 @@ from .config import LladaConfig
 from .formats import Layout, LayoutError, check_tensors, layout_of, load_weights, native_config
 from .text import end_of_turn_id
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_model"
 # The default model's autoregressive twin (same shape, tokenizer, data and budget; causal attention): the
 # baseline of the reversal-curse experiment when it starts from pre-trained models.
-DEFAULT_AR_MODEL_DIR = Path(__file__).resolve().parent / "default_ar_model"
+DEFAULT_AR_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_ar_model"
 # The default model after `llada-play sft` on the shipped arithmetic rows (defaults: 1000 steps): a model with a
 # task that has ground truth, for comparing samplers (notebook 02, benchmarks/fast_decoding.py).
-ARITHMETIC_MODEL_DIR = Path(__file__).resolve().parent / "arithmetic_model"
+ARITHMETIC_MODEL_DIR = Path(__file__).resolve().parent.parent / "arithmetic_model"
 # Names for the weights dtype in the CLI and the app; "stored" keeps what the files hold.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "stored": None}
 

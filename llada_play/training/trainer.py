@@ -21,9 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .adapters import Denoiser, as_denoiser
-from .checkpoint import publish_directory
-from .losses import autoregressive_loss, pretrain_loss, sft_loss
+from ..model.adapters import Denoiser, as_denoiser
+from ..model.checkpoint import publish_directory
+from ..diffusion.losses import autoregressive_loss, pretrain_loss, sft_loss
 
 OBJECTIVES = ("pretrain", "sft", "autoregressive")
 

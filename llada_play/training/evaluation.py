@@ -6,9 +6,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .adapters import as_denoiser
-from .losses import autoregressive_loss, logits_of
-from .masking import forward_process
+from ..model.adapters import as_denoiser
+from ..diffusion.losses import autoregressive_loss, logits_of
+from ..diffusion.masking import forward_process
 
 
 @torch.no_grad()
@@ -93,9 +93,9 @@ def answer_accuracy(model, tokenizer, conversations: list[list[dict]], chat: boo
     ``refill``: continuous batching (:func:`batching.generate_many`, ``batch_size`` slots refilled as rows
     finish) instead of fixed batches; the same answers at temperature 0 (up to rounding), no block cache.
     """
-    from .batching import generate_many
-    from .sampling import generate
-    from .text import decode_generation, stop_token_ids
+    from ..diffusion.batching import generate_many
+    from ..diffusion.sampling import generate
+    from ..model.text import decode_generation, stop_token_ids
 
     steps = steps or gen_length
     block_length = block_length or gen_length
@@ -138,8 +138,8 @@ def answer_accuracy(model, tokenizer, conversations: list[list[dict]], chat: boo
 @torch.no_grad()
 def autoregressive_answer_accuracy(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = 8) -> dict:
     """Exact-match accuracy of greedy left-to-right answers (for the causal twin), one prompt at a time."""
-    from .sampling import generate_autoregressive
-    from .text import decode_generation, stop_token_ids
+    from ..diffusion.sampling import generate_autoregressive
+    from ..model.text import decode_generation, stop_token_ids
 
     device = next(model.parameters()).device
     correct = well_formed = 0

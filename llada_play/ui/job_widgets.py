@@ -1,6 +1,6 @@
 """A notebook monitor for a training job (ipywidgets + a plotly ``FigureWidget`` loss plot).
 
-    from llada_play.job_widgets import JobMonitor
+    from llada_play.ui.job_widgets import JobMonitor
     monitor = JobMonitor(handle)   # status line, live loss plot, log tail, Cancel button
     display(monitor)
     monitor.follow()               # refresh until the job ends (blocks; the final state is shown when it returns)
@@ -17,7 +17,7 @@ import time
 
 import ipywidgets as widgets
 
-from .jobs import FINISHED_OK, RUNNING
+from ..jobs import FINISHED_OK, RUNNING
 
 STATUS_COLOURS = {"COMPLETED": "#2b8a3e", "RUNNING": "#1971c2", "PENDING": "#868e96", "CANCELLED": "#e67700"}
 
