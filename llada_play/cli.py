@@ -1,135 +1,41 @@
-"""The ``llada-play`` command line."""
+"""The ``llada-play`` command line: ``main``, and the commands that are not training (sample, eval, submit).
+
+The parser and the training commands live in ``commands.py``, which ``jobs`` uses without importing this module.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
 
-
-SHIPPED_SFT = Path(__file__).resolve().parent.parent / "data" / "sft"
-
-
-def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
-    from .diffusion.remasking import REMASKING
-
-    parser.add_argument("--gen-length", type=int, default=64, help="tokens to generate (default 64)")
-    parser.add_argument("--steps", type=int, default=64, help="denoising steps in all (default 64)")
-    parser.add_argument("--block-length", type=int, default=32, help="semi-autoregressive block size (default 32)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
-    parser.add_argument("--cfg-scale", type=float, default=0.0, help="classifier-free guidance scale (default 0)")
-    parser.add_argument("--remasking", default="low_confidence", choices=sorted(REMASKING) + ["threshold"])
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="confidence-threshold parallel decoding: commit all candidates above it")
-    parser.add_argument("--cache", default="none", choices=["none", "prefix", "dual"],
-                        help="approximate block KV cache (Fast-dLLM): reuse the prefix (and suffix) keys/values "
-                             "within a block (default none)")
-    parser.add_argument("--cache-refresh-every", type=int, default=None, metavar="N",
-                        help="also refresh the cache every N steps within a block (1 = exact)")
-    parser.add_argument("--eos-early-exit", action="store_true",
-                        help="stop once a block is all end-of-text, filling the rest with end-of-text")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
-    from .model.checkpoint import DTYPES
-
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow a checkpoint that ships its own Python code (not needed for LLaDA and Dream, "
-                             "which are read natively; off by default)")
-    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
-                        help="weights dtype (default float32; bfloat16 halves memory, use it for LLaDA-8B)")
+from .commands import build_parser as build_command_parser
 
 
 def cmd_sample(args) -> int:
-    from .model.checkpoint import DTYPES, load_model
-    from .diffusion.sampling import generate
-    from .model.text import decode_generation, encode_prompt
+    from .diffusion.sampler_config import sampler_config_from_args
+    from .diffusion.sampling import denoise
     from .diffusion.trace import TraceRecorder
+    from .model.checkpoint import DTYPES, load_model
+    from .model.text import decode_generation, encode_prompt
 
-    torch.manual_seed(args.seed)
+    config = sampler_config_from_args(args)  # refused here, before the model loads
     model, tokenizer = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
                                   dtype=DTYPES[args.dtype], device_map=args.device_map)
     if tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer; the CLI needs text in and out")
     prompt = encode_prompt(tokenizer, args.prompt, chat=args.chat)
-    recorder = TraceRecorder(tokenizer, params={k: v for k, v in vars(args).items() if k != "func"}) if args.trace else None
-    out = generate(model, prompt, steps=args.steps, gen_length=args.gen_length, block_length=args.block_length,
-                   temperature=args.temperature, cfg_scale=args.cfg_scale, remasking=args.remasking,
-                   threshold=args.threshold, seed=args.seed, hooks=recorder, cache=args.cache,
-                   cache_refresh_every=args.cache_refresh_every, eos_early_exit=args.eos_early_exit)
-    text = decode_generation(tokenizer, out[0], prompt.shape[1], stop_at_eos=not args.keep_eos)
+    run = denoise(model, prompt, config, observe=bool(args.trace))
+    recorder = TraceRecorder(tokenizer, config=config) if args.trace else None
+    for record in run:
+        if recorder is not None:
+            recorder(record)
+    text = decode_generation(tokenizer, run.output[0], prompt.shape[1], stop_at_eos=not args.keep_eos)
     print(args.prompt + text if not args.chat else text)
     if recorder is not None:
         recorder.trace().to_json(args.trace)
         print(f"[trace written to {args.trace}]", file=sys.stderr)
-    return 0
-
-
-def add_train_arguments(parser: argparse.ArgumentParser, steps: int, lr: float, warmup: int = 100) -> None:
-    parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, final/)")
-    parser.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=lr)
-    parser.add_argument("--warmup", type=int, default=warmup, help=f"warm-up steps before the cosine decay (default {warmup})")
-    parser.add_argument("--weight-decay", type=float, default=0.1)
-    parser.add_argument("--grad-clip", type=float, default=1.0)
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save-every", type=int, default=250)
-    parser.add_argument("--keep-last", type=int, default=2)
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--ddp-backend", default="auto", choices=["auto", "gloo", "nccl"],
-                        help="torch.distributed backend when launched as several processes (auto: nccl on GPUs, gloo on CPU)")
-
-
-def train_config_from_args(args, objective: str):
-    from .training.trainer import TrainConfig
-
-    return TrainConfig(objective=objective, output_dir=args.out, max_steps=args.steps, lr=args.lr,
-                       warmup_steps=min(args.warmup, args.steps), weight_decay=args.weight_decay,
-                       grad_clip=args.grad_clip, grad_accum=args.grad_accum, seed=args.seed,
-                       precision=args.precision, device=args.device, log_every=args.log_every,
-                       save_every=args.save_every, keep_last=args.keep_last, progress=not args.no_progress,
-                       ddp_backend=getattr(args, "ddp_backend", "auto"))
-
-
-def _print_summary(summary: dict) -> None:
-    print(json.dumps({k: v for k, v in summary.items() if k not in {"config", "train_documents"}}, indent=2))
-
-
-def cmd_train(args) -> int:
-    from .recipes import run_pretraining
-
-    objective = "autoregressive" if args.autoregressive else "pretrain"
-    config = train_config_from_args(args, objective)
-    config.fixed_mask_ratio = args.fixed_mask_ratio
-    config.__post_init__()  # validate the ratio like every other setting
-    summary = run_pretraining(args.data, config, preset=args.preset,
-                              vocab_size=args.vocab_size, seq_len=args.seq_len, batch_size=args.batch_size,
-                              held_out_fraction=args.held_out, tokenizer_dir=args.tokenizer, resume=args.resume)
-    _print_summary(summary)
-    return 0
-
-
-def cmd_sft(args) -> int:
-    from .model.checkpoint import DTYPES
-    from .recipes import run_sft
-
-    if args.eval_data is None and Path(args.data) == SHIPPED_SFT / "arithmetic_train.jsonl":
-        args.eval_data = str(SHIPPED_SFT / "arithmetic_test.jsonl")
-    objective = "autoregressive" if args.autoregressive else "sft"
-    summary = run_sft(args.model, args.data, train_config_from_args(args, objective), batch_size=args.batch_size,
-                      seq_len=args.seq_len, on_error=args.on_error, lora_rank=args.lora_rank,
-                      lora_alpha=args.lora_alpha, merge_lora=not args.no_merge, resume=args.resume,
-                      eval_data=args.eval_data, trust_remote_code=args.trust_remote_code, dtype=DTYPES[args.dtype])
-    _print_summary(summary)
     return 0
 
 
@@ -139,52 +45,6 @@ def cmd_eval(args) -> int:
     result = run_evaluation(args.model, args.data, seq_len=args.seq_len, batches=args.batches,
                             mc_samples=args.mc_samples, rows=args.rows, samples=args.samples, seed=args.seed)
     print(json.dumps(result, indent=2))
-    return 0
-
-
-def _seed_list(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds are comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed")
-    return seeds
-
-
-def reversal_run_dir(args) -> Path:
-    """Where ``llada-play reversal`` puts its models: --run-dir, or next to the results file."""
-    return Path(args.run_dir or str(Path(args.out).with_suffix("")) + "-runs")
-
-
-def cmd_reversal(args) -> int:
-    from .experiments.reversal_experiment import ReversalConfig, results_markdown, run_reversal_experiment
-
-    overrides = {k: v for k, v in {
-        "data_dir": args.data, "init": args.init, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
-        "people_per_subset": args.people, "eval_rows": args.eval_rows, "lr": args.lr, "batch_size": args.batch_size,
-        "device": args.device, "models": args.models}.items() if v is not None}
-    overrides["out_dir"] = str(reversal_run_dir(args))
-    config = ReversalConfig.quick(**overrides) if args.quick else ReversalConfig(**overrides)
-    bar = None
-    if not args.no_progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=1000, desc="reversal", dynamic_ncols=True, bar_format="{l_bar}{bar}| {elapsed} {postfix}")
-
-    def progress(fraction: float, message: str) -> None:
-        if bar is not None:
-            bar.n = round(1000 * fraction)
-            bar.set_postfix_str(message, refresh=True)
-
-    results = run_reversal_experiment(config, progress=progress, resume=args.resume)
-    if bar is not None:
-        bar.close()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(results_markdown(results))
-    print(f"[{len(results['runs'])} models in {results['wall_time_s']:.0f} s; results in {args.out}, "
-          f"models under {config.out_dir}]", file=sys.stderr)
     return 0
 
 
@@ -222,104 +82,8 @@ def cmd_submit(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llada-play", description="Play with masked-diffusion language models.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sample = sub.add_parser("sample", help="generate text by denoising")
-    sample.add_argument("--prompt", required=True, help="text to continue")
-    sample.add_argument("--model", default=None,
-                        help="model directory or cached hub id (default: the shipped model)")
-    sample.add_argument("--device", default="cpu")
-    sample.add_argument("--device-map", default=None,
-                        help="spread a large model over the GPUs and the CPU (e.g. auto; needs accelerate)")
-    add_loading_arguments(sample)
-    sample.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
-    sample.add_argument("--keep-eos", action="store_true", help="print end-of-text tokens and what follows")
-    sample.add_argument("--trace", default=None, metavar="OUT.json", help="write the denoising trace as JSON")
-    add_sampler_arguments(sample)
-    sample.set_defaults(func=cmd_sample)
-
-    tr = sub.add_parser("train", help="pre-train a model (or its autoregressive twin) on a text corpus")
-    tr.add_argument("--data", required=True, help="a .txt file or a directory of .txt files")
-    tr.add_argument("--preset", default="small", help="model shape: tiny, small, ... (default small)")
-    tr.add_argument("--autoregressive", action="store_true", help="train the causal twin instead")
-    tr.add_argument("--tokenizer", default=None, help="reuse this tokenizer directory instead of training one")
-    tr.add_argument("--vocab-size", type=int, default=4096)
-    tr.add_argument("--seq-len", type=int, default=256)
-    tr.add_argument("--held-out", type=float, default=0.05, help="fraction of documents held out")
-    tr.add_argument("--fixed-mask-ratio", type=float, default=None,
-                    help="mask every sequence at this ratio instead of t ~ U(0,1) (0.15: the BERT-style baseline)")
-    add_train_arguments(tr, steps=2000, lr=1e-3)
-    tr.set_defaults(func=cmd_train)
-
-    sft = sub.add_parser("sft", help="supervised fine-tuning on prompt/response rows")
-    sft.add_argument("--data", default=str(SHIPPED_SFT / "arithmetic_train.jsonl"),
-                     help=".jsonl/.json/.csv/.parquet with prompt+response or messages (default: shipped arithmetic)")
-    sft.add_argument("--eval-data", default=None,
-                     help="held-out rows answered before and after training (default with the shipped data: its test split)")
-    sft.add_argument("--model", default=None, help="model directory (default: the shipped model)")
-    sft.add_argument("--autoregressive", action="store_true", help="next-token loss on the response (causal models)")
-    sft.add_argument("--seq-len", type=int, default=None, help="pad/cut length (default: the longest row)")
-    sft.add_argument("--on-error", default="stop", choices=["stop", "skip"], help="what a malformed row does")
-    sft.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (peft)")
-    sft.add_argument("--lora-alpha", type=int, default=16, help="LoRA scaling numerator (default 16)")
-    sft.add_argument("--no-merge", action="store_true",
-                     help="keep only the adapters (OUT/adapter) instead of also saving the merged model")
-    add_loading_arguments(sft)
-    add_train_arguments(sft, steps=1000, lr=1e-3, warmup=50)
-    sft.set_defaults(func=cmd_sft)
-
-    ev = sub.add_parser("eval", help="held-out loss, likelihood bound, accuracy and samples")
-    ev.add_argument("--model", default=None, help="model directory (default: the shipped model)")
-    ev.add_argument("--data", required=True, help="held-out text (.txt or directory) or SFT rows (.jsonl...)")
-    ev.add_argument("--seq-len", type=int, default=256)
-    ev.add_argument("--batches", type=int, default=20, help="fixed text windows batches to score")
-    ev.add_argument("--mc-samples", type=int, default=64, help="Monte-Carlo samples per row for the bound")
-    ev.add_argument("--rows", type=int, default=50, help="SFT rows to score")
-    ev.add_argument("--samples", type=int, default=3, help="sample generations to print")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.set_defaults(func=cmd_eval)
-
-    rv = sub.add_parser("reversal", help="the reversal-curse experiment: a diffusion model against its autoregressive twin")
-    rv.add_argument("--out", required=True, help="results JSON to write")
-    rv.add_argument("--quick", action="store_true",
-                    help="5 people per subset, 2 seeds, 1000 steps, 40 test rows per set: < 10 min on 2 CPU cores")
-    rv.add_argument("--data", default=None,
-                    help="a directory in the published layout (p2d_prompts_train.jsonl, ...); default: generated")
-    rv.add_argument("--init", default=None, choices=["scratch", "pretrained"],
-                    help="train from scratch (default) or from the shipped model and its autoregressive twin")
-    rv.add_argument("--preset", default=None, help="model shape when training from scratch (default mini)")
-    rv.add_argument("--steps", type=int, default=None, help="training steps per model (default 2500, quick 1000)")
-    rv.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated (default 0,1,2; quick 0,1)")
-    rv.add_argument("--models", type=lambda t: t.split(","), default=None,
-                    help="diffusion,autoregressive (default both)")
-    rv.add_argument("--people", type=int, default=None, help="people per subset of generated data (default 30)")
-    rv.add_argument("--eval-rows", type=int, default=None, help="test rows scored per question set (default 100, quick 40)")
-    rv.add_argument("--lr", type=float, default=None)
-    rv.add_argument("--batch-size", type=int, default=None)
-    rv.add_argument("--device", default=None)
-    rv.add_argument("--run-dir", default=None, help="where the trained models go (default: next to --out)")
-    rv.add_argument("--resume", action="store_true", help="keep the models already scored, continue the one in training")
-    rv.add_argument("--no-progress", action="store_true")
-    rv.set_defaults(func=cmd_reversal)
-
-    sub_ = sub.add_parser("submit", help="run a train/sft/reversal command as a job (local or Slurm)",
-                          description="llada-play submit [options] -- train --data data/shakespeare --out runs/x")
-    sub_.add_argument("--executor", default="local", choices=["local", "slurm"],
-                      help="local: a subprocess on this machine (default); slurm: sbatch through submitit")
-    sub_.add_argument("--tasks-per-node", type=int, default=1, help="training processes per node (DDP if > 1)")
-    sub_.add_argument("--nodes", type=int, default=1)
-    sub_.add_argument("--gpus-per-node", type=int, default=0)
-    sub_.add_argument("--cpus-per-task", type=int, default=None)
-    sub_.add_argument("--partition", default=None)
-    sub_.add_argument("--account", default=None)
-    sub_.add_argument("--time", type=int, default=60, help="time limit in minutes (default 60)")
-    sub_.add_argument("--sbatch", action="append", metavar="KEY=VALUE", help="extra sbatch option (repeatable)")
-    sub_.add_argument("--setup", action="append", metavar="LINE", help="shell line run before the job (repeatable)")
-    sub_.add_argument("--folder", default=None, help="submitit logs (default: <out>/submitit)")
-    sub_.add_argument("--wait", action="store_true", help="wait for the job and print its status and model")
-    sub_.add_argument("training", nargs=argparse.REMAINDER, help="-- then the training command line")
-    sub_.set_defaults(func=cmd_submit)
-    return parser
+    """The ``llada-play`` parser, every subcommand with its handler."""
+    return build_command_parser({"sample": cmd_sample, "eval": cmd_eval, "submit": cmd_submit})
 
 
 def main(argv: list[str] | None = None) -> int:

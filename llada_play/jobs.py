@@ -135,10 +135,10 @@ class CommandJob(submitit.helpers.Checkpointable):
 
     def __call__(self):
         from .training import distributed
-        from .cli import build_parser
+        from .commands import build_parser
 
         _join_process_group_env()
-        args = build_parser().parse_args(self.argv)
+        args = build_parser().parse_args(self.argv)  # the training commands' handlers are built in
         args.resume = True
         try:
             return args.func(args)
@@ -402,7 +402,7 @@ def submit_sweep(config: TrainConfig, variants: list[dict], recipe: str = "pretr
 def submit_command(argv: list[str], cluster: ClusterConfig | None = None) -> JobHandle:
     """Run a ``llada-play train/sft/reversal ...`` command line as a job (parsed here first, so that a typo
     fails now rather than on the cluster)."""
-    from .cli import build_parser, train_config_from_args
+    from .commands import build_parser, reversal_run_dir, train_config_from_args
 
     cluster = cluster or ClusterConfig()
     if not argv or argv[0] not in {"train", "sft", "reversal"}:
@@ -415,8 +415,6 @@ def submit_command(argv: list[str], cluster: ClusterConfig | None = None) -> Job
         check_compatible(train_config_from_args(args, objective), cluster, getattr(args, "batch_size", None))
         out = Path(args.out)
     else:  # reversal: --out is the results file; its models (and the job's logs) go to the run directory
-        from .cli import reversal_run_dir
-
         out = reversal_run_dir(args)
     folder = Path(cluster.folder or out / "submitit")
     argv = [*argv, "--no-progress"] if "--no-progress" not in argv else list(argv)

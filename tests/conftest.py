@@ -79,14 +79,14 @@ import os, signal, sys
 from llada_play.training import trainer as training
 from llada_play.cli import main
 
-save, kill_at = training.save_checkpoint, int(os.environ["KILL_AT"])
+save, kill_at = training.save_training_state, int(os.environ["KILL_AT"])
 
 def save_or_die(output_dir, step, *args, **kwargs):
     if step == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
     return save(output_dir, step, *args, **kwargs)
 
-training.save_checkpoint = save_or_die
+training.save_training_state = save_or_die
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 from llada_play import LladaForMaskedLM, config_from_preset
-from llada_play.model.checkpoint import CheckpointError, load_model, save_model
+from llada_play.model.checkpoint import CheckpointError, atomic_directory, load_model, save_model
 from llada_play.model.tokenizer import special_token_ids, train_bpe_tokenizer
 
 CORPUS = ["HAMLET:\nTo be, or not to be, that is the question.\n", "OPHELIA:\nGood my lord, how does your honour?\n"]
@@ -39,6 +39,28 @@ def test_save_is_atomic_and_replaces_an_old_directory(saved, tiny_model, char_to
         save_model(Broken(), None, saved)
     assert (saved / "model.safetensors").exists() and not (saved / "partial").exists()
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+
+
+def test_atomic_directory_stages_next_to_the_target_and_publishes_readable(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "out" / "step-0000001"
+    with atomic_directory(target) as staging:
+        assert staging.parent == target.parent and staging.name.startswith(".") and not target.exists()
+        (staging / "a.txt").write_text("first")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's 0700
+    assert stat.S_IMODE((target / "a.txt").stat().st_mode) == 0o666 & ~umask
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("second")
+        raise KeyboardInterrupt
+    assert (target / "a.txt").read_text() == "first"
+    with atomic_directory(target) as staging:
+        (staging / "b.txt").write_text("third")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # replaced as a whole
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no staging or moved-aside copy left
 
 
 def test_missing_files_are_named(saved):

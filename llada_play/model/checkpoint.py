@@ -1,10 +1,12 @@
 """Loading and saving model + tokenizer directories, with checks that name the faulty file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -12,6 +14,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
 from .adapters import adopt_tokenizer_mask_id
 from .config import LladaConfig
+from .errors import CheckpointError  # in errors.py so that remote_code can raise it without a cycle
 from .formats import Layout, LayoutError, check_tensors, layout_of, load_weights, native_config
 from .text import end_of_turn_id
 
@@ -24,10 +27,6 @@ DEFAULT_AR_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_ar_mode
 ARITHMETIC_MODEL_DIR = Path(__file__).resolve().parent.parent / "arithmetic_model"
 # Names for the weights dtype in the CLI and the app; "stored" keeps what the files hold.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "stored": None}
-
-
-class CheckpointError(ValueError):
-    """A model directory is missing a file, or a file does not match the others."""
 
 
 def default_model_path() -> Path:
@@ -214,9 +213,9 @@ def _load_with_adapters(path: Path, device, dtype, trust_remote_code, device_map
     return model, tokenizer
 
 
-def publish_directory(staging: Path) -> None:
+def _publish_permissions(staging: Path) -> None:
     """Give a staging directory made by mkdtemp (mode 0700) the usual permissions before it is renamed into
-    place, so that other users can read the saved model."""
+    place, so that other users can read what was saved."""
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)
@@ -225,17 +224,18 @@ def publish_directory(staging: Path) -> None:
             os.chmod(f, 0o666 & ~umask)
 
 
-def save_model(model, tokenizer, path: str | Path) -> Path:
-    """Write model (safetensors) and tokenizer to ``path`` atomically: a reader sees the old directory or the
-    complete new one, never a half-written one."""
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh staging directory next to ``path`` to write into; on success it replaces ``path`` (moving an
+    existing one aside first), so that a reader sees the old directory or the complete new one, never a
+    half-written one. On error the staging directory is removed and ``path`` is left as it was. Staging
+    directories are hidden (a leading dot), so that listings of complete directories never see them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        model.save_pretrained(staging)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(staging)
-        publish_directory(staging)
+        yield staging
+        _publish_permissions(staging)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -247,4 +247,13 @@ def save_model(model, tokenizer, path: str | Path) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def save_model(model, tokenizer, path: str | Path) -> Path:
+    """Write model (safetensors) and tokenizer to ``path`` atomically (see :func:`atomic_directory`)."""
+    path = Path(path)
+    with atomic_directory(path) as staging:
+        model.save_pretrained(staging)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
     return path

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError
+from .errors import CheckpointError
 
 
 class RemoteCodeError(CheckpointError):

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from ..model.adapters import Denoiser, as_denoiser
-from ..model.checkpoint import publish_directory
+from ..model.checkpoint import atomic_directory
 from ..diffusion.losses import autoregressive_loss, pretrain_loss, sft_loss
 
 OBJECTIVES = ("pretrain", "sft", "autoregressive")
@@ -98,8 +97,8 @@ class TrainStepRecord:
         """End training after this step (a checkpoint is written first)."""
         self._stop = True
 
-    def save_checkpoint(self) -> None:
-        """Write a checkpoint after this step, whatever save_every says."""
+    def save_training_state(self) -> None:
+        """Write a checkpoint (the training state) after this step, whatever save_every says."""
         self._save = True
 
 
@@ -167,25 +166,16 @@ def _rng_state(generators: dict[str, torch.Generator]) -> dict:
     return state
 
 
-def save_checkpoint(output_dir, step, model, tokenizer, optimizer, generators, config: TrainConfig) -> Path:
-    """Write step-N atomically (staging directory, then rename) and keep the last ``keep_last``."""
-    root = Path(output_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:07d}"
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
-    try:
+def save_training_state(output_dir, step, model, tokenizer, optimizer, generators, config: TrainConfig) -> Path:
+    """Write the training state of step N (weights, tokenizer, optimizer, random states) to
+    ``checkpoints/step-N`` atomically, and keep the last ``keep_last``."""
+    final = Path(output_dir) / "checkpoints" / f"step-{step:07d}"
+    with atomic_directory(final) as staging:
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(generators),
                     "config": asdict(config)}, staging / "trainer_state.pt")
-        publish_directory(staging)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     for old in checkpoint_dirs(output_dir)[:-config.keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -254,8 +244,9 @@ def load_weights(path: Path, model) -> None:
         model.load_state_dict(weights, strict=False)  # strict would also want the tied lm_head.weight
 
 
-def load_checkpoint(path: Path, model, optimizer, generators, config: TrainConfig) -> int:
-    """Restore weights, optimizer and every random state; returns the step to continue from."""
+def load_training_state(path: Path, model, optimizer, generators, config: TrainConfig) -> int:
+    """Restore the training state of a step-N directory (weights, optimizer and every random state) into this
+    run; returns the step to continue from."""
     state = torch.load(path / "trainer_state.pt", weights_only=False)
     saved = state["config"]
     for key in ("objective", "grad_accum", "max_steps", "lr", "warmup_steps"):
@@ -292,6 +283,74 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
                              lr=config.lr, betas=(config.beta1, config.beta2))
 
 
+def _training_views(model, config: TrainConfig, mask_id: int | None, env,
+                    device: torch.device) -> tuple[torch.nn.Module, Callable, int | None]:
+    """What backward runs through (the model, DDP-wrapped when several processes train), what the loss calls
+    (that, or its denoiser view with aligned logits) and the mask id (the model's own when None)."""
+    forward_model = model
+    if env.world_size > 1:  # gradients are averaged across processes during backward
+        forward_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    forward = forward_model
+    if config.objective != "autoregressive":
+        view = as_denoiser(model, mask_id)
+        mask_id = view.mask_id
+        forward = view if forward_model is model else Denoiser(
+            forward_model, view.family, view.mask_id, view.eos_token_ids, view.vocab_size, view.context_length,
+            view.shift_logits)
+    return forward_model, forward, mask_id
+
+
+def _start_step(out: Path, model, optimizer, generators, config: TrainConfig, resume: bool, main: bool) -> int:
+    """The step to start from: 0, or the latest checkpoint's when resuming (its training state restored). The
+    main process also trims or restarts metrics.jsonl to match and records the configuration."""
+    metrics_path = out / "metrics.jsonl"
+    start = 0
+    existing = checkpoint_dirs(out) if resume else []
+    if existing:
+        start = load_training_state(existing[-1], model, optimizer, generators, config)
+    _all_same_step(start)
+    if main:
+        if existing:
+            _trim_metrics(metrics_path, start)
+        elif metrics_path.exists():
+            metrics_path.unlink()  # a fresh run starts a fresh log
+        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    return start
+
+
+def _accumulate_gradients(forward_model, forward, batches, config: TrainConfig, mask_id: int | None,
+                          generators: dict[str, torch.Generator], env, device: torch.device,
+                          autocast_dtype: torch.dtype | None) -> tuple[float, int, list[float]]:
+    """Forward and backward over the step's ``grad_accum`` micro-batches; returns the step's loss, the tokens
+    processed and the masking ratios (with several processes: the global batch's mean loss and ratio)."""
+    total_loss, tokens, ratios = 0.0, 0, []
+    for micro in range(config.grad_accum):
+        # every rank draws the whole global batch (same generator, same seed) and scores its rows
+        batch = {k: v.to(device) for k, v in batches.next_batch(generators["data"]).items()}
+        rows = distributed.shard_rows(batch["input_ids"].shape[0], env)
+        sync = env.world_size == 1 or micro == config.grad_accum - 1
+        with contextlib.nullcontext() if sync else forward_model.no_sync():
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                result = compute_loss(forward, batch, config, mask_id, generators["mask"], rows)
+            (result.loss / config.grad_accum).backward()
+        total_loss += result.loss.item() / config.grad_accum
+        tokens += batch["input_ids"].numel()
+        ratios.extend(result.p_mask.tolist())
+    if env.world_size > 1:  # log the global batch's loss and masking ratio, as one process would
+        total_loss, mean_ratio = distributed.mean_over_ranks([total_loss, sum(ratios) / len(ratios)])
+        ratios = [mean_ratio]
+    return total_loss, tokens, ratios
+
+
+def _metrics_row(record: TrainStepRecord) -> dict:
+    """A metrics.jsonl row for a step."""
+    return {"step": record.step, "loss": round(record.loss, 5), "lr": record.lr,
+            "grad_norm": round(record.grad_norm, 4),
+            "mask_ratio": round(sum(record.mask_ratios) / len(record.mask_ratios), 4),
+            "tokens_per_s": round(record.tokens_per_s, 1), "elapsed": round(record.elapsed, 2)}
+
+
 def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | None = None,
           hooks: Callable | Iterable[Callable] | None = None, resume: bool = False) -> TrainResult:
     """Train ``model`` on ``batches`` (anything with ``next_batch(generator) -> dict``) for
@@ -302,35 +361,14 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
     device = distributed.local_device(config.device)
     model.to(device).train()
     main = env.is_main
-    forward_model = model
-    if env.world_size > 1:  # gradients are averaged across processes during backward
-        forward_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    forward = forward_model  # what the loss calls: the (DDP-wrapped) model, or its denoiser view (aligned logits)
-    if config.objective != "autoregressive":
-        view = as_denoiser(model, mask_id)
-        mask_id = view.mask_id
-        forward = view if forward_model is model else Denoiser(
-            forward_model, view.family, view.mask_id, view.eos_token_ids, view.vocab_size, view.context_length,
-            view.shift_logits)
+    forward_model, forward, mask_id = _training_views(model, config, mask_id, env, device)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model, config)
     generators = {"data": torch.Generator().manual_seed(config.seed),
                   "mask": torch.Generator(device=device).manual_seed(config.seed + 1)}
     torch.manual_seed(config.seed)
-    metrics_path = out / "metrics.jsonl"
-    start = 0
-    existing = checkpoint_dirs(out) if resume else []
-    if existing:
-        start = load_checkpoint(existing[-1], model, optimizer, generators, config)
-    _all_same_step(start)
-    if main:
-        if existing:
-            _trim_metrics(metrics_path, start)
-        elif metrics_path.exists():
-            metrics_path.unlink()  # a fresh run starts a fresh log
-        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    start = _start_step(out, model, optimizer, generators, config, resume, main)
 
     autocast_dtype = resolve_precision(config, device)
     history: list[dict] = []
@@ -340,28 +378,14 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
                desc=config.objective, dynamic_ncols=True)
     t0 = time.perf_counter()
     step = start
-    with (metrics_path.open("a") if main else open(os.devnull, "w")) as log:
+    with ((out / "metrics.jsonl").open("a") if main else open(os.devnull, "w")) as log:
         while step < config.max_steps:
             step_start = time.perf_counter()
             lr = lr_at(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            total_loss, tokens, ratios = 0.0, 0, []
-            for micro in range(config.grad_accum):
-                # every rank draws the whole global batch (same generator, same seed) and scores its rows
-                batch = {k: v.to(device) for k, v in batches.next_batch(generators["data"]).items()}
-                rows = distributed.shard_rows(batch["input_ids"].shape[0], env)
-                sync = env.world_size == 1 or micro == config.grad_accum - 1
-                with contextlib.nullcontext() if sync else forward_model.no_sync():
-                    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                        result = compute_loss(forward, batch, config, mask_id, generators["mask"], rows)
-                    (result.loss / config.grad_accum).backward()
-                total_loss += result.loss.item() / config.grad_accum
-                tokens += batch["input_ids"].numel()
-                ratios.extend(result.p_mask.tolist())
-            if env.world_size > 1:  # log the global batch's loss and masking ratio, as one process would
-                total_loss, mean_ratio = distributed.mean_over_ranks([total_loss, sum(ratios) / len(ratios)])
-                ratios = [mean_ratio]
+            total_loss, tokens, ratios = _accumulate_gradients(forward_model, forward, batches, config, mask_id,
+                                                               generators, env, device, autocast_dtype)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -370,14 +394,12 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
             dt = time.perf_counter() - step_start
             record = TrainStepRecord(step=step, loss=total_loss, lr=lr, grad_norm=grad_norm, mask_ratios=ratios,
                                      tokens=tokens, tokens_per_s=tokens / dt, elapsed=time.perf_counter() - t0)
+            row = _metrics_row(record)  # before the hooks, which may change the record they are shown
             for hook in hooks:
                 hook(record)
             if env.world_size > 1:  # one rank's hook stopping or saving decides for all
                 record._stop, record._save = distributed.any_rank([record._stop, record._save])
             if step % config.log_every == 0 or step == config.max_steps or record._stop:
-                row = {"step": step, "loss": round(total_loss, 5), "lr": lr, "grad_norm": round(grad_norm, 4),
-                       "mask_ratio": round(sum(ratios) / len(ratios), 4), "tokens_per_s": round(tokens / dt, 1),
-                       "elapsed": round(record.elapsed, 2)}
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 history.append(row)
@@ -385,7 +407,8 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
             bar.set_postfix(loss=f"{total_loss:.3f}", tok_s=f"{tokens / dt:.0f}")
             if step % config.save_every == 0 or step == config.max_steps or record._stop or record._save:
                 if main:  # the ranks hold identical weights; one writes them
-                    last_checkpoint = save_checkpoint(out, step, model, tokenizer, optimizer, generators, config)
+                    last_checkpoint = save_training_state(out, step, model, tokenizer, optimizer, generators,
+                                                          config)
                 distributed.barrier()
                 last_checkpoint = last_checkpoint if main else out / "checkpoints" / f"step-{step:07d}"
             if record._stop:
