@@ -37,15 +37,15 @@ def default_model_dir() -> str:
 
 def settings_for(args, eos_ids) -> list[SamplerSetting]:
     ladder = fast_decoding_settings(args.steps, args.gen_length, args.block_length, args.threshold, "dual", eos_ids)
-    base = ladder[0].kwargs
-    exit_only = {**base, "threshold": args.threshold, "eos_early_exit": True}
+    base = ladder[0].config
+    exit_only = base.replace(threshold=args.threshold, eos_early_exit=True)
     return ladder + [
-        SamplerSetting("cache prefix", {**base, "cache": "prefix"}),
+        SamplerSetting("cache prefix", base.replace(cache="prefix")),
         SamplerSetting(f"threshold {args.threshold} + early exit", exit_only),
-        SamplerSetting(f"threshold {args.threshold} + cache prefix + early exit", {**exit_only, "cache": "prefix"}),
+        SamplerSetting(f"threshold {args.threshold} + cache prefix + early exit", exit_only.replace(cache="prefix")),
         # continuous batching: a finished row's slot takes the next prompt at once (no cache: rows sit in
         # different blocks); compare with "threshold + early exit", whose finished slots stay empty
-        SamplerSetting(f"threshold {args.threshold} + early exit, refilled slots", {**exit_only, "refill": True}),
+        SamplerSetting(f"threshold {args.threshold} + early exit, refilled slots", exit_only, refill=True),
     ]
 
 

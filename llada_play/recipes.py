@@ -169,7 +169,8 @@ def run_evaluation(model_dir, data, seq_len: int = 256, batches: int = 20, batch
     """
     from .training.evaluation import answer_accuracy, autoregressive_answer_accuracy
     from .diffusion.losses import autoregressive_log_likelihood, mc_log_likelihood
-    from .diffusion.sampling import generate, generate_autoregressive
+    from .diffusion.autoregressive import generate_autoregressive
+    from .diffusion.sampling import generate
     from .model.text import decode_generation
 
     model, tokenizer = load_model(model_dir)

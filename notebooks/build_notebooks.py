@@ -515,13 +515,15 @@ for label, file in [("p2d, trained direction", "p2d_prompts_test"), ("p2d, rever
 The diffusion model's answer to a reversed question, as it was written (one token per step, the most confident
 first; scrub or play):"""),
     ("code", '''\
-from llada_play import TraceRecorder, generate
-from llada_play.experiments.reversal import answer_settings, question_ids
+from llada_play import TraceRecorder, denoise
+from llada_play.experiments.reversal import answer_config, question_ids
 from llada_play.ui.widgets import DenoisingPlayer
 
 question = asked["p2d_reverse_prompts_test"][0]["prompt"]
-recorder = TraceRecorder(tokenizer)
-generate(pair["diffusion"][0], question_ids(tokenizer, question), hooks=recorder, **answer_settings(tokenizer))
+config = answer_config()  # greedy, one token per step, blocks of 8
+recorder = TraceRecorder(tokenizer, config=config)
+for record in denoise(pair["diffusion"][0], question_ids(tokenizer, question), config):  # one step per record
+    recorder(record)
 DenoisingPlayer(recorder.trace(), grid=False, eos_ids={tokenizer.eos_token_id})'''),
     ("md", """\
 ## The full experiment

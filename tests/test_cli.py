@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from llada_play import SamplerConfig, Trace
 from llada_play.model.checkpoint import save_model
 from llada_play.cli import main
 
@@ -21,7 +22,11 @@ def test_sample_prints_text_and_writes_a_trace(model_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("To be") and len(out) > len("To be")
     data = json.loads(trace.read_text())
-    assert len(data["steps"]) == 8 and data["params"]["prompt"] == "To be"
+    assert len(data["steps"]) == 8
+    # the trace carries the flags' SamplerConfig and the prompt's tokens
+    assert Trace.from_dict(data).sampler_config() == SamplerConfig(steps=8, gen_length=16, block_length=8, seed=0)
+    prompt = data["initial"][0][:data["prompt_length"]]
+    assert "".join(data["tokens"][str(t)] for t in prompt) == "To be"
 
 
 def test_sample_with_the_block_cache_and_early_exit(model_dir, tmp_path, capsys):
@@ -33,7 +38,7 @@ def test_sample_with_the_block_cache_and_early_exit(model_dir, tmp_path, capsys)
     # refreshed every step the cache is exact: the same text as without it
     assert main(args + ["--cache", "dual", "--cache-refresh-every", "1"]) == 0
     assert capsys.readouterr().out == plain
-    assert json.loads(trace.read_text())["params"]["cache"] == "dual"
+    assert json.loads(trace.read_text())["config"]["cache"] == "dual"
     assert main(args + ["--cache", "prefix", "--threshold", "0.5", "--eos-early-exit"]) == 0
     assert capsys.readouterr().out.startswith("To be")
 
@@ -88,3 +93,21 @@ def test_eval_reports_losses_likelihood_accuracy_and_samples(model_dir, tmp_path
     assert main(["eval", "--model", model_dir, "--data", str(rows), "--mc-samples", "16", "--samples", "1"]) == 0
     metrics = json.loads(capsys.readouterr().out)["metrics"]
     assert metrics["mean_log_likelihood_bound"] < 0 and metrics["n"] == 4 and 0 <= metrics["accuracy"] <= 1
+
+
+def test_sample_flags_are_the_sampler_configs_fields():
+    from dataclasses import fields
+
+    from llada_play.cli import build_parser
+    from llada_play.diffusion.sampler_config import INTERACTIVE, sampler_config_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(["sample", "--prompt", "x"])
+    assert sampler_config_from_args(args) == INTERACTIVE
+    flags = ["--" + f.name.replace("_", "-") for f in fields(SamplerConfig)]
+    sample_help = parser._subparsers._group_actions[0].choices["sample"].format_help()
+    assert all(flag in sample_help for flag in flags)
+    args = parser.parse_args(["sample", "--prompt", "x", "--eos-token-ids", "3", "4", "--eos-last", "--cache", "dual",
+                              "--threshold", "0.8", "--remasking", "margin", "--topk", "2"])
+    assert sampler_config_from_args(args) == INTERACTIVE.replace(eos_token_ids=(3, 4), eos_last=True, cache="dual",
+                                                                 threshold=0.8, remasking="margin", topk=2)

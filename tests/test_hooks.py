@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import TextDiffusionStreamer
 
-from llada_play import StreamerHook, Trace, TraceRecorder, forbid_tokens_hook, generate
+from llada_play import SamplerConfig, StreamerHook, Trace, TraceRecorder, forbid_tokens_hook, generate
 
 
 def run(model, hooks=None, **kw):
@@ -100,8 +100,9 @@ def test_logits_hook_edits_the_logits(tiny_model):
 
 
 def test_trace_round_trips_through_json_and_replays(tiny_model, char_tokenizer, tmp_path):
-    recorder = TraceRecorder(char_tokenizer, params={"steps": 8})
-    out = run(tiny_model, recorder, temperature=0.5, seed=3, topk=2)
+    config = SamplerConfig(steps=8, gen_length=16, block_length=8, temperature=0.5, seed=3, topk=2)
+    recorder = TraceRecorder(char_tokenizer, config=config)
+    out = run(tiny_model, recorder, **config.to_dict())
     trace = recorder.trace()
     path = tmp_path / "trace.json"
     trace.to_json(path)
@@ -115,7 +116,7 @@ def test_trace_round_trips_through_json_and_replays(tiny_model, char_tokenizer, 
     assert all(loaded.tokens[str(t)] == char_tokenizer.decode([t]) for t in out[0].tolist())
     assert all(len(step.predictions) == sum(1 for v in states[i] if v == loaded.mask_id)
                for i, step in enumerate(loaded.steps))
-    assert loaded.steps[0].topk and loaded.params == {"steps": 8}
+    assert loaded.steps[0].topk and loaded.sampler_config() == config
 
 
 def test_recorder_without_steps_explains():

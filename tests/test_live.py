@@ -1,29 +1,38 @@
+import threading
+import time
+
 import pytest
 import torch
 
-from llada_play import generate
-from llada_play.ui.live import GenerationDone, Stepper, iterate_generation
+from llada_play import SamplerConfig, generate
+from llada_play.ui.live import GenerationDone, Stepper, stream
+
+CONFIG = SamplerConfig(steps=8, gen_length=16, block_length=8)
 
 
-def test_iterate_generation_yields_every_step_then_the_result(tiny_model, char_tokenizer):
+def test_stream_yields_every_step_then_the_result_without_a_thread(tiny_model, char_tokenizer):
     prompt = torch.tensor([[12, 13]])
-    items = list(iterate_generation(tiny_model, prompt, char_tokenizer, steps=8, gen_length=16, block_length=8))
+    threads = threading.active_count()
+    items = []
+    for item in stream(tiny_model, prompt, CONFIG, char_tokenizer):
+        assert threading.active_count() == threads  # the run is iterated here, not in a background thread
+        items.append(item)
     assert [i.step for i in items[:-1]] == list(range(8))
     done = items[-1]
     assert isinstance(done, GenerationDone)
-    assert torch.equal(done.output, generate(tiny_model, prompt, steps=8, gen_length=16, block_length=8))
+    assert torch.equal(done.output, generate(tiny_model, prompt, **CONFIG.to_dict()))
     assert done.trace.final() == done.output[0].tolist()
+    assert done.trace.sampler_config() == CONFIG
 
 
-def test_iterate_generation_raises_the_samplers_error(tiny_model):
-    with pytest.raises(ValueError, match="divisible"):
-        list(iterate_generation(tiny_model, torch.tensor([[12]]), steps=3, gen_length=16, block_length=8))
+def test_stream_raises_the_samplers_error_before_the_first_step(tiny_model):
+    with pytest.raises(ValueError, match="longer than the model's context"):
+        next(stream(tiny_model, torch.tensor([[12]]), SamplerConfig(steps=8, gen_length=4096, block_length=4096)))
 
 
 def test_stepper_pauses_shows_candidates_and_takes_a_hand_committed_token(tiny_model, char_tokenizer):
     mask = tiny_model.config.mask_token_id
-    stepper = Stepper(tiny_model, torch.tensor([[12, 13]]), char_tokenizer, topk=3, steps=8, gen_length=16,
-                      block_length=8)
+    stepper = Stepper(tiny_model, torch.tensor([[12, 13]]), CONFIG.replace(topk=3), char_tokenizer)
     first = stepper.step()
     assert first.step == 0
     position = int((first.x_after[0] == mask).nonzero()[0])
@@ -42,17 +51,25 @@ def test_stepper_pauses_shows_candidates_and_takes_a_hand_committed_token(tiny_m
 
 
 def test_stepper_stop_ends_early(tiny_model):
-    stepper = Stepper(tiny_model, torch.tensor([[12, 13]]), steps=8, gen_length=16, block_length=8)
+    stepper = Stepper(tiny_model, torch.tensor([[12, 13]]), CONFIG)
     stepper.step()
     stepper.step()
     done = stepper.stop()
     assert (done.output == tiny_model.config.mask_token_id).sum() > 0
     assert len(done.trace.steps) == 2  # stopped while paused after the second step: no third step runs
+    assert stepper.step() is done
 
 
-def test_an_abandoned_paused_run_ends_by_itself(tiny_model):
-    from llada_play.ui.live import StepGate
-    gate = StepGate(auto=False, idle_timeout=0.05)
-    items = list(iterate_generation(tiny_model, torch.tensor([[12]]), gate=gate, steps=8, gen_length=8,
-                                    block_length=8))
-    assert len(items) == 2 and isinstance(items[-1], GenerationDone)  # one step, then it gave up waiting
+def test_a_paused_run_costs_nothing_until_resumed_and_can_be_abandoned(tiny_model):
+    calls = []
+    handle = tiny_model.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        stepper = Stepper(tiny_model, torch.tensor([[12]]), CONFIG)
+        stepper.step()
+        time.sleep(0.05)
+        assert len(calls) == 1  # paused: nothing runs between steps
+        stepper.step()
+        assert len(calls) == 2
+        del stepper  # abandoned: nothing left running, no thread to wait for
+    finally:
+        handle.remove()

@@ -5,7 +5,7 @@ import torch
 
 from llada_play import generate, generate_autoregressive
 from llada_play.diffusion.remasking import REMASKING, get_scorer, register_remasking
-from llada_play.diffusion.sampling import classifier_free_guidance
+from llada_play.diffusion.update import classifier_free_guidance
 from tests.conftest import TableModel, oracle_table
 
 MASK, VOCAB, EOS = 3, 40, 1
@@ -23,13 +23,14 @@ def commit_order(model, prompt, **kw):
     return out, order
 
 
-@pytest.mark.parametrize("remasking", ["low_confidence", "random", "margin", "entropy", "threshold"])
+@pytest.mark.parametrize("remasking, threshold", [("low_confidence", None), ("random", None), ("margin", None),
+                                                  ("entropy", None), ("low_confidence", 0.9)])
 @pytest.mark.parametrize("temperature", [0.0, 0.7])
-def test_a_model_that_knows_the_answer_is_recovered_by_every_strategy(remasking, temperature):
+def test_a_model_that_knows_the_answer_is_recovered_by_every_strategy(remasking, threshold, temperature):
     target = [5, 6, 7, 8] + [int(t) for t in torch.randint(5, VOCAB, (16,), generator=torch.Generator().manual_seed(0))]
     model = TableModel(oracle_table(target, VOCAB), MASK)
     out = generate(model, torch.tensor([target[:4]]), steps=8, gen_length=16, block_length=8,
-                   temperature=temperature, remasking=remasking, mask_id=MASK, seed=0)
+                   temperature=temperature, remasking=remasking, threshold=threshold, mask_id=MASK, seed=0)
     assert out[0].tolist() == target
 
 

@@ -47,12 +47,13 @@ class StepRecord:
     mask_id: int
     block_start: int
     block_end: int
-    x_before: torch.LongTensor
     x_after: torch.LongTensor
-    committed: torch.Tensor  # bool: positions committed at this step
-    predicted: torch.LongTensor  # the predicted token at every position that was masked before the step
-    confidence: torch.Tensor  # probability of the predicted token there
-    scores: torch.Tensor  # the remasking score at the current block's candidates (NaN elsewhere)
+    # What the step saw and did; None in a run started with observe=False (nobody reads them, so none is made)
+    x_before: torch.LongTensor | None = None
+    committed: torch.Tensor | None = None  # bool: positions committed at this step
+    predicted: torch.LongTensor | None = None  # the predicted token at every position masked before the step
+    confidence: torch.Tensor | None = None  # probability of the predicted token there
+    scores: torch.Tensor | None = None  # the remasking score at the current block's candidates (NaN elsewhere)
     topk_ids: torch.LongTensor | None = None  # (batch, length, k) alternatives, when asked for
     topk_probs: torch.Tensor | None = None
     _forced: list[tuple[int, int, int]] = field(default_factory=list)
@@ -79,11 +80,6 @@ class StepRecord:
     @property
     def stopped(self) -> bool:
         return self._stop
-
-
-def call_step_hooks(hooks, record: StepRecord) -> None:
-    for hook in hooks:
-        hook(record)
 
 
 def call_logits_hooks(hooks, context: LogitsContext, logits: torch.Tensor) -> torch.Tensor:

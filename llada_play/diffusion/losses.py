@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..model.adapters import as_denoiser, logits_of  # noqa: F401  (logits_of is imported from here elsewhere)
+from ..model.adapters import as_denoiser, logits_of
 from .masking import forward_process, mask_exactly, stratified_mask_counts
+from .update import guided_logits
 
 
 @dataclass
@@ -123,7 +124,6 @@ def mc_log_likelihood(
     num_samples=mc_num, batch_size=batch_size, cfg_scale=cfg_scale, stratified=True)``: the same estimator,
     with this project's random stream.
     """
-    from .sampling import guided_logits
 
     prompt, answer = prompt.reshape(-1), answer.reshape(-1)
     if answer.numel() == 0:

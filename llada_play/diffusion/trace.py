@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .hooks import StepRecord
+from .sampler_config import SamplerConfig
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Trace:
     mask_id: int
     initial: list[list[int]]  # (batch, length) canvas before the first step: prompt, constraints, masks
     steps: list[TraceStep] = field(default_factory=list)
-    params: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # the run's SamplerConfig as a dict ({} when not given)
     tokens: dict[str, str] = field(default_factory=dict)  # id -> text piece, when a tokenizer was given
 
     @property
@@ -56,6 +57,12 @@ class Trace:
                     seq[pos] = token
             out.append(list(seq))
         return out
+
+    def sampler_config(self) -> SamplerConfig:
+        """The :class:`SamplerConfig` the run used (ValueError when the trace does not say)."""
+        if not self.config:
+            raise ValueError("this trace was recorded without its sampler config")
+        return SamplerConfig.from_dict(self.config)
 
     def final(self, row: int = 0) -> list[int]:
         return self.states(row)[-1]
@@ -105,10 +112,10 @@ class TraceRecorder:
     hooks force after a step are in the trace whatever the order of the hooks.
     """
 
-    def __init__(self, tokenizer=None, predictions: bool = True, params: dict | None = None):
+    def __init__(self, tokenizer=None, predictions: bool = True, config: SamplerConfig | None = None):
         self.tokenizer = tokenizer
         self.predictions = predictions
-        self.params = dict(params or {})
+        self.config = config.to_dict() if config is not None else {}
         self.records: list[StepRecord] = []
         self.initial: torch.Tensor | None = None
 
@@ -124,7 +131,7 @@ class TraceRecorder:
         first = self.records[0]
         mask_id = first.mask_id
         trace = Trace(prompt_length=first.prompt_length, gen_length=first.gen_length,
-                      block_length=first.block_length, mask_id=mask_id, initial=initial.tolist(), params=self.params)
+                      block_length=first.block_length, mask_id=mask_id, initial=initial.tolist(), config=self.config)
         seen: set[int] = set(initial.flatten().tolist())
         for record in self.records:
             step = TraceStep(block=record.block, step=record.step, block_step=record.block_step)

@@ -7,18 +7,25 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..training.evaluation import answer_accuracy
-from ..diffusion.sampling import generate
-from ..model.text import decode_generation
+from ..diffusion.sampler_config import SamplerConfig
+from ..diffusion.sampling import denoise
 from ..diffusion.trace import Trace, TraceRecorder
+from ..model.text import decode_generation
+from ..training.evaluation import answer_accuracy
 
 
 @dataclass
 class SamplerSetting:
-    """One column of a comparison: a name and keyword arguments for :func:`generate`."""
+    """One column of a comparison: a name and a :class:`SamplerConfig` (a dict of its fields is converted, so
+    that a bad setting is refused when it is made). ``refill``: answer with continuous batching."""
 
     name: str
-    kwargs: dict = field(default_factory=dict)
+    config: SamplerConfig | dict = field(default_factory=SamplerConfig)
+    refill: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.config, dict):
+            self.config = SamplerConfig.from_dict(self.config)
 
 
 @dataclass
@@ -41,18 +48,21 @@ def compare_settings(model, tokenizer, prompt_ids: torch.LongTensor, settings: l
     """Run every setting on the same prompt with the same seed."""
     results = []
     for setting in settings:
-        recorder = TraceRecorder(tokenizer, params={"name": setting.name, **setting.kwargs})
+        config = setting.config.replace(seed=seed)
+        recorder = TraceRecorder(tokenizer, config=config)
         counter = PassCounter(model) if isinstance(model, torch.nn.Module) else None
         start = time.perf_counter()
         try:
-            out = generate(model, prompt_ids, seed=seed, hooks=recorder, **setting.kwargs)
+            run = denoise(model, prompt_ids, config)
+            for record in run:
+                recorder(record)
         finally:
             if counter is not None:
                 counter.remove()
         elapsed = time.perf_counter() - start
-        trace = recorder.trace()
+        out, trace = run.output, recorder.trace()
         n = len(trace.steps)
-        cfg = setting.kwargs.get("cfg_scale", 0.0)
+        cfg = config.cfg_scale
         windowed = forward_passes(counter.windowed, cfg) if counter is not None else 0
         results.append(ComparisonResult(setting.name, decode_generation(tokenizer, out[0], prompt_ids.shape[1]),
                                         forward_passes(n, cfg), windowed, n, elapsed, trace))
@@ -82,24 +92,24 @@ def accuracy_by_setting(model, tokenizer, conversations, settings: list[SamplerS
                         batch_size: int = 32, return_answers: bool = False) -> list[dict]:
     """Exact-match accuracy, forward passes per batch (all, and how many were windowed block-cache passes), wall
     time and decoded positions per second (gen_length x prompts / wall time) for each setting. A setting with
-    ``refill=True`` among its kwargs runs with continuous batching (see ``evaluation.answer_accuracy``)."""
+    ``refill=True`` runs with continuous batching (see ``evaluation.answer_accuracy``)."""
     rows = []
     for setting in settings:
-        kwargs = dict(setting.kwargs)
+        config = setting.config.replace(seed=seed)
         counter = PassCounter(model)  # answer_accuracy needs parameters, so model is an nn.Module here
         start = time.perf_counter()
         try:
-            result = answer_accuracy(model, tokenizer, conversations, batch_size=batch_size, seed=seed,
-                                     return_answers=return_answers, **kwargs)
+            result = answer_accuracy(model, tokenizer, conversations, config, batch_size=batch_size,
+                                     return_answers=return_answers, refill=setting.refill)
         finally:
             counter.remove()
         elapsed = time.perf_counter() - start
         batches = -(-len(conversations) // batch_size)
         calls = counter.full + counter.windowed
         row = {"setting": setting.name, "accuracy": result["accuracy"], "well_formed": result["well_formed"],
-               "forward_passes": forward_passes(round(calls / batches), kwargs.get("cfg_scale", 0.0)),
-               "windowed_passes": forward_passes(round(counter.windowed / batches), kwargs.get("cfg_scale", 0.0)),
-               "wall_time_s": elapsed, "tokens_per_s": kwargs.get("gen_length", 8) * len(conversations) / elapsed,
+               "forward_passes": forward_passes(round(calls / batches), config.cfg_scale),
+               "windowed_passes": forward_passes(round(counter.windowed / batches), config.cfg_scale),
+               "wall_time_s": elapsed, "tokens_per_s": config.gen_length * len(conversations) / elapsed,
                "n": result["n"]}
         if return_answers:
             row["answers"] = result["answers"]
@@ -112,11 +122,10 @@ def fast_decoding_settings(steps: int = 32, gen_length: int = 32, block_length: 
     """The speed/quality ladder of the fast-decoding benchmark: LLaDA's fixed schedule, threshold decoding,
     the block cache, and threshold + cache + early exit on end-of-text blocks (greedy throughout).
     ``eos_token_ids``: what counts as end-of-text for the early exit (default: the model config's)."""
-    base = dict(steps=steps, gen_length=gen_length, block_length=block_length)
-    if eos_token_ids:
-        base["eos_token_ids"] = sorted(eos_token_ids)
+    base = SamplerConfig(steps=steps, gen_length=gen_length, block_length=block_length,
+                         eos_token_ids=sorted(eos_token_ids) if eos_token_ids else None)
     return [SamplerSetting("baseline", base),
-            SamplerSetting(f"threshold {threshold}", {**base, "threshold": threshold}),
-            SamplerSetting(f"cache {cache}", {**base, "cache": cache}),
+            SamplerSetting(f"threshold {threshold}", base.replace(threshold=threshold)),
+            SamplerSetting(f"cache {cache}", base.replace(cache=cache)),
             SamplerSetting(f"threshold {threshold} + cache {cache} + early exit",
-                           {**base, "threshold": threshold, "cache": cache, "eos_early_exit": True})]
+                           base.replace(threshold=threshold, cache=cache, eos_early_exit=True))]

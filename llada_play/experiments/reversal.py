@@ -8,7 +8,9 @@ import re
 import torch
 
 from ..diffusion.losses import autoregressive_log_likelihood, mc_log_likelihood
-from ..diffusion.sampling import generate, generate_autoregressive
+from ..diffusion.autoregressive import generate_autoregressive
+from ..diffusion.sampler_config import SamplerConfig
+from ..diffusion.sampling import denoise, generate
 from ..model.text import decode_generation
 
 
@@ -40,10 +42,10 @@ def question_ids(tokenizer, question: str) -> torch.LongTensor:
     return torch.tensor([_encode(tokenizer, question.rstrip(), sentence_start=True)])
 
 
-def answer_settings(tokenizer, max_answer_tokens: int = 16, block_length: int = 8) -> dict:
-    """The sampler settings used for answers: greedy, one token per step, blocks of 8."""
+def answer_config(max_answer_tokens: int = 16, block_length: int = 8) -> SamplerConfig:
+    """How answers are sampled: greedy, one token per step, blocks of 8."""
     length = -(-max_answer_tokens // block_length) * block_length
-    return dict(steps=length, gen_length=length, block_length=block_length)
+    return SamplerConfig(steps=length, gen_length=length, block_length=block_length)
 
 
 @torch.no_grad()
@@ -53,7 +55,7 @@ def answer(model, tokenizer, question: str, max_answer_tokens: int = 16) -> str:
     if getattr(model.config, "causal", False):
         out = generate_autoregressive(model, prompt, max_answer_tokens, eos_token_id=tokenizer.eos_token_id)
     else:
-        out = generate(model, prompt, **answer_settings(tokenizer, max_answer_tokens))
+        out = denoise(model, prompt, answer_config(max_answer_tokens), observe=False).finish()
     return decode_generation(tokenizer, out[0], prompt.shape[1])
 
 

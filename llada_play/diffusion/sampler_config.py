@@ -1,0 +1,162 @@
+"""One set of sampler options, validated once: :class:`SamplerConfig`.
+
+The sampler (``generate``, ``denoise``, ``generate_many``), the command line (its flags are generated from the
+fields below), the app, the comparisons and the traces all take this one dataclass, with one name per option.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ..model.kv_cache import CACHE_MODES
+from .remasking import get_scorer
+
+
+def _option(default, help: str, **cli):
+    return field(default=default, metadata={"help": help, **cli})
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How to denoise: the schedule, the choice of tokens, end-of-text handling, speed-ups, randomness.
+
+    Semantics follow LLaDA's ``generate()``: ``gen_length`` tokens are split into blocks of ``block_length``
+    filled left to right, each block gets ``steps / num_blocks`` steps, and each step commits
+    ceil(masked left / steps left) of the block's masked positions, ranked by the ``remasking`` scorer.
+    ``steps`` above ``gen_length`` is clamped to ``gen_length`` with a warning.
+    """
+
+    steps: int = _option(128, "denoising steps in all")
+    gen_length: int = _option(128, "tokens to generate")
+    block_length: int = _option(128, "semi-autoregressive block size (gen_length must be a multiple)")
+    temperature: float = _option(0.0, "0 is greedy; above 0, Gumbel-max sampling")
+    cfg_scale: float = _option(0.0, "classifier-free guidance scale (0: off)")
+    remasking: str = _option("low_confidence", "which predicted tokens to commit first (a remasking strategy)")
+    threshold: float | None = _option(None, "confidence-threshold parallel decoding: commit every candidate "
+                                            "whose probability is >= this (at least one per step); steps unused")
+    eos_token_ids: tuple[int, ...] | None = _option(None, "what counts as end-of-text (default: the model's)")
+    forbid_eos: bool = _option(False, "never generate end-of-text (LLaDA's logits_eos_inf)")
+    eos_last: bool = _option(False, "commit end-of-text only when nothing else is left in the block")
+    confidence_eos_eot_inf: bool = _option(False, "LLaDA's switch: end-of-text/turn scored as confidence 0 "
+                                                  "and committed last")
+    eos_early_exit: bool = _option(False, "once a block is all end-of-text, fill the rest with end-of-text")
+    cache: str | None = _option(None, "approximate block KV cache of Fast-dLLM: prefix or dual (default off)",
+                                choices=CACHE_MODES)
+    cache_refresh_every: int | None = _option(None, "also refresh the cache every N steps within a block")
+    topk: int = _option(0, "record this many alternatives per masked position in the step records")
+    seed: int | None = _option(None, "seed for Gumbel noise and the random strategy")
+
+    def __post_init__(self):
+        for name in ("gen_length", "block_length", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.gen_length % self.block_length:
+            raise ValueError(f"gen_length ({self.gen_length}) must be divisible by block_length ({self.block_length})")
+        if self.steps % self.num_blocks:
+            raise ValueError(f"steps ({self.steps}) must be divisible by the number of blocks (gen_length / "
+                             f"block_length = {self.gen_length} / {self.block_length} = {self.num_blocks})")
+        if self.steps > self.gen_length:
+            warnings.warn(f"steps ({self.steps}) exceeds the {self.gen_length} tokens to unmask; using steps="
+                          f"{self.gen_length} (a step must commit at least one token)", stacklevel=4)
+            object.__setattr__(self, "steps", self.gen_length)
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.cfg_scale < 0:
+            raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+        get_scorer(self.remasking)  # raises, listing the strategies
+        if self.threshold is not None and not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.cache is not None and self.cache not in CACHE_MODES:
+            raise ValueError(f"cache must be one of {list(CACHE_MODES)} or None, got {self.cache!r}")
+        for name in ("cache_refresh_every", "seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{name} must be an integer or None, got {value!r}")
+        if self.cache_refresh_every is not None and self.cache_refresh_every <= 0:
+            raise ValueError(f"cache_refresh_every must be a positive integer or None, got {self.cache_refresh_every}")
+        if isinstance(self.topk, bool) or not isinstance(self.topk, int) or self.topk < 0:
+            raise ValueError(f"topk must be a non-negative integer, got {self.topk!r}")
+        if self.eos_token_ids is not None:
+            object.__setattr__(self, "eos_token_ids", tuple(int(t) for t in self.eos_token_ids))
+
+    @property
+    def num_blocks(self) -> int:
+        return self.gen_length // self.block_length
+
+    @property
+    def steps_per_block(self) -> int:
+        return self.steps // self.num_blocks
+
+    def replace(self, **changes) -> "SamplerConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["eos_token_ids"] is not None:
+            out["eos_token_ids"] = list(out["eos_token_ids"])
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SamplerConfig":
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown sampler option(s) {unknown}; the options are {option_names()}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SamplerConfig":
+        return cls.from_dict(json.loads(text))
+
+    def describe(self) -> str:
+        """A short label: the options that differ from the defaults."""
+        default = SamplerConfig()
+        changed = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                   if getattr(self, f.name) != getattr(default, f.name)]
+        return ", ".join(changed) or "defaults"
+
+
+# What the CLI and the app start from: a short answer in two blocks, quick on a CPU.
+INTERACTIVE = SamplerConfig(steps=64, gen_length=64, block_length=32, seed=0)
+
+
+def option_names() -> list[str]:
+    return [f.name for f in fields(SamplerConfig)]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_sampler_arguments(parser: argparse.ArgumentParser, defaults: SamplerConfig = INTERACTIVE) -> None:
+    """One command-line flag per :class:`SamplerConfig` field (``--gen-length``...), defaults from ``defaults``."""
+    from .remasking import REMASKING
+
+    group = parser.add_argument_group("sampler")
+    for f in fields(SamplerConfig):
+        default = getattr(defaults, f.name)
+        help_text = f.metadata["help"] + ("" if default in (None, False) else f" (default {default})")
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if kind == "bool":
+            group.add_argument(_flag(f.name), action="store_true", default=default, help=help_text)
+        elif f.name == "eos_token_ids":
+            group.add_argument(_flag(f.name), type=int, nargs="+", default=default, metavar="ID", help=help_text)
+        elif f.name == "remasking":
+            group.add_argument(_flag(f.name), default=default, choices=sorted(REMASKING), help=help_text)
+        else:
+            convert = float if kind.startswith("float") else int if kind.startswith("int") else str
+            metavar = None if "choices" in f.metadata else {int: "N", float: "X"}.get(convert)
+            group.add_argument(_flag(f.name), type=convert, default=default, choices=f.metadata.get("choices"),
+                               metavar=metavar, help=help_text)
+
+
+def sampler_config_from_args(args: argparse.Namespace) -> SamplerConfig:
+    """The :class:`SamplerConfig` of parsed flags made by :func:`add_sampler_arguments`."""
+    return SamplerConfig(**{name: getattr(args, name) for name in option_names()})
+
