@@ -99,8 +99,3 @@ class DenoisingPlayer(widgets.VBox):
                 if i + 1 == len(self.trace.steps) or self.trace.steps[i + 1].block != s.block]
         later = [e for e in ends if e > current]
         self.slider.value = later[0] if later else 0
-
-
-def show_trace(trace: Trace, **kwargs) -> DenoisingPlayer:
-    """One call: the denoising player for any trace."""
-    return DenoisingPlayer(trace, **kwargs)

@@ -1,0 +1,43 @@
+"""The app: its tabs composed into one page, and how the page is served."""
+from __future__ import annotations
+
+import gradio as gr
+
+from .registry import DEFAULT_KEY, ModelRegistry
+from .tabs.chat import chat_tab
+from .tabs.compare import compare_tab
+from .tabs.denoise import denoise_tab
+from .tabs.model import model_tab
+from .tabs.reversal import reversal_tab
+from .tabs.sft import sft_tab
+from .tabs.step import CSS, HEAD, step_tab
+
+# Local fonts only: the page must work with no internet access.
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "DejaVu Sans", "sans-serif"],
+                          font_mono=["ui-monospace", "DejaVu Sans Mono", "monospace"])
+INTRO = ("# llada-play\nA masked-diffusion language model writes by **unmasking**: it starts from a row of masks "
+         "and, block by block, commits the tokens it is surest of.")
+
+
+def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -> gr.Blocks:
+    """The page: a model description on top, then the tabs. The sampling tabs share the Denoise tab's prompt and
+    controls; the Quick SFT and Model tabs change the session's model."""
+    with gr.Blocks(title="llada-play") as demo:
+        gr.Markdown(INTRO)
+        model_key = gr.State(DEFAULT_KEY)  # per session: each browser tab chooses its own model
+        model_info = gr.Markdown(registry.describe(DEFAULT_KEY))
+        prompt = denoise_tab(registry, model_key)
+        chat_tab(registry, model_key, prompt.sampler)
+        step_tab(registry, model_key, prompt)
+        compare_tab(registry, model_key, prompt)
+        sft_tab(registry, model_key, model_info)
+        reversal_tab(registry, reversal_overrides)
+        model_tab(registry, model_key, model_info)
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str, port: int) -> None:
+    """Serve the page (blocks until stopped); errors are shown in the page."""
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=HEAD, css=CSS,
+                show_error=True)

@@ -1,0 +1,83 @@
+"""Long runs (training, experiments) in a thread, consumed by a streaming event handler as events.
+
+Sampling needs none of this (it is a plain iterator, see ``live``); a training run is one blocking call that
+reports progress through callbacks, so it runs in a thread and its reports are passed over a queue.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+Report = Callable[[Any], None]
+
+
+class StopRequested(Exception):
+    """Raised inside the work by :meth:`Cancel.raise_if_set`: the run ends as :class:`Cancelled`."""
+
+
+class Cancel:
+    """Set from the page (a Cancel button); the work polls it where stopping is safe."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+
+    def set(self) -> None:
+        self._flag.set()
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    def raise_if_set(self) -> None:
+        if self._flag.is_set():
+            raise StopRequested()
+
+
+@dataclass(frozen=True)
+class Progress:
+    value: Any  # what the work passed to ``report``
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: Any  # what the work returned
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    pass
+
+
+Event = Progress | Finished | Cancelled
+
+
+def run_in_background(work: Callable[[Report], Any]) -> Iterator[Event]:
+    """Run ``work(report)`` in a daemon thread. Yield a :class:`Progress` for each ``report(value)`` it makes,
+    then :class:`Finished` with its result, or :class:`Cancelled` if it raised :class:`StopRequested`.
+    Any other exception of the work is raised here, in the consumer."""
+    events: queue.Queue = queue.Queue()
+
+    def target() -> None:
+        try:
+            events.put(Finished(work(lambda value: events.put(Progress(value)))))
+        except StopRequested:
+            events.put(Cancelled())
+        except Exception as err:  # handed over to be shown in the page
+            events.put(err)
+
+    threading.Thread(target=target, daemon=True).start()
+    while True:
+        event = events.get()
+        if isinstance(event, Exception):
+            raise event
+        yield event
+        if not isinstance(event, Progress):
+            return
+
+
+def request_cancel(cancel: Cancel | None) -> None:
+    """What a Cancel button does: nothing when no run is going."""
+    if cancel is not None:
+        cancel.set()

@@ -1,0 +1,1 @@
+"""One module per tab of the app; each exposes one function that builds the tab and wires its events."""

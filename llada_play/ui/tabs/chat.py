@@ -1,0 +1,66 @@
+"""The Chat tab: multi-turn chat through the tokenizer's chat template, each reply written by denoising."""
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from ...model.text import decode_generation, encode_prompt, stop_token_ids
+from ..controls import SamplerControls, config_from_controls
+from ..errors import shown_in_page
+from ..live import GenerationDone, stream
+from ..registry import ModelRegistry
+from ..viz import PieceCache, render_canvas
+
+
+def plain(content) -> str:
+    """Chatbot message content as plain text (Gradio may hand back a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return str(content)
+
+
+def chat_turn(registry: ModelRegistry, key: str, message: str, history: list[dict] | None, *controls):
+    """Stream (conversation, cleared input box, canvas) while the reply is denoised."""
+    if not message or not message.strip():
+        raise gr.Error("the message is empty")
+    history = list(history or [])
+    shown = history + [{"role": "user", "content": message}]
+    messages = [{"role": m["role"], "content": plain(m["content"])} for m in shown]
+    with shown_in_page():
+        model, tokenizer = registry.get(key)
+        ids = encode_prompt(tokenizer, messages, chat=True)
+        eos = stop_token_ids(tokenizer)
+        # end-of-text committed last, so that the reply is not cut short while its block still fills in
+        config = config_from_controls(*controls).replace(eos_last=True, eos_token_ids=sorted(eos))
+        pieces = PieceCache(tokenizer)
+        for item in stream(model, ids, config, tokenizer, record_trace=False):
+            if isinstance(item, GenerationDone):
+                reply = decode_generation(tokenizer, item.output[0], ids.shape[1]).strip()
+                yield shown + [{"role": "assistant", "content": reply}], "", gr.update()
+                return
+            tokens = item.x_after[0].tolist()
+            yield shown, "", render_canvas(tokens[item.prompt_length:], 0, item.block_length, item.mask_id, pieces,
+                                           eos_ids=eos)
+
+
+def chat_tab(registry: ModelRegistry, model_key: gr.State, sampler: SamplerControls) -> None:
+    """Build the tab and wire it; the reply uses the Denoise tab's sampler controls."""
+    with gr.Tab("Chat"):
+        gr.Markdown("Multi-turn chat through the tokenizer's chat template, for instruct-style models (for "
+                    "example one fine-tuned in the Quick SFT tab). The reply is still written by denoising: "
+                    "watch the canvas. End-of-text is committed last and stripped between turns. Uses the "
+                    "sampler parameters of the Denoise tab.")
+        chatbot = gr.Chatbot(label="Conversation", height=320)
+        with gr.Row():
+            message = gr.Textbox(label="Your message", scale=4)
+            send = gr.Button("Send", variant="primary", scale=1)
+            clear = gr.Button("Clear", scale=1)
+        canvas = gr.HTML()
+    turn = partial(chat_turn, registry)
+    inputs, outputs = [model_key, message, chatbot, *sampler.inputs()], [chatbot, message, canvas]
+    send.click(turn, inputs, outputs, api_name="chat", concurrency_limit=2)
+    message.submit(turn, inputs, outputs, api_name=False, concurrency_limit=2)
+    clear.click(lambda: ([], ""), None, [chatbot, canvas], api_name=False)

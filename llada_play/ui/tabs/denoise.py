@@ -1,0 +1,117 @@
+"""The Denoise tab: a prompt, the sampler's controls, and the canvas filling in live; then a scrubbable trace."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import gradio as gr
+import torch
+
+from ...diffusion.sampler_config import SamplerConfig
+from ...diffusion.trace import Trace
+from ...experiments.compare import forward_passes
+from ...model.text import decode_generation, encode_prompt, parse_constraints, stop_token_ids
+from ..controls import SamplerControls, config_from_controls, sampler_controls
+from ..errors import shown_in_page
+from ..live import GenerationDone, stream
+from ..registry import ModelRegistry
+from ..viz import PieceCache, commit_order_figure, confidence_figure, record_canvas, trace_step_html
+
+DEFAULT_PROMPT = "Romeo.\n"
+
+
+@dataclass(frozen=True)
+class PromptInputs:
+    """The Denoise tab's prompt and sampler controls, which the other sampling tabs use too."""
+
+    prompt: gr.Textbox
+    chat: gr.Checkbox
+    pins: gr.Textbox
+    sampler: SamplerControls
+
+    def inputs(self) -> list[gr.components.Component]:
+        """The order :func:`prepare_run` takes them in (after the model key)."""
+        return [self.prompt, self.chat, self.pins, *self.sampler.inputs()]
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    model: torch.nn.Module
+    tokenizer: object
+    ids: torch.LongTensor
+    config: SamplerConfig
+    constraints: dict[int, int] | None
+
+
+def prepare_run(registry: ModelRegistry, key: str, prompt: str, chat: bool, pins: str, *controls) -> PreparedRun:
+    """The model, prompt ids, config and pinned tokens of the Denoise tab's inputs; raises ValueError."""
+    model, tokenizer = registry.get(key)
+    ids = encode_prompt(tokenizer, prompt, chat=chat)
+    config = config_from_controls(*controls)
+    constraints = parse_constraints(tokenizer, pins, config.gen_length) or None
+    return PreparedRun(model, tokenizer, ids, config, constraints)
+
+
+def denoise(registry: ModelRegistry, key: str, *inputs):
+    """Stream (trace, status, canvas, text, scrub, commit order, confidence) after every step, then the end."""
+    with shown_in_page():
+        run = prepare_run(registry, key, *inputs)
+        pieces, eos = PieceCache(run.tokenizer), stop_token_ids(run.tokenizer)
+        hidden = gr.update(visible=False)
+        confidences: dict[int, float] = {}
+        for item in stream(run.model, run.ids, run.config, run.tokenizer, constraints=run.constraints):
+            if isinstance(item, GenerationDone):
+                yield finished_view(run, item, eos)
+                return
+            html = record_canvas(item, pieces, confidences, eos_ids=eos)
+            yield None, f"Step {item.step + 1}, block {item.block + 1}", html, "", hidden, None, None
+
+
+def finished_view(run: PreparedRun, done: GenerationDone, eos: set[int]) -> tuple:
+    trace = done.trace
+    n = len(trace.steps)
+    text = decode_generation(run.tokenizer, done.output[0], run.ids.shape[1])
+    return (trace.to_dict(), f"Done: {n} steps, {forward_passes(n, run.config.cfg_scale)} forward passes.",
+            trace_step_html(trace, n, eos_ids=eos), text, gr.update(visible=True, maximum=n, value=n),
+            commit_order_figure(trace), confidence_figure(trace))
+
+
+def show_step(registry: ModelRegistry, key: str, trace: dict | None, step: float) -> str:
+    """The recorded run's canvas after ``step`` steps (the scrub slider)."""
+    if not trace:
+        return ""
+    _, tokenizer = registry.get(key)
+    return trace_step_html(Trace.from_dict(trace), int(step), eos_ids=stop_token_ids(tokenizer))
+
+
+def prompt_inputs() -> tuple[PromptInputs, gr.Button]:
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=3)
+            chat = gr.Checkbox(label="Chat template (instruct models)", value=False)
+            pins = gr.Textbox(label="Pinned words (infilling): position: word, ...", value="",
+                              placeholder="e.g. 0: Romeo, 20: love")
+            run = gr.Button("Denoise", variant="primary")
+        with gr.Column(scale=3):
+            sampler = sampler_controls()
+    return PromptInputs(prompt, chat, pins, sampler), run
+
+
+def denoise_tab(registry: ModelRegistry, model_key: gr.State) -> PromptInputs:
+    """Build the tab and wire it; returns its inputs for the tabs that reuse them."""
+    with gr.Tab("Denoise"):
+        inputs, run = prompt_inputs()
+        status = gr.Markdown("")
+        canvas = gr.HTML(label="Canvas")
+        text = gr.Textbox(label="Text", lines=4)
+        scrub = gr.Slider(0, 1, value=0, step=1, label="Step (scrub the recorded run)", visible=False)
+        with gr.Row():
+            order_plot = gr.Plot(label="Commit order")
+            confidence_plot = gr.Plot(label="Confidence")
+    trace = gr.State(None)
+    run.click(partial(denoise, registry), [model_key, *inputs.inputs()],
+              [trace, status, canvas, text, scrub, order_plot, confidence_plot], api_name="denoise",
+              concurrency_limit=2)
+    scrub.change(partial(show_step, registry), [model_key, trace, scrub], canvas, show_progress="hidden",
+                 api_name=False)
+    return inputs

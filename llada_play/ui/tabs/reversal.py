@@ -1,0 +1,232 @@
+"""The Reversal curse tab: run (or load) the experiment, see its numbers, then ask both trained models."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+
+from ...experiments.reversal import answer, answer_config, question_ids
+from ...model.checkpoint import CheckpointError
+from ...model.text import decode_generation, stop_token_ids
+from ..background import Cancel, Cancelled, Finished, request_cancel, run_in_background
+from ..errors import shown_in_page
+from ..live import GenerationDone, stream
+from ..paths import RECORDED_REVERSAL
+from ..registry import ModelRegistry
+from ..viz import PieceCache, record_canvas
+
+EMPTY_ANSWER = "(no answer: end-of-text came first)"
+RANKING_LABEL = ("Ranking: the true answer against 4 other people's, by log-likelihood per token (exact for the "
+                 "autoregressive model, the Monte-Carlo bound for the diffusion model); ★ marks each model's choice")
+
+
+def progress_html(fraction: float, message: str) -> str:
+    return (f'<div class="lp-progress"><progress value="{fraction:.3f}" max="1" style="width:100%"></progress>'
+            f'<div style="white-space:pre-line">{html.escape(message)}</div></div>')
+
+
+def recorded_results(registry: ModelRegistry) -> list[str]:
+    """Results files shipped with the project and those written under the models folder."""
+    found = sorted(RECORDED_REVERSAL.glob("*.json"))
+    if registry.models_dir and registry.models_dir.is_dir():
+        found += sorted(registry.models_dir.glob("**/results.json"))
+    return [str(p) for p in found]
+
+
+def held_out_examples(results: dict, per_set: int = 3) -> list[str]:
+    """A few held-out questions of each direction, as "set: question | answer" choices."""
+    from ...experiments.reversal_experiment import QUESTIONS, ReversalConfig, load_experiment_data
+
+    try:
+        files = load_experiment_data(ReversalConfig.from_dict(results["config"]))
+    except (ValueError, OSError):
+        return []
+    return [f"{key}: {row['prompt']} | {row['completion'].strip()}" for key, name in QUESTIONS
+            for row in files.get(name, [])[::max(1, len(files.get(name, [])) // per_set)][:per_set]]
+
+
+def results_view(results: dict, note: str) -> tuple:
+    """(results, cancel, status, table, figure, examples): a finished or loaded result, shown."""
+    from ...experiments.reversal_experiment import conclusions, results_figure, results_table
+
+    rows = results_table(results)
+    note = "\n".join([note, *conclusions(results)])
+    kinds = [k for k in rows[0] if k != "metric"] if rows else []
+    table = [[r["metric"], *[r[k] for k in kinds]] for r in rows]
+    examples = held_out_examples(results)
+    return (results, None, progress_html(1.0, note), gr.update(value=table, headers=["metric", *kinds]),
+            results_figure(results), gr.update(choices=examples, value=examples[0] if examples else None))
+
+
+def run_experiment(registry: ModelRegistry, overrides: dict | None, _running: Cancel | None):
+    """Stream (results, cancel, status, table, figure, examples) while the quick experiment runs."""
+    from ...experiments.reversal_experiment import ReversalConfig, run_reversal_experiment
+
+    out = registry.new_run_dir("reversal-app")
+    config = ReversalConfig.quick(**{**(overrides or {}), "out_dir": str(out)})
+    cancel = Cancel()
+
+    def work(report):
+        def progress(fraction: float, message: str) -> None:
+            cancel.raise_if_set()  # the experiment stops at its next progress report
+            report((fraction, message))
+
+        return run_reversal_experiment(config, progress=progress)
+
+    keep = gr.update()
+    yield None, cancel, progress_html(0.0, "Starting: generating the facts, packing the training text..."), \
+        keep, keep, keep
+    with shown_in_page(Exception):
+        for event in run_in_background(work):
+            if isinstance(event, Cancelled):
+                yield None, None, progress_html(0.0, "Cancelled."), keep, keep, keep
+            elif isinstance(event, Finished):
+                yield results_view(event.result, f"Done in {event.result['wall_time_s']:.0f} s; results in "
+                                                  f"{out / 'results.json'}.")
+            else:
+                yield keep, cancel, progress_html(*event.value), keep, keep, keep
+
+
+def cancel_experiment(cancel: Cancel | None) -> str:
+    request_cancel(cancel)
+    return progress_html(0.0, "Cancelling after the current step...")
+
+
+def load_results(path: str | None) -> tuple:
+    from ...experiments.reversal_experiment import read_results
+
+    if not path:
+        raise gr.Error("choose a results file (written by `llada-play reversal --out ...` or by this tab)")
+    with shown_in_page():
+        results = read_results(path)
+    seeds = len(results["config"]["seeds"])
+    return results_view(results, f"Loaded {path}: {len(results['runs'])} models, {seeds} "
+                                 f"seed{'' if seeds == 1 else 's'}.")
+
+
+def pick_example(example: str | None) -> tuple[str, str]:
+    """(question, true answer) of a "set: question | answer" choice."""
+    if not example:
+        return "", ""
+    question, expected = example.split(" | ", 1)
+    return question.split(": ", 1)[1], expected
+
+
+def trained_models(registry: ModelRegistry, results: dict) -> dict[str, tuple]:
+    """kind -> (model, tokenizer) of the result's first seed, through the registry; a clear error when they are
+    not on this machine."""
+    first = results["config"]["seeds"][0]
+    pair = {}
+    for run in results["runs"]:
+        if run["seed"] == first:
+            if not Path(run["model_dir"], "config.json").exists():
+                raise CheckpointError(f"this result's models are not on this machine ({run['model_dir']}); run "
+                                      "the quick experiment here to ask questions")
+            pair[run["model"]] = registry.get(run["model_dir"])
+    return pair
+
+
+def ranking(results: dict, pair: dict[str, tuple], question: str, expected: str):
+    """The ranking table for one held-out question (``rank_answers``): candidates, each model's score, a star on
+    each model's choice. A question without a known true answer gets an empty table that says so."""
+    from ...experiments.reversal_experiment import rank_answers
+
+    ranked = rank_answers(results, {kind: model for kind, (model, _) in pair.items()}, pair["diffusion"][1],
+                          question, expected or "")
+    if ranked is None:
+        return gr.update(value=None, label=RANKING_LABEL + " (pick a held-out question to rank its answers)")
+    candidates, scores = ranked
+    columns = {}
+    for kind, values in scores.items():
+        choice = max(range(len(values)), key=values.__getitem__)
+        columns[kind] = [f"{v:.2f}" + (" ★" if i == choice else "") for i, v in enumerate(values)]
+    table = [[("✓ " if i == 0 else "") + c.strip(), *[col[i] for col in columns.values()]]
+             for i, c in enumerate(candidates)]
+    return gr.update(value=table, headers=["candidate (✓ true answer)", *columns], label=RANKING_LABEL)
+
+
+def ask_both(registry: ModelRegistry, results: dict | None, question: str, expected: str):
+    """Stream (diffusion answer, autoregressive answer, canvas, ranking) while the diffusion model answers."""
+    if results is None:
+        raise gr.Error("run the quick experiment or load a result first")
+    with shown_in_page():
+        pair = trained_models(registry, results)
+        diffusion, tokenizer = pair["diffusion"]
+        ids = question_ids(tokenizer, question)
+    ar_answer = ((answer(pair["autoregressive"][0], tokenizer, question) or EMPTY_ANSWER)
+                 if "autoregressive" in pair else "n/a")
+    pieces, confidences, eos, canvas = PieceCache(tokenizer), {}, stop_token_ids(tokenizer), ""
+    waiting, text = gr.update(value=None, label=RANKING_LABEL), ""
+    for item in stream(diffusion, ids, answer_config(), tokenizer, record_trace=False):
+        if isinstance(item, GenerationDone):
+            text = decode_generation(tokenizer, item.output[0], ids.shape[1]) or EMPTY_ANSWER
+            yield text, ar_answer, canvas, waiting
+            break
+        canvas = record_canvas(item, pieces, confidences, eos_ids=eos)
+        yield "", ar_answer, canvas, waiting
+    yield text, ar_answer, canvas, ranking(results, pair, question, expected)
+
+
+@dataclass(frozen=True)
+class AskSection:
+    """The "ask both models" part of the tab."""
+
+    example: gr.Dropdown
+    question: gr.Textbox
+    button: gr.Button
+    diffusion: gr.Textbox
+    autoregressive: gr.Textbox
+    expected: gr.Textbox
+    canvas: gr.HTML
+    ranking: gr.Dataframe
+
+
+def ask_section() -> AskSection:
+    gr.Markdown("**Ask both models** (the first seed's pair). Questions are sentence starts; the held-out "
+                "templates below were never seen in training.")
+    with gr.Row():
+        example = gr.Dropdown([], label="Held-out question (direction: question)", scale=3)
+        question = gr.Textbox(label="Question", scale=3)
+        button = gr.Button("Ask both")
+    with gr.Row():
+        diffusion = gr.Textbox(label="Diffusion model")
+        autoregressive = gr.Textbox(label="Autoregressive model")
+        expected = gr.Textbox(label="True answer")
+    canvas = gr.HTML(label="The diffusion model's denoising")
+    ranking_table = gr.Dataframe(label=RANKING_LABEL, wrap=True)
+    return AskSection(example, question, button, diffusion, autoregressive, expected, canvas, ranking_table)
+
+
+def reversal_tab(registry: ModelRegistry, overrides: dict | None) -> None:
+    """Build the tab and wire it; ``overrides`` are settings for its quick run (``ReversalConfig.quick``)."""
+    with gr.Tab("Reversal curse"):
+        gr.Markdown("**The reversal curse.** Two models of the same shape, one masked-diffusion and one "
+                    "autoregressive, learn invented facts (\"Daphne Barrington is the director of ...\") stated in "
+                    "one direction only, on the same token windows. Asked the other way round, which one still "
+                    "knows? Run the quick experiment (two seeds, a few minutes on a laptop CPU) or load a recorded "
+                    "result, then ask both models yourself.")
+        with gr.Row():
+            run = gr.Button("Run the quick experiment", variant="primary")
+            cancel_button = gr.Button("Cancel")
+            choice = gr.Dropdown(recorded_results(registry), label="Recorded result", allow_custom_value=True,
+                                 scale=3)
+            load = gr.Button("Load")
+        status = gr.HTML("")
+        with gr.Row():
+            table = gr.Dataframe(label="Accuracy (%), mean ± std over seeds", wrap=True)
+            plot = gr.Plot(label="Both models, both directions")
+        ask = ask_section()
+        results, cancel = gr.State(None), gr.State(None)
+    outputs = [results, cancel, status, table, plot, ask.example]
+    run.click(partial(run_experiment, registry, overrides), [cancel], outputs, api_name="reversal_run",
+              concurrency_limit=1)
+    cancel_button.click(cancel_experiment, [cancel], [status], api_name="reversal_cancel")
+    load.click(load_results, [choice], outputs, api_name="reversal_load")
+    ask.example.change(pick_example, [ask.example], [ask.question, ask.expected], api_name=False)
+    ask.button.click(partial(ask_both, registry), [results, ask.question, ask.expected],
+                     [ask.diffusion, ask.autoregressive, ask.canvas, ask.ranking], api_name="reversal_ask",
+                     concurrency_limit=2)
+
