@@ -222,7 +222,21 @@ def test_lora_sft_runs_as_a_job_and_writes_adapter_and_merged_model(tiny_model, 
     changed = [n for n, p in merged.state_dict().items() if not torch.equal(p, tiny_model.state_dict()[n])]
     assert changed, "merging the trained adapters changed no weight"
     adapted, _ = load_model(out / "adapter")  # the adapter directory opens with its base attached
-    assert adapted is not None
+    from peft import PeftModel
+
+    assert isinstance(adapted, PeftModel)
+    lora = {n: p for n, p in adapted.state_dict().items() if ".lora_" in n}
+    assert lora and all(p.shape[0 if ".lora_A." in n else 1] == 2 for n, p in lora.items())  # rank 2
+    assert all(p.abs().sum() > 0 for n, p in lora.items() if ".lora_B." in n)  # trained: B starts at zero
+    base_weights = {n.replace("base_model.model.", "", 1).replace(".base_layer", ""): p
+                    for n, p in adapted.state_dict().items() if ".lora_" not in n}
+    assert base_weights.keys() == tiny_model.state_dict().keys()
+    assert all(torch.equal(p, tiny_model.state_dict()[n]) for n, p in base_weights.items())  # the base, frozen
+    ids = torch.randint(0, len(char_tokenizer), (2, 12))
+    with torch.no_grad():
+        adapted_logits = adapted(ids).logits
+        assert torch.allclose(adapted_logits, merged(ids).logits, atol=1e-5)  # the adapters are what was merged
+        assert not torch.allclose(adapted_logits, tiny_model(ids).logits, atol=1e-3)
 
 
 def test_slurm_settings_preview_without_submitting():

@@ -18,10 +18,30 @@ def test_presets_have_expected_shapes():
     assert abs(n / 8.02e9 - 1) < 0.01
 
 
+def expected_parameters(c: LladaConfig) -> int:
+    """The parameter count of ``LladaForMaskedLM(c)`` from its config: the embeddings; per layer the query/
+    key/value/output projections (with biases on q/k/v when ``attention_bias``), the SwiGLU's gate/up/down
+    matrices and two RMSNorm weights; the final norm; and the head unless it is tied to the embeddings."""
+    d, kv = c.hidden_size, c.num_key_value_heads * c.head_dim
+    attention = d * d + 2 * d * kv + d * d + ((d + 2 * kv) if c.attention_bias else 0)
+    per_layer = attention + 3 * d * c.intermediate_size + 2 * d
+    head = 0 if c.tie_word_embeddings else c.vocab_size * d
+    return c.vocab_size * d + c.num_hidden_layers * per_layer + d + head
+
+
 def test_small_preset_is_a_few_million_parameters():
     c = config_from_preset("small", vocab_size=4096, mask_token_id=2)
     n = sum(p.numel() for p in LladaForMaskedLM(c).parameters())
-    assert 2e6 < n < 10e6
+    # 4096*256 embeddings + 6 layers * (4*256*256 + 3*256*688 + 2*256) + 256 + a 4096*256 head
+    assert n == expected_parameters(c) == 6_843_648
+
+
+@pytest.mark.parametrize("options", [dict(tie_word_embeddings=True),
+                                     dict(num_key_value_heads=2, attention_bias=True)], ids=["tied", "gqa-bias"])
+def test_parameter_count_follows_the_config(options):
+    c = config_from_preset("tiny", vocab_size=100, mask_token_id=2, **options)
+    n = sum(p.numel() for p in LladaForMaskedLM(c).parameters())  # a tied head is one tensor, counted once
+    assert n == expected_parameters(c)
 
 
 def test_architecture_parts(tiny_model):

@@ -8,6 +8,8 @@ from safetensors.torch import load_file
 
 from llada_play.model.checkpoint import load_model, save_model
 from llada_play.recipes import run_sft
+from llada_play.training.data import load_sft_rows
+from llada_play.training.evaluation import answer_accuracy
 from llada_play.training.trainer import TrainConfig
 
 
@@ -27,14 +29,26 @@ def model_dir(tiny_model, char_tokenizer, tmp_path):
 
 def test_sft_reports_accuracy_before_and_after(model_dir, sft_files, tmp_path):
     train, test = sft_files
+    # Held-out rows whose expected answers are, on every other row, what the untrained model answers (and on
+    # the others an answer it cannot give): its accuracy is 3/6 by construction.
+    held_out = load_sft_rows(test)
+    base, tokenizer = load_model(model_dir)
+    answers = answer_accuracy(base, tokenizer, held_out, return_answers=True)["answers"]
+    assert all(answers)  # a response must not be empty
+    rows = [{"prompt": conv[0]["content"], "response": answer if i % 2 == 0 else f"not {answer}"}
+            for i, (conv, answer) in enumerate(zip(held_out, answers))]
+    test.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = TrainConfig(objective="sft", output_dir=str(tmp_path / "run"), max_steps=6, warmup_steps=1,
                          progress=False)
     summary = run_sft(model_dir, train, config, batch_size=8, eval_data=test)
     acc = summary["held_out_accuracy"]
     assert set(acc) == {"before", "after"} and acc["after"]["n"] == 6
-    assert 0 <= acc["after"]["accuracy"] <= 1
+    assert acc["before"]["accuracy"] == 0.5
+    # after: the exact-match accuracy of the saved fine-tuned model on the same rows
     model, tokenizer = load_model(summary["final_model"])
     assert tokenizer is not None and summary["steps"] == 6
+    answers = answer_accuracy(model, tokenizer, held_out, return_answers=True)["answers"]
+    assert acc["after"]["accuracy"] == sum(a == r["response"] for a, r in zip(answers, rows)) / 6
 
 
 def test_lora_trains_only_adapters_and_merges(model_dir, sft_files, tmp_path):
