@@ -63,9 +63,13 @@ class _Forward:
         every = self.config.cache_refresh_every
         if self.cache is None or self.stale or (every and block_step % every == 0):
             # rows leave the batch only at full passes, so that the cache's rows always match it
-            busy = (x == self.model.mask_id).any(1)
-            self.rows = None if bool(busy.all()) else busy.nonzero().flatten()
-            self.canvas_logits, self.stale = self._pass(x, None), False
+            if x.shape[0] > 1:
+                busy = (x == self.model.mask_id).any(1)
+                self.rows = None if bool(busy.all()) else busy.nonzero().flatten()
+            logits, self.stale = self._pass(x, None), False
+            if self.cache is None:
+                return logits  # not kept: the next pass can then reuse its memory instead of faulting in new pages
+            self.canvas_logits = logits
         else:
             start, stop = self.window
             self.canvas_logits[:, start:stop] = self._pass(x, self.window)
