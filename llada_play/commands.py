@@ -168,95 +168,113 @@ def cmd_reversal(args: argparse.Namespace) -> int:
 TRAINING_COMMANDS: dict[str, Handler] = {"train": cmd_train, "sft": cmd_sft, "reversal": cmd_reversal}
 
 
+def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``llada-play train``."""
+    parser.add_argument("--data", required=True, help="a .txt file or a directory of .txt files")
+    parser.add_argument("--preset", default="small", help="model shape: tiny, small, ... (default small)")
+    parser.add_argument("--autoregressive", action="store_true", help="train the causal twin instead")
+    parser.add_argument("--tokenizer", default=None, help="reuse this tokenizer directory instead of training one")
+    parser.add_argument("--vocab-size", type=int, default=4096)
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--held-out", type=float, default=0.05, help="fraction of documents held out")
+    parser.add_argument("--fixed-mask-ratio", type=float, default=None,
+                        help="mask every sequence at this ratio instead of t ~ U(0,1) (0.15: the BERT-style baseline)")
+    add_train_arguments(parser, steps=2000, lr=1e-3)
+
+
+def add_sft_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``llada-play sft``."""
+    parser.add_argument("--data", default=str(SHIPPED_SFT / "arithmetic_train.jsonl"),
+                        help=".jsonl/.json/.csv/.parquet with prompt+response or messages (default: shipped arithmetic)")
+    parser.add_argument("--eval-data", default=None,
+                        help="held-out rows answered before and after training (default with the shipped data: its test split)")
+    parser.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    parser.add_argument("--autoregressive", action="store_true", help="next-token loss on the response (causal models)")
+    parser.add_argument("--seq-len", type=int, default=None, help="pad/cut length (default: the longest row)")
+    parser.add_argument("--on-error", default="stop", choices=["stop", "skip"], help="what a malformed row does")
+    parser.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (peft)")
+    parser.add_argument("--lora-alpha", type=int, default=16, help="LoRA scaling numerator (default 16)")
+    parser.add_argument("--no-merge", action="store_true",
+                        help="keep only the adapters (OUT/adapter) instead of also saving the merged model")
+    add_loading_arguments(parser)
+    add_train_arguments(parser, steps=1000, lr=1e-3, warmup=50)
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``llada-play eval``."""
+    parser.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    parser.add_argument("--data", required=True, help="held-out text (.txt or directory) or SFT rows (.jsonl...)")
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--batches", type=int, default=20, help="fixed text windows batches to score")
+    parser.add_argument("--mc-samples", type=int, default=64, help="Monte-Carlo samples per row for the bound")
+    parser.add_argument("--rows", type=int, default=50, help="SFT rows to score")
+    parser.add_argument("--samples", type=int, default=3, help="sample generations to print")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_reversal_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``llada-play reversal``."""
+    parser.add_argument("--out", required=True, help="results JSON to write")
+    parser.add_argument("--quick", action="store_true",
+                        help="5 people per subset, 2 seeds, 1000 steps, 40 test rows per set: < 10 min on 2 CPU cores")
+    parser.add_argument("--data", default=None,
+                        help="a directory in the published layout (p2d_prompts_train.jsonl, ...); default: generated")
+    parser.add_argument("--init", default=None, choices=["scratch", "pretrained"],
+                        help="train from scratch (default) or from the shipped model and its autoregressive twin")
+    parser.add_argument("--preset", default=None, help="model shape when training from scratch (default mini)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per model (default 2500, quick 1000)")
+    parser.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated (default 0,1,2; quick 0,1)")
+    parser.add_argument("--models", type=lambda t: t.split(","), default=None,
+                        help="diffusion,autoregressive (default both)")
+    parser.add_argument("--people", type=int, default=None, help="people per subset of generated data (default 30)")
+    parser.add_argument("--eval-rows", type=int, default=None, help="test rows scored per question set (default 100, quick 40)")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--run-dir", default=None, help="where the trained models go (default: next to --out)")
+    parser.add_argument("--resume", action="store_true", help="keep the models already scored, continue the one in training")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``llada-play submit`` (the training command line follows ``--``)."""
+    parser.add_argument("--executor", default="local", choices=["local", "slurm"],
+                        help="local: a subprocess on this machine (default); slurm: sbatch through submitit")
+    parser.add_argument("--tasks-per-node", type=int, default=1, help="training processes per node (DDP if > 1)")
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--gpus-per-node", type=int, default=0)
+    parser.add_argument("--cpus-per-task", type=int, default=None)
+    parser.add_argument("--partition", default=None)
+    parser.add_argument("--account", default=None)
+    parser.add_argument("--time", type=int, default=60, help="time limit in minutes (default 60)")
+    parser.add_argument("--sbatch", action="append", metavar="KEY=VALUE", help="extra sbatch option (repeatable)")
+    parser.add_argument("--setup", action="append", metavar="LINE", help="shell line run before the job (repeatable)")
+    parser.add_argument("--folder", default=None, help="submitit logs (default: <out>/submitit)")
+    parser.add_argument("--wait", action="store_true", help="wait for the job and print its status and model")
+    parser.add_argument("training", nargs=argparse.REMAINDER, help="-- then the training command line")
+
+
+# subcommand -> (help, description or None, the function adding its flags)
+SUBCOMMANDS = {
+    "sample": ("generate text by denoising", None, add_sample_arguments),
+    "train": ("pre-train a model (or its autoregressive twin) on a text corpus", None, add_pretrain_arguments),
+    "sft": ("supervised fine-tuning on prompt/response rows", None, add_sft_arguments),
+    "eval": ("held-out loss, likelihood bound, accuracy and samples", None, add_eval_arguments),
+    "reversal": ("the reversal-curse experiment: a diffusion model against its autoregressive twin", None,
+                 add_reversal_arguments),
+    "submit": ("run a train/sft/reversal command as a job (local or Slurm)",
+               "llada-play submit [options] -- train --data data/shakespeare --out runs/x", add_submit_arguments),
+}
+
+
 def build_parser(handlers: Mapping[str, Handler] | None = None) -> argparse.ArgumentParser:
     """The ``llada-play`` parser; each subcommand's ``func`` is its handler: ``handlers`` (``cli`` gives those of
     sample, eval and submit) over :data:`TRAINING_COMMANDS`, None for a subcommand without one."""
     handlers = {**TRAINING_COMMANDS, **(handlers or {})}
     parser = argparse.ArgumentParser(prog="llada-play", description="Play with masked-diffusion language models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sample = sub.add_parser("sample", help="generate text by denoising")
-    add_sample_arguments(sample)
-    sample.set_defaults(func=handlers.get("sample"))
-
-    tr = sub.add_parser("train", help="pre-train a model (or its autoregressive twin) on a text corpus")
-    tr.add_argument("--data", required=True, help="a .txt file or a directory of .txt files")
-    tr.add_argument("--preset", default="small", help="model shape: tiny, small, ... (default small)")
-    tr.add_argument("--autoregressive", action="store_true", help="train the causal twin instead")
-    tr.add_argument("--tokenizer", default=None, help="reuse this tokenizer directory instead of training one")
-    tr.add_argument("--vocab-size", type=int, default=4096)
-    tr.add_argument("--seq-len", type=int, default=256)
-    tr.add_argument("--held-out", type=float, default=0.05, help="fraction of documents held out")
-    tr.add_argument("--fixed-mask-ratio", type=float, default=None,
-                    help="mask every sequence at this ratio instead of t ~ U(0,1) (0.15: the BERT-style baseline)")
-    add_train_arguments(tr, steps=2000, lr=1e-3)
-    tr.set_defaults(func=handlers.get("train"))
-
-    sft = sub.add_parser("sft", help="supervised fine-tuning on prompt/response rows")
-    sft.add_argument("--data", default=str(SHIPPED_SFT / "arithmetic_train.jsonl"),
-                     help=".jsonl/.json/.csv/.parquet with prompt+response or messages (default: shipped arithmetic)")
-    sft.add_argument("--eval-data", default=None,
-                     help="held-out rows answered before and after training (default with the shipped data: its test split)")
-    sft.add_argument("--model", default=None, help="model directory (default: the shipped model)")
-    sft.add_argument("--autoregressive", action="store_true", help="next-token loss on the response (causal models)")
-    sft.add_argument("--seq-len", type=int, default=None, help="pad/cut length (default: the longest row)")
-    sft.add_argument("--on-error", default="stop", choices=["stop", "skip"], help="what a malformed row does")
-    sft.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (peft)")
-    sft.add_argument("--lora-alpha", type=int, default=16, help="LoRA scaling numerator (default 16)")
-    sft.add_argument("--no-merge", action="store_true",
-                     help="keep only the adapters (OUT/adapter) instead of also saving the merged model")
-    add_loading_arguments(sft)
-    add_train_arguments(sft, steps=1000, lr=1e-3, warmup=50)
-    sft.set_defaults(func=handlers.get("sft"))
-
-    ev = sub.add_parser("eval", help="held-out loss, likelihood bound, accuracy and samples")
-    ev.add_argument("--model", default=None, help="model directory (default: the shipped model)")
-    ev.add_argument("--data", required=True, help="held-out text (.txt or directory) or SFT rows (.jsonl...)")
-    ev.add_argument("--seq-len", type=int, default=256)
-    ev.add_argument("--batches", type=int, default=20, help="fixed text windows batches to score")
-    ev.add_argument("--mc-samples", type=int, default=64, help="Monte-Carlo samples per row for the bound")
-    ev.add_argument("--rows", type=int, default=50, help="SFT rows to score")
-    ev.add_argument("--samples", type=int, default=3, help="sample generations to print")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.set_defaults(func=handlers.get("eval"))
-
-    rv = sub.add_parser("reversal", help="the reversal-curse experiment: a diffusion model against its autoregressive twin")
-    rv.add_argument("--out", required=True, help="results JSON to write")
-    rv.add_argument("--quick", action="store_true",
-                    help="5 people per subset, 2 seeds, 1000 steps, 40 test rows per set: < 10 min on 2 CPU cores")
-    rv.add_argument("--data", default=None,
-                    help="a directory in the published layout (p2d_prompts_train.jsonl, ...); default: generated")
-    rv.add_argument("--init", default=None, choices=["scratch", "pretrained"],
-                    help="train from scratch (default) or from the shipped model and its autoregressive twin")
-    rv.add_argument("--preset", default=None, help="model shape when training from scratch (default mini)")
-    rv.add_argument("--steps", type=int, default=None, help="training steps per model (default 2500, quick 1000)")
-    rv.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated (default 0,1,2; quick 0,1)")
-    rv.add_argument("--models", type=lambda t: t.split(","), default=None,
-                    help="diffusion,autoregressive (default both)")
-    rv.add_argument("--people", type=int, default=None, help="people per subset of generated data (default 30)")
-    rv.add_argument("--eval-rows", type=int, default=None, help="test rows scored per question set (default 100, quick 40)")
-    rv.add_argument("--lr", type=float, default=None)
-    rv.add_argument("--batch-size", type=int, default=None)
-    rv.add_argument("--device", default=None)
-    rv.add_argument("--run-dir", default=None, help="where the trained models go (default: next to --out)")
-    rv.add_argument("--resume", action="store_true", help="keep the models already scored, continue the one in training")
-    rv.add_argument("--no-progress", action="store_true")
-    rv.set_defaults(func=handlers.get("reversal"))
-
-    sub_ = sub.add_parser("submit", help="run a train/sft/reversal command as a job (local or Slurm)",
-                          description="llada-play submit [options] -- train --data data/shakespeare --out runs/x")
-    sub_.add_argument("--executor", default="local", choices=["local", "slurm"],
-                      help="local: a subprocess on this machine (default); slurm: sbatch through submitit")
-    sub_.add_argument("--tasks-per-node", type=int, default=1, help="training processes per node (DDP if > 1)")
-    sub_.add_argument("--nodes", type=int, default=1)
-    sub_.add_argument("--gpus-per-node", type=int, default=0)
-    sub_.add_argument("--cpus-per-task", type=int, default=None)
-    sub_.add_argument("--partition", default=None)
-    sub_.add_argument("--account", default=None)
-    sub_.add_argument("--time", type=int, default=60, help="time limit in minutes (default 60)")
-    sub_.add_argument("--sbatch", action="append", metavar="KEY=VALUE", help="extra sbatch option (repeatable)")
-    sub_.add_argument("--setup", action="append", metavar="LINE", help="shell line run before the job (repeatable)")
-    sub_.add_argument("--folder", default=None, help="submitit logs (default: <out>/submitit)")
-    sub_.add_argument("--wait", action="store_true", help="wait for the job and print its status and model")
-    sub_.add_argument("training", nargs=argparse.REMAINDER, help="-- then the training command line")
-    sub_.set_defaults(func=handlers.get("submit"))
+    for name, (help_text, description, add_arguments) in SUBCOMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=description)
+        add_arguments(command)
+        command.set_defaults(func=handlers.get(name))
     return parser

@@ -205,3 +205,16 @@ def test_architecture_md_lists_every_module_and_only_existing_ones():
     listed = set(re.findall(r"^\| `([\w/]+\.py)` \|", doc, flags=re.M))
     assert modules - listed == set(), f"modules missing from docs/ARCHITECTURE.md's table: {sorted(modules - listed)}"
     assert listed - modules == set(), f"docs/ARCHITECTURE.md lists modules that do not exist: {sorted(listed - modules)}"
+
+
+def test_functions_stay_readable():
+    """No function of the library or the app over 80 lines (docstring included); the sampler's generate under 60."""
+    files = [*PACKAGE_DIR.rglob("*.py"), PACKAGE_DIR.parent / "app.py"]
+    lengths = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lengths[f"{path.relative_to(PACKAGE_DIR.parent)}:{node.name}"] = node.end_lineno - node.lineno + 1
+    too_long = {name: n for name, n in lengths.items() if n >= 80}
+    assert not too_long, f"functions of 80 lines or more: {too_long}"
+    assert lengths["llada_play/diffusion/sampling.py:generate"] < 60

@@ -126,8 +126,14 @@ def test_cfg_with_attention_mask_and_batch(tiny_model):
     pad = tiny_model.config.pad_token_id
     prompt = torch.tensor([[pad, pad, 12, 13], [14, 15, 16, 17]])
     mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
-    out = generate(tiny_model, prompt, steps=4, gen_length=8, block_length=4, cfg_scale=2.0, attention_mask=mask)
-    assert out.shape == (2, 12) and (out != tiny_model.config.mask_token_id).all()
+    model = tiny_model.double()  # padded and unpadded logits then agree far below any confidence gap
+    out = generate(model, prompt, steps=4, gen_length=8, block_length=4, cfg_scale=2.0, attention_mask=mask)
+    # each row is what its prompt gives alone: the padding is invisible to both the guided and unguided pass
+    alone = [generate(model, p[None], steps=4, gen_length=8, block_length=4, cfg_scale=2.0)[0]
+             for p in (prompt[0, 2:], prompt[1])]
+    assert out[0, 2:].tolist() == alone[0].tolist() and out[1].tolist() == alone[1].tolist()
+    unguided = generate(model, prompt[1:], steps=4, gen_length=8, block_length=4)
+    assert not torch.equal(out[1:], unguided)  # and the guidance did change the text
 
 
 def test_left_padded_batch_matches_single_prompts(tiny_model):
@@ -190,9 +196,12 @@ def test_constraints_pin_tokens(tiny_model):
     assert all(not r.committed[0, 4] and not r.committed[0, 9] for r in seen)
 
 
-def test_unconditional_generation_from_an_empty_prompt(tiny_model):
-    out = generate(tiny_model, torch.zeros(1, 0, dtype=torch.long), steps=4, gen_length=8, block_length=8)
-    assert out.shape == (1, 8) and (out != tiny_model.config.mask_token_id).all()
+def test_unconditional_generation_from_an_empty_prompt():
+    target = [20, 21, 10, 11, 12, 13, 14, 15]
+    model = TableModel(oracle_table(target, VOCAB), MASK)
+    out = generate(model, torch.zeros(1, 0, dtype=torch.long), steps=4, gen_length=8, block_length=8, mask_id=MASK)
+    assert out[0].tolist() == target
+    assert model.calls[0].tolist() == [[MASK] * 8]  # the first step starts from a canvas of masks only
 
 
 def test_custom_strategy_can_be_registered():
@@ -252,9 +261,10 @@ def test_missing_mask_id_for_a_model_without_one():
         generate(Bare(), torch.tensor([[1, 2]]), steps=2, gen_length=2, block_length=2)
     with pytest.raises(ValueError, match="mask id 7 is missing"):
         generate(Bare(), torch.tensor([[1, 2]]), steps=2, gen_length=2, block_length=2, mask_id=7)
-    # a bare module returning a logits tensor works as a denoiser
-    out = generate(Bare(), torch.tensor([[1, 2]]), steps=2, gen_length=2, block_length=2, mask_id=4)
-    assert out.shape == (1, 4)
+    # a bare module returning a logits tensor works as a denoiser: all-equal logits give the first token that is
+    # not the mask (greedy ties go to the lowest id)
+    out = generate(Bare(), torch.tensor([[1, 2]]), steps=2, gen_length=2, block_length=2, mask_id=0)
+    assert out.tolist() == [[1, 2, 1, 1]]
 
 
 def test_autoregressive_generate(char_tokenizer):
@@ -269,6 +279,16 @@ def test_autoregressive_generate(char_tokenizer):
     for _ in range(6):
         x = torch.cat([x, model(x).logits[:, -1].argmax(-1, keepdim=True)], 1)
     assert torch.equal(out, x)
+    # a row that emitted an end-of-text id keeps repeating it; the run ends when every row has
+    first, third = int(x[0, 3]), int(x[0, 5])
+    two = torch.cat([prompt, prompt])
+    two[1, 2] = 15  # a second row that goes its own way
+    stopped = generate_autoregressive(model, two, max_new_tokens=6, eos_token_ids=[first, third])
+    free = generate_autoregressive(model, two, max_new_tokens=6)
+    assert stopped[0, 3:].tolist() == [first] * (stopped.shape[1] - 3)
+    row_end = next((i for i in range(3, 9) if int(free[1, i]) in (first, third)), None)
+    length = 9 if row_end is None else row_end + 1  # the first row ends at once, the second where it emits one
+    assert stopped.shape[1] == length and stopped[1].tolist() == free[1, :length].tolist()
     with pytest.raises(ValueError, match="non-empty prompt"):
         generate_autoregressive(model, torch.zeros(1, 0, dtype=torch.long))
 
@@ -281,6 +301,19 @@ def test_a_transformers_masked_lm_works_as_a_denoiser():
     records = []
     out = generate(bert, torch.tensor([[5, 6, 7]]), steps=4, gen_length=8, block_length=4, mask_id=4,
                    hooks=records.append)
-    assert out.shape == (1, 11) and (out != 4).all() and len(records) == 4
+    assert len(records) == 4
+    # LLaDA's algorithm written out on BERT's logits: two blocks, two steps each, the two most confident
+    # predictions of the block committed per step
+    x = torch.tensor([[5, 6, 7] + [4] * 8])
+    with torch.no_grad():
+        for start in (3, 7):
+            for _ in range(2):
+                logits = bert(x).logits[0].float()
+                logits[:, 4] = float("-inf")  # never the mask token itself
+                confidence, token = logits.softmax(-1).max(-1)
+                masked = [i for i in range(start, start + 4) if x[0, i] == 4]
+                for i in sorted(masked, key=lambda i: -float(confidence[i]))[:2]:
+                    x[0, i] = token[i]
+    assert torch.equal(out, x)
     with pytest.raises(ValueError, match="longer than the model's context of 64"):
         generate(bert, torch.tensor([[5, 6, 7]]), steps=4, gen_length=64, block_length=64, mask_id=4)

@@ -1,6 +1,8 @@
 """Left-to-right sampling for the causal baseline (the autoregressive twin in the reversal-curse experiment)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ..model.adapters import logits_of
@@ -21,13 +23,14 @@ def generate_autoregressive(
     prompt,
     max_new_tokens: int = 128,
     temperature: float = 0.0,
-    eos_token_id: int | None = None,
+    eos_token_ids: Sequence[int] | None = None,
     *,
     attention_mask: torch.Tensor | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.LongTensor:
-    """Left-to-right sampling for the causal baseline; rows that emitted ``eos_token_id`` keep emitting it."""
+    """Left-to-right sampling for the causal baseline. A row that emitted one of ``eos_token_ids`` (the name the
+    diffusion sampler's :class:`SamplerConfig` uses) keeps emitting it; the run ends when every row has."""
     device = model_device(model)
     x = as_prompt_batch(prompt, device)
     if x.shape[1] == 0:
@@ -40,17 +43,20 @@ def generate_autoregressive(
                          f"of {context}")
     if generator is None and seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
+    eos_ids = torch.tensor(list(eos_token_ids or []), dtype=torch.long, device=device)
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=device)
+    last = torch.zeros(x.shape[0], dtype=torch.long, device=device)  # what a finished row repeats
     for _ in range(max_new_tokens):
         out = model(x) if attention_mask is None else model(x, attention_mask=attention_mask)
         logits = logits_of(out)[:, -1].float()
         token = sample_tokens(logits, temperature, generator)
-        if eos_token_id is not None:
-            token = torch.where(done, torch.full_like(token, eos_token_id), token)
-            done |= token == eos_token_id
+        if eos_ids.numel():
+            token = torch.where(done, last, token)
+            last = torch.where(done, last, token)
+            done |= torch.isin(token, eos_ids)
         x = torch.cat([x, token[:, None]], 1)
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(x.shape[0], 1)], 1)
-        if eos_token_id is not None and bool(done.all()):
+        if eos_ids.numel() and bool(done.all()):
             break
     return x

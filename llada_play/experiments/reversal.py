@@ -53,7 +53,7 @@ def answer(model, tokenizer, question: str, max_answer_tokens: int = 16) -> str:
     """The greedy answer of either kind of model, cut at end-of-text."""
     prompt = question_ids(tokenizer, question)
     if getattr(model.config, "causal", False):
-        out = generate_autoregressive(model, prompt, max_answer_tokens, eos_token_id=tokenizer.eos_token_id)
+        out = generate_autoregressive(model, prompt, max_answer_tokens, eos_token_ids=[tokenizer.eos_token_id])
     else:
         out = denoise(model, prompt, answer_config(max_answer_tokens), observe=False).finish()
     return decode_generation(tokenizer, out[0], prompt.shape[1])

@@ -144,7 +144,7 @@ def autoregressive_answer_accuracy(model, tokenizer, conversations: list[list[di
     for conv in conversations:
         text = tokenizer.apply_chat_template(conv[:-1], add_generation_prompt=True, tokenize=False)
         ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids], device=device)
-        out = generate_autoregressive(model, ids, max_new_tokens, eos_token_id=tokenizer.eos_token_id)
+        out = generate_autoregressive(model, ids, max_new_tokens, eos_token_ids=[tokenizer.eos_token_id])
         answer = decode_generation(tokenizer, out[0], ids.shape[1]).strip()
         correct += answer == conv[-1]["content"].strip()
         well_formed += any(int(t) in stops for t in out[0, ids.shape[1]:])
