@@ -164,8 +164,26 @@ def cmd_reversal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_puzzle(args: argparse.Namespace) -> int:
+    """llada-play puzzle: Sudoku solved by a diffusion model and its left-to-right twin; writes results.json."""
+    from .experiments.puzzle import PuzzleConfig, results_markdown, run_puzzle_experiment
+
+    settings = {k: v for k, v in vars(args).items() if k in PuzzleConfig.__dataclass_fields__ and v is not None}
+    config = PuzzleConfig(**settings)
+    progress = None
+    if not args.no_progress:
+        def progress(fraction: float, message: str) -> None:
+            print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+    results = run_puzzle_experiment(config, progress=progress, resume=args.resume)
+    print(results_markdown(results))
+    print(f"[results in {Path(config.out_dir) / 'results.json'}]", file=sys.stderr)
+    return 0
+
+
 # the commands a job runs (jobs.CommandJob); cli adds sample, eval and submit
-TRAINING_COMMANDS: dict[str, Handler] = {"train": cmd_train, "sft": cmd_sft, "reversal": cmd_reversal}
+TRAINING_COMMANDS: dict[str, Handler] = {"train": cmd_train, "sft": cmd_sft, "reversal": cmd_reversal,
+                                         "puzzle": cmd_puzzle}
 
 
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -254,6 +272,27 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("training", nargs=argparse.REMAINDER, help="-- then the training command line")
 
 
+def add_puzzle_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``llada-play puzzle`` (defaults: those of ``PuzzleConfig``)."""
+    parser.add_argument("--out", dest="out_dir", required=True, help="run directory (models, results.json)")
+    parser.add_argument("--size", type=int, default=None, choices=[4, 6, 9], help="grid size (default 6)")
+    parser.add_argument("--givens", type=int, default=None, help="digits given per puzzle (default 14)")
+    parser.add_argument("--any-difficulty", dest="singles_only", action="store_const", const=False, default=None,
+                        help="allow puzzles that singles alone do not solve")
+    parser.add_argument("--train-puzzles", type=int, default=None, help="training puzzles (default 20000)")
+    parser.add_argument("--test-puzzles", type=int, default=None, help="held-out puzzles scored (default 500)")
+    parser.add_argument("--preset", default=None, help="model shape for both kinds (default mini)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per model")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated (default 0,1)")
+    parser.add_argument("--models", type=lambda t: t.split(","), default=None,
+                        help="diffusion,autoregressive (default both)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--resume", action="store_true", help="keep the models already scored, continue the one in training")
+    parser.add_argument("--no-progress", action="store_true")
+
+
 # subcommand -> (help, description or None, the function adding its flags)
 SUBCOMMANDS = {
     "sample": ("generate text by denoising", None, add_sample_arguments),
@@ -262,6 +301,8 @@ SUBCOMMANDS = {
     "eval": ("held-out loss, likelihood bound, accuracy and samples", None, add_eval_arguments),
     "reversal": ("the reversal-curse experiment: a diffusion model against its autoregressive twin", None,
                  add_reversal_arguments),
+    "puzzle": ("Sudoku: a diffusion model against its left-to-right twin, where the order of unmasking matters",
+               None, add_puzzle_arguments),
     "submit": ("run a train/sft/reversal command as a job (local or Slurm)",
                "llada-play submit [options] -- train --data data/shakespeare --out runs/x", add_submit_arguments),
 }

@@ -105,3 +105,15 @@ def test_generate_many_takes_the_same_config(tiny_model):
     batched = generate_many(tiny_model, prompts, 2, config)
     for prompt, row in zip(prompts, batched):
         assert row.tolist() == generate(tiny_model, torch.tensor([prompt]), **config.to_dict())[0].tolist()
+
+
+def test_constraints_per_row_as_a_tensor(tiny_model):
+    prompt = torch.tensor([[12, 13, 14], [15, 16, 17]])
+    pins = torch.full((2, 16), -1)
+    pins[0, 0], pins[1, 5] = 20, 21
+    out = denoise(tiny_model, prompt, CONFIG, constraints=pins).finish()
+    assert out[0, 3] == 20 and out[1, 8] == 21
+    free = generate(tiny_model, prompt, **CONFIG.to_dict())
+    assert out[1, 3] != 20 or free[1, 3] == 20  # row 0's pin is not applied to row 1
+    with pytest.raises(ValueError, match=r"constraints tensor shape \(2, 8\) differs"):
+        denoise(tiny_model, prompt, CONFIG, constraints=torch.full((2, 8), -1))

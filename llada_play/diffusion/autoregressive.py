@@ -26,11 +26,14 @@ def generate_autoregressive(
     eos_token_ids: Sequence[int] | None = None,
     *,
     attention_mask: torch.Tensor | None = None,
+    constraints: torch.Tensor | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.LongTensor:
     """Left-to-right sampling for the causal baseline. A row that emitted one of ``eos_token_ids`` (the name the
-    diffusion sampler's :class:`SamplerConfig` uses) keeps emitting it; the run ends when every row has."""
+    diffusion sampler's :class:`SamplerConfig` uses) keeps emitting it; the run ends when every row has.
+    ``constraints``: (batch, max_new_tokens) token ids taken instead of sampling where >= 0 (-1: sampled), the
+    left-to-right counterpart of the diffusion sampler's pinned tokens."""
     device = model_device(model)
     x = as_prompt_batch(prompt, device)
     if x.shape[1] == 0:
@@ -41,15 +44,21 @@ def generate_autoregressive(
     if context is not None and x.shape[1] + max_new_tokens > context:
         raise ValueError(f"prompt ({x.shape[1]} tokens) plus {max_new_tokens} new tokens exceeds the context "
                          f"of {context}")
+    if constraints is not None and tuple(constraints.shape) != (x.shape[0], max_new_tokens):
+        raise ValueError(f"constraints must have shape (batch, max_new_tokens) = ({x.shape[0]}, {max_new_tokens}), "
+                         f"got {tuple(constraints.shape)}")
     if generator is None and seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
     eos_ids = torch.tensor(list(eos_token_ids or []), dtype=torch.long, device=device)
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=device)
     last = torch.zeros(x.shape[0], dtype=torch.long, device=device)  # what a finished row repeats
-    for _ in range(max_new_tokens):
+    for i in range(max_new_tokens):
         out = model(x) if attention_mask is None else model(x, attention_mask=attention_mask)
         logits = logits_of(out)[:, -1].float()
         token = sample_tokens(logits, temperature, generator)
+        if constraints is not None:
+            pinned = constraints[:, i].to(token.device)
+            token = torch.where(pinned >= 0, pinned, token)
         if eos_ids.numel():
             token = torch.where(done, last, token)
             last = torch.where(done, last, token)

@@ -58,3 +58,10 @@ def negative_entropy(logits, tokens, generator=None):
     """Dream: the lower the entropy of the predictive distribution, the earlier the commit."""
     # entr(p) = -p log p, and 0 where p is 0 (forbidden tokens), where p * log p would be NaN.
     return -torch.special.entr(logits.float().softmax(-1)).sum(-1)
+
+
+@register_remasking("left_to_right")
+def left_to_right(logits, tokens, generator=None):
+    """Autoregressive order inside the block: the leftmost masked position first, whatever the model thinks.
+    (Candidates arrive in canvas order, so a falling score is left to right.)"""
+    return -torch.arange(len(tokens), dtype=torch.float, device=tokens.device)

@@ -107,7 +107,7 @@ class Denoising:
         self.x = torch.full((batch, self.prompt_length + config.gen_length), model.mask_id, dtype=torch.long,
                             device=model.device)
         self.x[:, :self.prompt_length] = prompt
-        self._place_constraints(constraints or {})
+        self._place_constraints({} if constraints is None else constraints)
         attention_mask = self._full_attention_mask(attention_mask, prompt)
         prompt_index = torch.zeros_like(self.x, dtype=torch.bool)
         prompt_index[:, :self.prompt_length] = True
@@ -207,14 +207,25 @@ class Denoising:
         self._forward.forced(pos for _, pos, _ in record.forced)
         self._forbidden.extend(record._forbidden)
 
-    def _place_constraints(self, constraints: Mapping[int, int]) -> None:
-        """Pin tokens at positions counted from the start of the generation (infilling)."""
+    def _place_constraints(self, constraints: Mapping[int, int] | torch.Tensor) -> None:
+        """Pin tokens at positions counted from the start of the generation (infilling): {position: token} for
+        every row, or a (batch, gen_length) tensor of token ids per row with -1 where nothing is pinned."""
+        generation = self.x[:, self.prompt_length:]
+        if isinstance(constraints, torch.Tensor):
+            pins = constraints.to(self.x.device, torch.long)
+            if pins.shape != generation.shape:
+                raise ValueError(f"constraints tensor shape {tuple(pins.shape)} differs from the generation's "
+                                 f"{tuple(generation.shape)} (batch, gen_length)")
+            if self.vocab_size is not None and bool((pins >= self.vocab_size).any()):
+                raise ValueError(f"constraint token {int(pins.max())} is outside the vocabulary")
+            generation.copy_(torch.where(pins >= 0, pins, generation))
+            return
         for pos, token in constraints.items():
             if not 0 <= pos < self.config.gen_length:
                 raise ValueError(f"constraint position {pos} is outside the generation [0, {self.config.gen_length})")
             if self.vocab_size is not None and not 0 <= token < self.vocab_size:
                 raise ValueError(f"constraint token {token} at position {pos} is outside the vocabulary")
-            self.x[:, self.prompt_length + pos] = token
+            generation[:, pos] = token
 
     def _full_attention_mask(self, attention_mask, prompt) -> torch.Tensor | None:
         if attention_mask is None:
@@ -234,7 +245,8 @@ def denoise(model, prompt, config: SamplerConfig | None = None, *, attention_mas
 
     Iterate the result to run it: each ``next()`` does one step and yields its :class:`StepRecord`; the canvas
     is ``run.output``. ``attention_mask``: (batch, P), 0 on left padding. ``constraints``: {position in the
-    generation: token id} pinned before the first step (infilling). ``generator``: randomness (else
+    generation: token id} pinned before the first step (infilling), or a (batch, gen_length) tensor of per-row pins
+    with -1 where nothing is pinned. ``generator``: randomness (else
     ``config.seed``). ``logits_hooks``: called with a :class:`LogitsContext` and the logits before tokens are
     chosen. ``observe=False`` leaves the records without predictions (``x_after`` is then the live canvas), the
     fast path when nobody reads them. Parameters are validated here, before the first step.

@@ -1,0 +1,266 @@
+"""Where denoising order matters: Sudoku solved by a masked diffusion model and by its left-to-right twin.
+
+Both models share the preset, the tokens (one per cell), the data and the training steps; the diffusion model
+is trained with the SFT loss (the solution masked at a random ratio, the puzzle left unmasked), the twin with
+next-token loss on the solution. At test time the givens are pinned in the answer for both, so only the empty
+cells are decided, and the only difference left is the order: the diffusion model commits the cells it is
+surest of first (or in any order a remasking strategy picks), the twin must go left to right.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..diffusion.autoregressive import generate_autoregressive
+from ..diffusion.sampler_config import SamplerConfig
+from ..diffusion.sampling import denoise
+from ..model.checkpoint import load_model, save_model
+from ..model.config import config_from_preset
+from ..model.modeling import LladaForMaskedLM
+from ..model.tokenizer import build_char_tokenizer, special_token_ids
+from ..training.data import SFTBatches
+from ..training.trainer import TrainConfig, TrainStepRecord, train
+from .sudoku import BLANK, Puzzle, make_puzzles
+
+MODEL_KINDS = ("diffusion", "autoregressive")
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class PuzzleConfig:
+    """Everything a puzzle run depends on; saved into its results so that it can be repeated."""
+
+    out_dir: str = "runs/puzzle"
+    size: int = 6
+    givens: int = 14
+    singles_only: bool = True
+    train_puzzles: int = 20000
+    test_puzzles: int = 500
+    data_seed: int = 0
+    preset: str = "mini"
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 100
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    models: list[str] = field(default_factory=lambda: list(MODEL_KINDS))
+    precision: str = "auto"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        unknown = set(self.models) - set(MODEL_KINDS)
+        if unknown:
+            raise ValueError(f"unknown model kinds {sorted(unknown)}; choose from {list(MODEL_KINDS)}")
+        if self.train_puzzles <= 0 or self.test_puzzles <= 0:
+            raise ValueError("train_puzzles and test_puzzles must be positive")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PuzzleConfig":
+        names = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown puzzle settings {unknown}; the settings are {sorted(names)}")
+        return cls(**values)
+
+
+def puzzle_tokenizer(size: int):
+    """One token per cell value: the digits of the grid and the blank."""
+    return build_char_tokenizer("".join(str(d) for d in range(1, size + 1)) + BLANK,
+                                model_max_length=2 * size * size)
+
+
+def encode_puzzles(tokenizer, puzzles: list[Puzzle]) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """(prompts, solutions): the puzzles' cells and their solutions' cells as token ids, (count, cells) each."""
+    def ids(texts):
+        return torch.tensor(tokenizer(texts, add_special_tokens=False).input_ids)
+
+    return ids([p.text for p in puzzles]), ids(["".join(map(str, p.solution)) for p in puzzles])
+
+
+def pinned_givens(tokenizer, puzzles: list[Puzzle]) -> torch.LongTensor:
+    """The givens as per-row pins on the answer (-1 on the empty cells), for either sampler's ``constraints``."""
+    prompts, solutions = encode_puzzles(tokenizer, puzzles)
+    blank = tokenizer.convert_tokens_to_ids(BLANK)
+    return torch.where(prompts == blank, torch.full_like(solutions, -1), solutions)
+
+
+def decode_grids(tokenizer, answers: torch.LongTensor) -> list[tuple[int, ...]]:
+    """Token ids of answers back to grids (0 where a token is not a digit, e.g. still masked)."""
+    grids = []
+    for row in answers.tolist():
+        pieces = tokenizer.convert_ids_to_tokens(row)
+        grids.append(tuple(int(p) if p and p.isdigit() else 0 for p in pieces))
+    return grids
+
+
+def solver_config(size: int, strategy: str = "low_confidence", steps: int | None = None,
+                  threshold: float | None = None) -> SamplerConfig:
+    """One block over the whole answer; one cell per step unless ``steps`` (fewer: several cells a step) or a
+    ``threshold`` says otherwise."""
+    cells = size * size
+    return SamplerConfig(steps=steps or cells, gen_length=cells, block_length=cells, remasking=strategy,
+                         threshold=threshold, seed=0)
+
+
+@dataclass
+class Solved:
+    """A batch of attempts: the grids, and for the diffusion model the step at which each cell was committed."""
+
+    grids: list[tuple[int, ...]]
+    commit_steps: list[dict[int, int]] | None = None  # cell -> step (empty cells only)
+
+
+@torch.no_grad()
+def solve_with_diffusion(model, tokenizer, puzzles: list[Puzzle], config: SamplerConfig,
+                         batch_size: int = 100) -> Solved:
+    grids, steps = [], []
+    for start in range(0, len(puzzles), batch_size):
+        chunk = puzzles[start:start + batch_size]
+        prompts, _ = encode_puzzles(tokenizer, chunk)
+        run = denoise(model, prompts, config, constraints=pinned_givens(tokenizer, chunk))
+        when = [dict() for _ in chunk]
+        for record in run:
+            for row, pos in record.committed.nonzero().tolist():
+                when[row][pos - record.prompt_length] = record.step
+        grids += decode_grids(tokenizer, run.output[:, prompts.shape[1]:])
+        steps += when
+    return Solved(grids, steps)
+
+
+@torch.no_grad()
+def solve_with_autoregressive(model, tokenizer, puzzles: list[Puzzle], batch_size: int = 100) -> Solved:
+    grids = []
+    for start in range(0, len(puzzles), batch_size):
+        chunk = puzzles[start:start + batch_size]
+        prompts, _ = encode_puzzles(tokenizer, chunk)
+        cells = prompts.shape[1]
+        out = generate_autoregressive(model, prompts, cells, constraints=pinned_givens(tokenizer, chunk))
+        grids += decode_grids(tokenizer, out[:, cells:])
+    return Solved(grids)
+
+
+def score(puzzles: list[Puzzle], solved: Solved) -> dict:
+    """Solve rate (every cell right), accuracy over the empty cells, and for the diffusion model how many empty
+    cells were committed, in commit order, before the first wrong one (all of them when solved)."""
+    blanks = right = solved_count = 0
+    before_mistake = []
+    for i, (puzzle, grid) in enumerate(zip(puzzles, solved.grids)):
+        empty = [c for c, v in enumerate(puzzle.givens) if v == 0]
+        ok = [grid[c] == puzzle.solution[c] for c in empty]
+        blanks, right, solved_count = blanks + len(empty), right + sum(ok), solved_count + all(ok)
+        if solved.commit_steps is not None:
+            order = sorted(empty, key=lambda c: solved.commit_steps[i].get(c, 1 << 30))
+            wrong = [k for k, c in enumerate(order) if grid[c] != puzzle.solution[c]]
+            before_mistake.append(wrong[0] if wrong else len(order))
+    out = {"solved": solved_count / len(puzzles), "cell_accuracy": right / blanks, "n": len(puzzles)}
+    if before_mistake:
+        out["cells_before_first_mistake"] = sum(before_mistake) / len(before_mistake)
+    return out
+
+
+def build_model(kind: str, config: PuzzleConfig, tokenizer, seed: int) -> LladaForMaskedLM:
+    torch.manual_seed(seed)
+    cells = config.size * config.size
+    preset = config_from_preset(config.preset, causal=kind == "autoregressive", max_position_embeddings=2 * cells,
+                                **special_token_ids(tokenizer))
+    return LladaForMaskedLM(preset)
+
+
+def train_puzzle_model(kind: str, config: PuzzleConfig, tokenizer, train_set: list[Puzzle], seed: int,
+                       run_dir: Path, hooks=None, resume: bool = False):
+    """Train one model of ``kind`` on the training puzzles (the puzzle is the prompt, the solution the answer)."""
+    model = build_model(kind, config, tokenizer, seed)
+    prompts, solutions = encode_puzzles(tokenizer, train_set)
+    batches = SFTBatches(torch.cat([prompts, solutions], 1), torch.full((len(train_set),), prompts.shape[1]),
+                         config.batch_size)
+    train_config = TrainConfig(objective="autoregressive" if kind == "autoregressive" else "sft",
+                               output_dir=str(run_dir), max_steps=config.steps, lr=config.lr,
+                               warmup_steps=min(config.warmup, config.steps), seed=seed, precision=config.precision,
+                               device=config.device, save_every=max(1, config.steps // 4), keep_last=1,
+                               progress=False, log_every=50)
+    result = train(model, batches, train_config, tokenizer=tokenizer, hooks=hooks, resume=resume)
+    return model.to("cpu").eval(), result
+
+
+def evaluate(kind: str, model, tokenizer, puzzles: list[Puzzle], size: int) -> dict:
+    """The model's solve rate: easy-first decoding for the diffusion model, left to right for the twin."""
+    if kind == "autoregressive":
+        return score(puzzles, solve_with_autoregressive(model, tokenizer, puzzles))
+    return score(puzzles, solve_with_diffusion(model, tokenizer, puzzles, solver_config(size)))
+
+
+def datasets(config: PuzzleConfig) -> tuple[list[Puzzle], list[Puzzle]]:
+    """(train, test): disjoint sets of puzzles drawn with the config's data seed."""
+    test = make_puzzles(config.test_puzzles, config.size, config.givens, config.data_seed + 1, config.singles_only)
+    train_set = make_puzzles(config.train_puzzles, config.size, config.givens, config.data_seed,
+                             config.singles_only, exclude={p.text for p in test})
+    return train_set, test
+
+
+def run_puzzle_experiment(config: PuzzleConfig, progress: Progress | None = None,
+                          train_hooks: Callable[[str, int, TrainStepRecord], None] | None = None,
+                          resume: bool = False) -> dict:
+    """Train and score every (seed, kind); write ``results.json`` and the models under ``out_dir``."""
+    started = time.perf_counter()
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = puzzle_tokenizer(config.size)
+    train_set, test = datasets(config)
+    jobs = [(seed, kind) for seed in config.seeds for kind in config.models]
+    runs = []
+    for j, (seed, kind) in enumerate(jobs):
+        run_dir = out / f"seed{seed}" / kind
+        if resume and (run_dir / "run.json").exists():
+            runs.append(json.loads((run_dir / "run.json").read_text()))
+            continue
+        if progress:
+            progress(j / len(jobs), f"[{j + 1}/{len(jobs)}] {kind}, seed {seed}: training")
+
+        def on_step(record: TrainStepRecord, kind=kind, seed=seed) -> None:
+            if train_hooks:
+                train_hooks(kind, seed, record)
+
+        tic = time.perf_counter()
+        model, result = train_puzzle_model(kind, config, tokenizer, train_set, seed, run_dir, on_step, resume)
+        train_s = time.perf_counter() - tic
+        save_model(model, tokenizer, run_dir / "final")
+        run = {"seed": seed, "model": kind, "final_train_loss": result.final_loss, "train_time_s": round(train_s, 1),
+               "model_dir": str(run_dir / "final"), "scores": evaluate(kind, model, tokenizer, test, config.size)}
+        (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+        runs.append(run)
+    results = {"config": asdict(config), "runs": runs, "wall_time_s": round(time.perf_counter() - started, 1)}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    if progress:
+        progress(1.0, f"done in {results['wall_time_s']:.0f} s")
+    return results
+
+
+def results_markdown(results: dict) -> str:
+    """A table of the runs: solve rate and accuracy on the empty cells, mean ± std over seeds, per kind."""
+    lines = ["| model | solved | cell accuracy | train time | seeds |", "|---|---|---|---|---|"]
+    for kind in MODEL_KINDS:
+        runs = [r for r in results["runs"] if r["model"] == kind]
+        if runs:
+            solved = mean_std([r["scores"]["solved"] for r in runs])
+            cells = mean_std([r["scores"]["cell_accuracy"] for r in runs])
+            minutes = sum(r["train_time_s"] for r in runs) / len(runs) / 60
+            lines.append(f"| {kind} | {solved[0]:.1%} ± {solved[1]:.1%} | {cells[0]:.1%} ± {cells[1]:.1%} | "
+                         f"{minutes:.1f} min | {len(runs)} |")
+    return "\n".join(lines)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+
+
+def load_pair(results_path: str | Path, seed: int | None = None) -> dict[str, tuple]:
+    """{kind: (model, tokenizer)} of one seed of a results file (the first seed by default)."""
+    results = json.loads(Path(results_path).read_text())
+    seed = results["config"]["seeds"][0] if seed is None else seed
+    return {run["model"]: load_model(run["model_dir"]) for run in results["runs"] if run["seed"] == seed}

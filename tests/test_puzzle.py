@@ -1,0 +1,159 @@
+"""Sudoku: generation, exact solving, validation, the token encoding, and a tiny end-to-end training run."""
+import random
+
+import pytest
+import torch
+
+from llada_play.experiments.puzzle import (PuzzleConfig, decode_grids, encode_puzzles, pinned_givens,
+                                           puzzle_tokenizer, run_puzzle_experiment, score, solve_with_autoregressive,
+                                           solve_with_diffusion, solver_config, Solved)
+from llada_play.experiments.sudoku import (Puzzle, check_grid, check_puzzle, grid_text, make_puzzle, make_puzzles,
+                                           parse_grid, solve, solve_by_singles, units)
+
+SOLVED_4 = "1234341221434321"
+
+
+def valid(grid, size):
+    return all(sorted(grid[c] for c in unit) == list(range(1, size + 1)) for unit in units(size))
+
+
+@pytest.mark.parametrize("size, givens", [(4, 6), (6, 14), (9, 34)])
+def test_generated_puzzles_have_one_solution_found_by_singles(size, givens):
+    puzzles = make_puzzles(5, size, givens, seed=3)
+    assert len({p.text for p in puzzles}) == 5
+    for p in puzzles:
+        assert valid(p.solution, size)
+        assert all(g in (0, s) for g, s in zip(p.givens, p.solution))  # givens are the solution's digits
+        assert size * size - p.blanks >= givens
+        assert solve(p.givens, size) == [p.solution]  # unique
+        assert solve_by_singles(p.givens, size) == p.solution
+    assert [p.text for p in make_puzzles(5, size, givens, seed=3)] == [p.text for p in puzzles]  # seeded
+
+
+def test_units_of_a_six_by_six_grid_have_two_by_three_boxes():
+    boxes = units(6)[12:]
+    assert boxes[0] == [0, 1, 2, 6, 7, 8] and boxes[1] == [3, 4, 5, 9, 10, 11] and len(boxes) == 6
+
+
+def test_the_solver_finds_every_solution_up_to_the_limit():
+    empty = tuple([0] * 16)
+    assert len(solve(empty, 4, limit=1000)) == 288  # the number of 4x4 Sudoku grids
+    grid = parse_grid(SOLVED_4)
+    assert solve(grid, 4) == [grid]
+
+
+def test_singles_alone_do_not_solve_a_puzzle_that_needs_a_guess():
+    rng = random.Random(0)
+    hard = make_puzzle(9, 22, rng, singles_only=False)
+    assert solve(hard.givens, 9) == [hard.solution]
+    easy = make_puzzle(9, 22, random.Random(0), singles_only=True)
+    assert solve_by_singles(easy.givens, 9) == easy.solution
+    assert easy.blanks <= hard.blanks  # the singles-only knob keeps more givens when it must
+
+
+def test_text_round_trip_and_bad_grids_are_refused_clearly():
+    puzzle = make_puzzles(1, 6, 14, seed=0)[0]
+    assert parse_grid(puzzle.text) == puzzle.givens and grid_text(puzzle.givens) == puzzle.text
+    assert parse_grid("12.. 34..\n..12 ..43".replace("..", "00")) == (1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 1, 2, 0, 0, 4, 3)
+    with pytest.raises(ValueError, match="16, 36 or 81 cells"):
+        parse_grid("123")
+    with pytest.raises(ValueError, match=r"cell 2 \(row 1, column 2\) is '7'"):
+        parse_grid("17" + "_" * 14)
+    with pytest.raises(ValueError, match="appears twice in row 1"):
+        check_puzzle("11" + "_" * 14)
+    with pytest.raises(ValueError, match="appears twice in box 1"):
+        check_grid(parse_grid("1___" + "_1__" + "_" * 8), 4)
+    with pytest.raises(ValueError, match="no solution"):
+        # box 1 holds 1 and 2, so row 2 needs 3 and 4 in its first two cells, but its 3 is elsewhere
+        check_puzzle("12__" + "__3_" + "____" + "____")
+    with pytest.raises(ValueError, match="more than one solution"):
+        check_puzzle("_" * 16)
+    with pytest.raises(ValueError, match="grid size must be one of"):
+        make_puzzle(5, 10, random.Random(0))
+
+
+def test_encoding_round_trip_and_pins():
+    tokenizer = puzzle_tokenizer(6)
+    puzzles = make_puzzles(3, 6, 14, seed=1)
+    prompts, solutions = encode_puzzles(tokenizer, puzzles)
+    assert prompts.shape == solutions.shape == (3, 36)
+    assert decode_grids(tokenizer, solutions) == [p.solution for p in puzzles]
+    assert decode_grids(tokenizer, prompts) == [p.givens for p in puzzles]
+    pins = pinned_givens(tokenizer, puzzles)
+    assert ((pins >= 0) == (prompts != tokenizer.convert_tokens_to_ids("_"))).all()
+    assert torch.equal(pins[pins >= 0], solutions[pins >= 0])
+
+
+class Oracle(torch.nn.Module):
+    """Knows every solution: puts all its mass on the right digit at every answer position, surest on the
+    cells of lowest index (so that easy-first and left-to-right orders differ only in ties)."""
+
+    def __init__(self, tokenizer, puzzles, causal=False):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.tokenizer, self.causal = tokenizer, causal
+        self.answers = {tuple(p.tolist()): s for p, s in zip(*encode_puzzles(tokenizer, puzzles))}
+        from types import SimpleNamespace
+        self.config = SimpleNamespace(mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
+                                      eos_token_id=tokenizer.eos_token_id, causal=causal)
+
+    def forward(self, ids, attention_mask=None, *args, **kwargs):
+        cells = len(next(iter(self.answers)))
+        logits = torch.zeros(*ids.shape, len(self.tokenizer))
+        for row in range(ids.shape[0]):
+            solution = self.answers[tuple(ids[row, :cells].tolist())]
+            for pos in range(cells, 2 * cells):
+                at = pos - 1 if self.causal else pos  # a causal model's position i predicts token i + 1
+                if at < ids.shape[1]:
+                    logits[row, at, solution[pos - cells]] = 20.0 - 0.1 * (pos - cells)
+        return logits
+
+
+def test_an_oracle_solves_every_puzzle_with_either_sampler():
+    tokenizer = puzzle_tokenizer(4)
+    puzzles = make_puzzles(6, 4, 6, seed=2)
+    diffusion = solve_with_diffusion(Oracle(tokenizer, puzzles), tokenizer, puzzles, solver_config(4), batch_size=4)
+    result = score(puzzles, diffusion)
+    assert result["solved"] == 1.0 and result["cell_accuracy"] == 1.0
+    assert result["cells_before_first_mistake"] == sum(p.blanks for p in puzzles) / len(puzzles)
+    # one empty cell per step, and the givens were pinned before the first step (never committed by a step)
+    assert all(sorted(steps.values()) == list(range(p.blanks)) for steps, p in zip(diffusion.commit_steps, puzzles))
+    assert all(set(steps) == {c for c, v in enumerate(p.givens) if v == 0}
+               for steps, p in zip(diffusion.commit_steps, puzzles))
+    twin = solve_with_autoregressive(Oracle(tokenizer, puzzles, causal=True), tokenizer, puzzles)
+    assert score(puzzles, twin)["solved"] == 1.0
+
+
+def test_score_counts_cells_before_the_first_mistake():
+    puzzle = Puzzle(4, parse_grid("12__" + "34__" + "2143" + "4321"), parse_grid(SOLVED_4))
+    grid = list(puzzle.solution)
+    grid[3] = 3  # the wrong digit in the cell committed second
+    steps = {2: 0, 3: 1, 6: 2, 7: 3}
+    result = score([puzzle], Solved([tuple(grid)], [steps]))
+    assert result == {"solved": 0.0, "cell_accuracy": 0.75, "n": 1, "cells_before_first_mistake": 1.0}
+
+
+def test_a_tiny_run_trains_both_kinds_saves_and_scores(tmp_path):
+    config = PuzzleConfig(out_dir=str(tmp_path), size=4, givens=6, train_puzzles=40, test_puzzles=8, preset="tiny",
+                          steps=3, batch_size=8, seeds=[0], warmup=1)
+    results = run_puzzle_experiment(config)
+    assert [(r["model"], r["seed"]) for r in results["runs"]] == [("diffusion", 0), ("autoregressive", 0)]
+    for run in results["runs"]:
+        assert 0 <= run["scores"]["cell_accuracy"] <= 1 and run["scores"]["n"] == 8
+        assert (tmp_path / "seed0" / run["model"] / "final" / "config.json").exists()
+    assert PuzzleConfig.from_dict(results["config"]) == config
+
+
+def test_the_command_line_runs_a_puzzle_experiment(tmp_path, capsys):
+    from llada_play.cli import main
+
+    code = main(["puzzle", "--out", str(tmp_path), "--size", "4", "--givens", "6", "--train-puzzles", "20",
+                 "--test-puzzles", "4", "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--seeds", "0",
+                 "--models", "diffusion", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| model | solved |") and "| diffusion |" in out
+    assert (tmp_path / "results.json").exists()
+    with pytest.raises(SystemExit) as refused:
+        main(["puzzle", "--out", str(tmp_path), "--size", "5"])
+    assert refused.value.code == 2  # argparse refuses the size, naming the choices
