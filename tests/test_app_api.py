@@ -220,3 +220,22 @@ def test_reversal_tab_refuses_a_file_that_is_not_a_result(app_url, tmp_path):
     bad.write_text('{"hello": 1}')
     with pytest.raises(Exception, match="not a reversal results file"):
         client.predict(str(bad), api_name="/reversal_load")
+
+
+def test_model_tab_lists_the_shipped_models_by_name_and_loads_one(app_url):
+    from llada_play.model.checkpoint import SHIPPED_MODELS
+
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    dropdown = next(c["props"] for c in client.config["components"]
+                    if c.get("type") == "dropdown" and c["props"].get("label") == "Model")
+    offered = [choice[1] if isinstance(choice, (list, tuple)) else choice for choice in dropdown["choices"]]
+    assert offered[0] == "shipped default" and dropdown["value"] == "shipped default"
+    assert offered[1:1 + len(SHIPPED_MODELS)] == list(SHIPPED_MODELS)  # the shipped names next, in table order
+    for name in ("Shakespeare, diffusion (default)", "Arithmetic (SFT of the default)"):
+        assert name in SHIPPED_MODELS and name in offered
+    info, status = client.predict("Arithmetic (SFT of the default)", api_name="/load_model")
+    assert status.startswith("Loaded `Arithmetic (SFT of the default)`")
+    assert "Arithmetic (SFT of the default)" in info and "arithmetic_model" in info and "masked diffusion" in info
+    with pytest.raises(Exception, match="does not exist"):  # a name that is not shipped is taken as a path
+        client.predict("Puzzle, no such model", api_name="/load_model")

@@ -25,6 +25,20 @@ DEFAULT_AR_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_ar_mode
 # The default model after `llada-play sft` on the shipped arithmetic rows (defaults: 1000 steps): a model with a
 # task that has ground truth, for comparing samplers (notebook 02, benchmarks/fast_decoding.py).
 ARITHMETIC_MODEL_DIR = Path(__file__).resolve().parent.parent / "arithmetic_model"
+# The trained models of the reversal-curse experiment's long run (seed 0, mini preset), kept beside its results in
+# the repository (data/reversal/README.md); absent from an installed package.
+REVERSAL_MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "reversal" / "results" / "long-models" / "seed0"
+# Every model the project ships, by display name (the app's Model tab lists these names). A new shipped model
+# (e.g. the puzzle pair) is one more line here; only directories present on disk are listed.
+_SHIPPED_CANDIDATES: dict[str, Path] = {
+    "Shakespeare, diffusion (default)": DEFAULT_MODEL_DIR,
+    "Shakespeare, autoregressive twin": DEFAULT_AR_MODEL_DIR,
+    "Arithmetic (SFT of the default)": ARITHMETIC_MODEL_DIR,
+    "Reversal curse, diffusion (seed 0)": REVERSAL_MODELS_DIR / "diffusion",
+    "Reversal curse, autoregressive (seed 0)": REVERSAL_MODELS_DIR / "autoregressive",
+}
+SHIPPED_MODELS: dict[str, Path] = {name: path for name, path in _SHIPPED_CANDIDATES.items()
+                                   if (path / "config.json").exists()}
 # Names for the weights dtype in the CLI and the app; "stored" keeps what the files hold.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "stored": None}
 

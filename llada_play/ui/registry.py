@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..model.adapters import as_denoiser
-from ..model.checkpoint import CheckpointError, load_model
+from ..model.checkpoint import SHIPPED_MODELS, CheckpointError, default_model_path, load_model
 from .paths import RUNS_DIR
 
 DEFAULT_KEY = "shipped default"
@@ -17,8 +17,10 @@ DEFAULT_KEY = "shipped default"
 class ModelRegistry:
     """Loaded models, shared by all sessions (read-only while sampling); each session picks one by key.
 
-    A key is :data:`DEFAULT_KEY` or a model directory (or cached hub id): every model the app uses, those the
-    Reversal tab trains included, is loaded here once.
+    A key is :data:`DEFAULT_KEY` (the ``default`` directory, else the shipped default model), the name of a
+    shipped model (:data:`~llada_play.model.checkpoint.SHIPPED_MODELS`), or a model directory (or cached hub id):
+    every model the app uses, those the Reversal tab trains included, is loaded here once (a directory reached by
+    two keys, e.g. a shipped model's name and its path, is loaded once).
     """
 
     def __init__(self, default: str | None, models_dir: str | None, trust_remote_code: bool = False,
@@ -31,7 +33,8 @@ class ModelRegistry:
         self._lock = threading.Lock()
 
     def choices(self) -> list[str]:
-        keys = [DEFAULT_KEY]
+        """The default, then the shipped models by name, then the model directories under the models folder."""
+        keys = [DEFAULT_KEY, *SHIPPED_MODELS]
         if self.models_dir and self.models_dir.is_dir():
             found = {p.parent for p in self.models_dir.glob("*/config.json")}
             found |= {p.parent for p in self.models_dir.glob("*/*/config.json")}
@@ -39,18 +42,37 @@ class ModelRegistry:
         return keys
 
     def path_of(self, key: str) -> str | None:
-        return self.default if key == DEFAULT_KEY else key
+        """The directory (or hub id) of a key; None for the shipped default when no ``default`` was given."""
+        if key == DEFAULT_KEY:
+            return self.default
+        return str(SHIPPED_MODELS[key]) if key in SHIPPED_MODELS else key
+
+    def _cache_key(self, key: str) -> str:
+        """One entry per directory, whichever key reaches it."""
+        path = self.path_of(key)
+        if path is None:
+            return str(default_model_path().resolve())
+        return str(Path(path).resolve()) if Path(path).is_dir() else path
 
     def get(self, key: str):
         """(model, tokenizer) for a key, loading it once; raises CheckpointError with the reason."""
         with self._lock:
-            if key not in self._loaded:
+            cache_key = self._cache_key(key)
+            if cache_key not in self._loaded:
                 model, tokenizer = load_model(self.path_of(key), trust_remote_code=self.trust_remote_code,
                                               **self.load_options)
                 if tokenizer is None:
                     raise CheckpointError(f"{key} has no tokenizer: the app needs text in and out")
-                self._loaded[key] = (model, tokenizer)
-            return self._loaded[key]
+                self._loaded[cache_key] = (model, tokenizer)
+            return self._loaded[cache_key]
+
+    def shipped_name(self, key: str) -> str | None:
+        """The display name of the shipped model a key loads, if it loads one."""
+        try:
+            where = self._cache_key(key)
+        except CheckpointError:
+            return None
+        return next((name for name, path in SHIPPED_MODELS.items() if str(path.resolve()) == where), None)
 
     def describe(self, key: str) -> str:
         try:
@@ -62,7 +84,10 @@ class ModelRegistry:
         denoiser = as_denoiser(model)
         layout = getattr(model.config, "source_layout", None)
         family = f"{layout} checkpoint read natively" if layout else f"{denoiser.family.name} family"
-        return f"Model: `{key}` ({n:.1f}M parameters, {kind}, {family}, mask id {denoiser.mask_id})"
+        name = self.shipped_name(key)
+        label = f"`{key}`" if name in (None, key) else f"`{key}` = **{name}**"
+        where = f", in `{self.path_of(key)}`" if key in SHIPPED_MODELS else ""
+        return f"Model: {label} ({n:.1f}M parameters, {kind}, {family}, mask id {denoiser.mask_id}{where})"
 
     def new_run_dir(self, kind: str) -> Path:
         """A fresh output folder for a run the app starts, under the models folder so that its models can be

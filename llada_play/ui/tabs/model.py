@@ -1,4 +1,5 @@
-"""The Model tab: choose the session's model (the shipped default, one under the models folder, any path)."""
+"""The Model tab: choose the session's model (the shipped default, a shipped model by name, one under the models
+folder, any path)."""
 from __future__ import annotations
 
 from functools import partial
@@ -21,8 +22,9 @@ def model_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markd
     """Build the tab and wire it: loading changes this session's model key and the description at the top."""
     with gr.Tab("Model"):
         choice = gr.Dropdown(registry.choices(), value=DEFAULT_KEY, label="Model", allow_custom_value=True,
-                             info="the shipped default, a directory under the models folder, a path, or a hub id "
-                                  "already in the local Hugging Face cache (nothing is downloaded)")
+                             info="the shipped default, a model the project ships (by name), a directory under the "
+                                  "models folder, a path, or a hub id already in the local Hugging Face cache "
+                                  "(nothing is downloaded)")
         with gr.Row():
             load = gr.Button("Load", variant="primary")
             refresh = gr.Button("Refresh the list")
