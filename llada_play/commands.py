@@ -279,10 +279,10 @@ def add_puzzle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--givens", type=int, default=None, help="digits given per puzzle (default 14)")
     parser.add_argument("--any-difficulty", dest="singles_only", action="store_const", const=False, default=None,
                         help="allow puzzles that singles alone do not solve")
-    parser.add_argument("--train-puzzles", type=int, default=None, help="training puzzles (default 20000)")
+    parser.add_argument("--train-puzzles", type=int, default=None, help="training puzzles (default 10000)")
     parser.add_argument("--test-puzzles", type=int, default=None, help="held-out puzzles scored (default 500)")
     parser.add_argument("--preset", default=None, help="model shape for both kinds (default mini)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per model")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per model (default 3000)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated (default 0,1)")
