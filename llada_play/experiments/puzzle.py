@@ -25,6 +25,7 @@ from ..model.modeling import LladaForMaskedLM
 from ..model.tokenizer import build_char_tokenizer, special_token_ids
 from ..training.data import SFTBatches
 from ..training.trainer import TrainConfig, TrainStepRecord, train
+from .reversal_experiment import mean_spread
 from .sudoku import BLANK, Puzzle, make_puzzles
 
 MODEL_KINDS = ("diffusion", "autoregressive")
@@ -246,17 +247,12 @@ def results_markdown(results: dict) -> str:
     for kind in MODEL_KINDS:
         runs = [r for r in results["runs"] if r["model"] == kind]
         if runs:
-            solved = mean_std([r["scores"]["solved"] for r in runs])
-            cells = mean_std([r["scores"]["cell_accuracy"] for r in runs])
+            solved = mean_spread([r["scores"]["solved"] for r in runs])
+            cells = mean_spread([r["scores"]["cell_accuracy"] for r in runs])
             minutes = sum(r["train_time_s"] for r in runs) / len(runs) / 60
-            lines.append(f"| {kind} | {solved[0]:.1%} ± {solved[1]:.1%} | {cells[0]:.1%} ± {cells[1]:.1%} | "
+            lines.append(f"| {kind} | {solved['mean']:.1%} ± {solved['std']:.1%} | {cells['mean']:.1%} ± {cells['std']:.1%} | "
                          f"{minutes:.1f} min | {len(runs)} |")
     return "\n".join(lines)
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    return mean, (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
 
 
 def load_pair(results_path: str | Path, seed: int | None = None) -> dict[str, tuple]:

@@ -249,7 +249,8 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _mean_spread(values: list[float]) -> dict:
+def mean_spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value), min and max of a metric over seeds."""
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
     return {"mean": mean, "std": std, "min": min(values), "max": max(values), "values": values}
@@ -265,7 +266,7 @@ def summarise(runs: list[dict]) -> dict:
             for key in mine[0][metric]:
                 values = [s[metric][key] for s in mine if s[metric].get(key) is not None]
                 if values:
-                    summary[kind][f"{metric}/{key}"] = _mean_spread(values)
+                    summary[kind][f"{metric}/{key}"] = mean_spread(values)
     return summary
 
 
