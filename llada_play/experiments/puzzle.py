@@ -250,8 +250,8 @@ def results_markdown(results: dict) -> str:
             solved = mean_spread([r["scores"]["solved"] for r in runs])
             cells = mean_spread([r["scores"]["cell_accuracy"] for r in runs])
             minutes = sum(r["train_time_s"] for r in runs) / len(runs) / 60
-            lines.append(f"| {kind} | {solved['mean']:.1%} ± {solved['std']:.1%} | {cells['mean']:.1%} ± {cells['std']:.1%} | "
-                         f"{minutes:.1f} min | {len(runs)} |")
+            lines.append(f"| {kind} | {solved['mean']:.1%} ± {solved['std']:.1%} | "
+                         f"{cells['mean']:.1%} ± {cells['std']:.1%} | {minutes:.1f} min | {len(runs)} |")
     return "\n".join(lines)
 
 
