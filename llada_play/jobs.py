@@ -35,15 +35,23 @@ FINISHED_OK = {"COMPLETED"}
 RUNNING = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "CONFIGURING", "RESIZING", "SUSPENDED", "READY"}
 
 
-def _squeue_state(job_id: str) -> str | None:
-    """The controller's state of a queued or running job, or None once it has left the queue."""
-    try:
-        done = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format", "%T"],
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    states = done.stdout.split() if done.returncode == 0 else []
-    return states[0] if states else None
+def _squeue_state(job_id: str, tries: int = 2) -> str | None:
+    """The controller's state of a queued or running job, None once it has left the queue, or "UNKNOWN" when
+    the controller did not answer (a busy slurmctld times out): that is no evidence that the job has ended,
+    and accounting may still hold an earlier attempt's FAILED for a requeued job."""
+    for _ in range(tries):
+        try:
+            done = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format", "%T"],
+                                  capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            done = None
+        if done is not None and done.returncode == 0:
+            states = done.stdout.split()
+            return states[0] if states else None
+        if done is not None and "Invalid job id" in done.stderr:
+            return None  # the controller no longer knows the job: it has left the queue
+        time.sleep(0.5)
+    return "UNKNOWN"
 
 
 class JobFailed(RuntimeError):
