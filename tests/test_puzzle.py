@@ -130,7 +130,12 @@ def test_score_counts_cells_before_the_first_mistake():
     grid[3] = 3  # the wrong digit in the cell committed second
     steps = {2: 0, 3: 1, 6: 2, 7: 3}
     result = score([puzzle], Solved([tuple(grid)], [steps]))
-    assert result == {"solved": 0.0, "cell_accuracy": 0.75, "n": 1, "cells_before_first_mistake": 1.0}
+    # every commit was forced by a single on the grid before it (cells 2, 3, 6, 7 each have one candidate left)
+    assert result == {"solved": 0.0, "cell_accuracy": 0.75, "n": 1, "cells_before_first_mistake": 1.0,
+                      "forced_commits": 1.0}
+    guessed = Puzzle(4, parse_grid("1___" + "_" * 12), parse_grid(SOLVED_4))  # not unique: for the count only
+    first = {c: 0 for c in range(1, 16)}  # all at once at step 0: only cells forced on the bare grid count
+    assert score([guessed], Solved([puzzle.solution], [first]))["forced_commits"] == 0.0
 
 
 def test_a_tiny_run_trains_both_kinds_saves_and_scores(tmp_path):
@@ -157,3 +162,102 @@ def test_the_command_line_runs_a_puzzle_experiment(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["puzzle", "--out", str(tmp_path), "--size", "5"])
     assert refused.value.code == 2  # argparse refuses the size, naming the choices
+
+
+def test_replay_frames_follow_the_sampler_step_by_step():
+    import math
+
+    from llada_play.experiments.puzzle_replay import commit_order, solve_live, twin_attempt
+
+    tokenizer = puzzle_tokenizer(4)
+    puzzle = make_puzzles(1, 4, 6, seed=2)[0]
+    attempt = solve_live(Oracle(tokenizer, [puzzle]), tokenizer, puzzle)
+    first, last = attempt.frames[0], attempt.frames[-1]
+    assert first.step == 0 and first.values == puzzle.givens and first.new == ()
+    assert all(math.isnan(first.confidence[c]) == bool(v) for c, v in enumerate(puzzle.givens))
+    assert [f.step for f in attempt.frames] == list(range(puzzle.blanks + 1))
+    assert all(len(f.new) == 1 for f in attempt.frames[1:]) and last.values == puzzle.solution
+    open_cells = [c for c, v in enumerate(puzzle.givens) if v == 0]
+    assert attempt.order == open_cells  # the oracle is surest of the lowest cell index
+    # after the first step: the guesses are the oracle's digits in every cell still open, nowhere else
+    one = attempt.frames[1]
+    assert all((one.guesses[c] == puzzle.solution[c]) == (one.values[c] == 0) for c in range(16))
+    assert all(one.confidence[c] > 0.99 for c in open_cells)
+    assert attempt.wrong == [] and attempt.summary() == f"solved in {puzzle.blanks} steps"
+    assert commit_order(attempt.frames[:3]) == {open_cells[0]: 1, open_cells[1]: 2}
+    twin = twin_attempt(Oracle(tokenizer, [puzzle], causal=True), tokenizer, puzzle)
+    assert twin.order == open_cells and twin.grid == puzzle.solution and len(twin.frames) == puzzle.blanks + 1
+
+
+def test_replay_counts_the_cells_before_the_first_mistake_and_refuses_a_foreign_size():
+    from llada_play.experiments.puzzle_replay import solve_live
+
+    tokenizer = puzzle_tokenizer(4)
+    puzzle = make_puzzles(1, 4, 6, seed=2)[0]
+    open_cells = [c for c, v in enumerate(puzzle.givens) if v == 0]
+    oracle = Oracle(tokenizer, [puzzle])
+    key = next(iter(oracle.answers))
+    wrong = oracle.answers[key].clone()
+    third = open_cells[2]
+    wrong[third] = tokenizer.convert_tokens_to_ids(str(puzzle.solution[third] % 4 + 1))  # a wrong digit
+    oracle.answers[key] = wrong
+    attempt = solve_live(oracle, tokenizer, puzzle)
+    assert attempt.wrong == [third] and attempt.cells_before_first_mistake == 2
+    assert attempt.summary() == (f"1 wrong cell after {puzzle.blanks} steps; the first mistake was its commit "
+                                 f"number 3 of {puzzle.blanks}")
+    with pytest.raises(ValueError, match="trained on 4x4 puzzles; the puzzle is 6x6"):
+        solve_live(oracle, tokenizer, make_puzzles(1, 6, 14, seed=0)[0])
+
+
+def test_the_decoding_study_scores_every_decoding_of_a_tiny_run(tmp_path):
+    from llada_play.experiments.puzzle import held_out, load_pair
+    from llada_play.experiments.puzzle_decoding import STUDY, Decoding, decoding_study, study_figure, study_markdown
+
+    config = PuzzleConfig(out_dir=str(tmp_path / "run"), size=4, givens=6, train_puzzles=30, test_puzzles=6,
+                          preset="tiny", steps=2, batch_size=8, seeds=[0, 1], warmup=1)
+    run_puzzle_experiment(config)
+    moved = tmp_path / "moved"
+    (tmp_path / "run").rename(moved)  # model directories are relative: the folder can move
+    assert set(load_pair(moved / "results.json", seed=1)) == {"diffusion", "autoregressive"}
+    decodings = [Decoding("easy"), Decoding("thr", threshold=0.5), Decoding("3 steps", steps=3),
+                 Decoding("twin", twin=True)]
+    study = decoding_study(moved / "results.json", held_out(config), decodings)
+    rows = study["rows"]
+    assert [r["decoding"]["name"] for r in rows] == ["easy", "thr", "3 steps", "twin"]
+    assert all(r["seeds"] == [0, 1] and r["n"] == 6 and len(r["solved"]["values"]) == 2 for r in rows)
+    assert rows[0]["steps"]["mean"] == sum(p.blanks for p in held_out(config)) / 6  # one open cell a step
+    assert rows[2]["steps"]["mean"] <= 3 and rows[1]["steps"]["mean"] <= rows[0]["steps"]["mean"]
+    assert "cells_before_first_mistake" in rows[3] and 0 <= rows[3]["forced_commits"]["mean"] <= 1
+    assert study_markdown(study).count("\n") == 1 + len(rows)
+    assert len(study_figure(study).data[0].x) == len(rows)
+    assert any(d.twin for d in STUDY) and {d.strategy for d in STUDY} >= {"low_confidence", "margin", "entropy",
+                                                                            "random", "left_to_right"}
+
+
+def test_an_attempt_counts_its_forced_commits_like_the_score():
+    from llada_play.experiments.puzzle_replay import solve_live
+
+    tokenizer = puzzle_tokenizer(4)
+    puzzles = make_puzzles(3, 4, 6, seed=4)
+    oracle = Oracle(tokenizer, puzzles)
+    scored = score(puzzles, solve_with_diffusion(oracle, tokenizer, puzzles, solver_config(4)))
+    counts = [solve_live(oracle, tokenizer, p).forced_commits() for p in puzzles]
+    assert scored["forced_commits"] == sum(f for f, _ in counts) / sum(n for _, n in counts)
+    assert all(n == p.blanks for (_, n), p in zip(counts, puzzles))
+
+
+def test_the_app_opens_on_the_first_held_out_puzzle_where_the_shipped_pair_disagree():
+    from llada_play.experiments.puzzle import PuzzleConfig
+    from llada_play.experiments.puzzle_replay import solve_live, twin_attempt
+    from llada_play.model.checkpoint import SHIPPED_MODELS, load_model
+    from llada_play.ui.paths import PUZZLE_RESULTS
+    from llada_play.ui.tabs.puzzle import DIFFUSION_NAME, FIRST_HELD_OUT, TWIN_NAME, first_puzzle
+    import json
+
+    config = PuzzleConfig.from_dict(json.loads(PUZZLE_RESULTS.read_text())["config"])
+    # the first puzzles of the run's held-out stream (held_out(config) draws all of them the same way)
+    test = make_puzzles(FIRST_HELD_OUT + 1, config.size, config.givens, config.data_seed + 1, config.singles_only)
+    diffusion, twin = load_model(SHIPPED_MODELS[DIFFUSION_NAME]), load_model(SHIPPED_MODELS[TWIN_NAME])
+    differ = [bool(solve_live(*diffusion, p).wrong) != bool(twin_attempt(*twin, p).wrong) for p in test]
+    assert differ.index(True) == FIRST_HELD_OUT
+    assert parse_grid(first_puzzle()[0]) == test[FIRST_HELD_OUT].givens

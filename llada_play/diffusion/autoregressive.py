@@ -1,7 +1,7 @@
 """Left-to-right sampling for the causal baseline (the autoregressive twin in the reversal-curse experiment)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -29,11 +29,13 @@ def generate_autoregressive(
     constraints: torch.Tensor | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
+    step_hook: Callable[[int, torch.Tensor, torch.LongTensor], None] | None = None,
 ) -> torch.LongTensor:
     """Left-to-right sampling for the causal baseline. A row that emitted one of ``eos_token_ids`` (the name the
     diffusion sampler's :class:`SamplerConfig` uses) keeps emitting it; the run ends when every row has.
     ``constraints``: (batch, max_new_tokens) token ids taken instead of sampling where >= 0 (-1: sampled), the
-    left-to-right counterpart of the diffusion sampler's pinned tokens."""
+    left-to-right counterpart of the diffusion sampler's pinned tokens. ``step_hook(i, probs, tokens)`` sees
+    every new token: its index, the (batch, vocab) next-token distribution it came from, and the tokens taken."""
     device = model_device(model)
     x = as_prompt_batch(prompt, device)
     if x.shape[1] == 0:
@@ -63,6 +65,8 @@ def generate_autoregressive(
             token = torch.where(done, last, token)
             last = torch.where(done, last, token)
             done |= torch.isin(token, eos_ids)
+        if step_hook is not None:
+            step_hook(i, torch.softmax(logits, -1), token)
         x = torch.cat([x, token[:, None]], 1)
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(x.shape[0], 1)], 1)

@@ -152,6 +152,20 @@ def solve_by_singles(grid: tuple[int, ...], size: int) -> tuple[int, ...] | None
     return tuple(cells) if 0 not in cells else None
 
 
+def forced_cells(grid: tuple[int, ...], size: int) -> set[int]:
+    """The empty cells whose digit the grid already forces by a single: one candidate left in the cell (naked),
+    or the only place left for a digit in a row, column or box (hidden). The cells a human solver would fill next."""
+    peers = _peers(size)
+    options = {c: set(range(1, size + 1)) - {grid[p] for p in peers[c]} for c in range(len(grid)) if grid[c] == 0}
+    forced = {c for c, digits in options.items() if len(digits) == 1}
+    for unit in units(size):
+        for digit in set(range(1, size + 1)) - {grid[c] for c in unit}:
+            places = [c for c in unit if digit in options.get(c, ())]
+            if len(places) == 1:
+                forced.add(places[0])
+    return forced
+
+
 @dataclass(frozen=True)
 class Puzzle:
     size: int
