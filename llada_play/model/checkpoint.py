@@ -28,6 +28,8 @@ ARITHMETIC_MODEL_DIR = Path(__file__).resolve().parent.parent / "arithmetic_mode
 # The trained models of the reversal-curse experiment's long run (seed 0, mini preset), kept beside its results in
 # the repository (data/reversal/README.md); absent from an installed package.
 REVERSAL_MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "reversal" / "results" / "long-models" / "seed0"
+# The Sudoku pair of `llada-play puzzle` (seed 0 of the measured run, data/puzzle/README.md); repository only.
+PUZZLE_MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "puzzle" / "seed0"
 # Every model the project ships, by display name (the app's Model tab lists these names). A new shipped model
 # (e.g. the puzzle pair) is one more line here; only directories present on disk are listed.
 _SHIPPED_CANDIDATES: dict[str, Path] = {
@@ -36,6 +38,8 @@ _SHIPPED_CANDIDATES: dict[str, Path] = {
     "Arithmetic (SFT of the default)": ARITHMETIC_MODEL_DIR,
     "Reversal curse, diffusion (seed 0)": REVERSAL_MODELS_DIR / "diffusion",
     "Reversal curse, autoregressive (seed 0)": REVERSAL_MODELS_DIR / "autoregressive",
+    "Sudoku 6x6, diffusion (seed 0)": PUZZLE_MODELS_DIR / "diffusion" / "final",
+    "Sudoku 6x6, autoregressive twin (seed 0)": PUZZLE_MODELS_DIR / "autoregressive" / "final",
 }
 SHIPPED_MODELS: dict[str, Path] = {name: path for name, path in _SHIPPED_CANDIDATES.items()
                                    if (path / "config.json").exists()}
