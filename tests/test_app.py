@@ -76,3 +76,27 @@ def test_reversal_tab_loads_a_result_and_asks_both_models_in_the_browser(model_d
         page.get_by_role("textbox", name="True answer").fill("")
         page.get_by_role("button", name="Ask both").click()
         page.get_by_text("pick a held-out question").first.wait_for(timeout=60_000)
+
+
+def test_puzzle_tab_fills_the_grid_live_in_the_browser(model_dir, tmp_path):
+    """The Sudoku pair in the browser: grey guesses while it runs, the twin beside it, red wrong cells at the
+    end, and a clear message for a contradictory grid typed by hand."""
+    require_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_app("--model", model_dir, "--models-dir", str(tmp_path)) as url, browser_page(1400, 1100) as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Puzzle").click()
+        page.get_by_role("button", name="Solve").click()
+        page.wait_for_function("document.querySelectorAll('.lp-sudoku td.lp-guess').length > 0", timeout=60_000)
+        page.wait_for_function("document.querySelectorAll('.lp-sudoku').length == 2")
+        mid = page.locator(".lp-sudoku").first.locator("td.lp-given").count()
+        page.get_by_text("Twin:").wait_for(timeout=60_000)
+        assert mid >= 14 and page.locator(".lp-sudoku td.lp-guess").count() == 0  # all committed at the end
+        assert page.locator(".lp-sudoku").first.locator("td span.lp-k").count() == 36 - mid  # commit numbers
+        page.screenshot(path=str(ARTIFACTS / "app-puzzle.png"), full_page=True)
+        givens = page.get_by_label("Givens")
+        givens.fill("11" + "_" * 34)
+        page.get_by_role("button", name="Solve").click()
+        page.get_by_text("contradictory givens: 1 appears twice in row 1").first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="New puzzle").click()
+        page.wait_for_function("(el) => !el.value.startsWith('11')", arg=givens.element_handle(), timeout=30_000)

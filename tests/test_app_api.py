@@ -232,10 +232,62 @@ def test_model_tab_lists_the_shipped_models_by_name_and_loads_one(app_url):
     offered = [choice[1] if isinstance(choice, (list, tuple)) else choice for choice in dropdown["choices"]]
     assert offered[0] == "shipped default" and dropdown["value"] == "shipped default"
     assert offered[1:1 + len(SHIPPED_MODELS)] == list(SHIPPED_MODELS)  # the shipped names next, in table order
-    for name in ("Shakespeare, diffusion (default)", "Arithmetic (SFT of the default)"):
+    for name in ("Shakespeare, diffusion (default)", "Arithmetic (SFT of the default)",
+                 "Sudoku 6x6, diffusion (seed 0)", "Sudoku 6x6, autoregressive twin (seed 0)"):
         assert name in SHIPPED_MODELS and name in offered
     info, status = client.predict("Arithmetic (SFT of the default)", api_name="/load_model")
     assert status.startswith("Loaded `Arithmetic (SFT of the default)`")
     assert "Arithmetic (SFT of the default)" in info and "arithmetic_model" in info and "masked diffusion" in info
     with pytest.raises(Exception, match="does not exist"):  # a name that is not shipped is taken as a path
         client.predict("Puzzle, no such model", api_name="/load_model")
+
+
+def cells(grid_html: str, css_class: str) -> int:
+    """How many cells of a drawn grid carry ``css_class``."""
+    import re
+
+    return len(re.findall(rf"<td class='[^']*\b{css_class}\b", grid_html))
+
+
+def test_puzzle_tab_streams_both_attempts_and_matches_the_library(app_url):
+    """The shipped Sudoku pair through the app: one streamed frame per step, and the same end as the library."""
+    from llada_play.experiments.puzzle import solver_config
+    from llada_play.experiments.puzzle_replay import solve_live, twin_attempt
+    from llada_play.experiments.sudoku import check_puzzle
+    from llada_play.model.checkpoint import SHIPPED_MODELS
+    from llada_play.ui.tabs.puzzle import DIFFUSION_NAME, TWIN_NAME
+
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    givens, note = client.predict(api_name="/puzzle_new")
+    puzzle = check_puzzle(givens, 6)
+    assert f"{puzzle.blanks} open cells" in note and len(givens.splitlines()) == 6
+    job = client.submit(givens, "margin", 36, 0, api_name="/puzzle_solve")
+    list(job)
+    outputs = job.outputs()
+    assert len(outputs) == puzzle.blanks + 2  # the givens alone, one frame per open cell, then the outcome
+    assert cells(outputs[0][0], "lp-given") == 36 - puzzle.blanks and cells(outputs[0][0], "lp-guess") == 0
+    assert cells(outputs[1][0], "lp-now") == 1 and cells(outputs[1][0], "lp-guess") == puzzle.blanks - 1
+    mine = solve_live(*load_model(SHIPPED_MODELS[DIFFUSION_NAME]), puzzle, solver_config(6, "margin", puzzle.blanks))
+    twin = twin_attempt(*load_model(SHIPPED_MODELS[TWIN_NAME]), puzzle)
+    assert outputs[-1][2] == f"**Diffusion:** {mine.summary()}.  **Twin:** {twin.summary()}."
+    assert cells(outputs[-1][0], "lp-wrong") == len(mine.wrong) and cells(outputs[-1][1], "lp-wrong") == len(twin.wrong)
+    # fewer steps than open cells: several cells a step
+    job = client.submit(givens, "low_confidence", 5, 0, api_name="/puzzle_solve")
+    list(job)
+    assert len(job.outputs()) == 5 + 2
+
+
+@pytest.mark.parametrize("givens, message", [
+    ("", "type the givens"),
+    ("12345", "a 6x6 grid has 36 cells; this one has 5"),
+    ("7" + "_" * 35, r"cell 1 \(row 1, column 1\) is '7'"),
+    ("11" + "_" * 34, "contradictory givens: 1 appears twice in row 1"),
+    ("_" * 36, "more than one solution"),
+    ("12345_" + "_" * 6 + "_____6" + "_" * 18, "no solution"),  # row 1 needs a 6 where column 6 has one
+])
+def test_puzzle_tab_refuses_bad_givens_with_the_library_message(app_url, givens, message):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match=message):
+        client.predict(givens, "low_confidence", 36, 0, api_name="/puzzle_solve")

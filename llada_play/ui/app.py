@@ -8,6 +8,8 @@ from .tabs.chat import chat_tab
 from .tabs.compare import compare_tab
 from .tabs.denoise import denoise_tab
 from .tabs.model import model_tab
+from .tabs.puzzle import CSS as PUZZLE_CSS
+from .tabs.puzzle import puzzle_tab
 from .tabs.reversal import reversal_tab
 from .tabs.sft import sft_tab
 from .tabs.step import CSS, HEAD, step_tab
@@ -32,6 +34,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
         compare_tab(registry, model_key, prompt)
         sft_tab(registry, model_key, model_info)
         reversal_tab(registry, reversal_overrides)
+        puzzle_tab(registry)
         model_tab(registry, model_key, model_info)
     return demo
 
@@ -39,5 +42,5 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -
 def launch(demo: gr.Blocks, host: str, port: int) -> None:
     """Serve the page (blocks until stopped); errors are shown in the page."""
     demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=HEAD, css=CSS,
-                show_error=True)
+    demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=HEAD,
+                css=f"{CSS}\n{PUZZLE_CSS}", show_error=True)

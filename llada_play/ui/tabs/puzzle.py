@@ -1,0 +1,139 @@
+"""The Puzzle tab: the shipped Sudoku pair solving one grid live, the diffusion model in the order its remasking
+strategy picks, its twin left to right beside it."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from functools import partial
+
+import gradio as gr
+
+from ...diffusion.remasking import REMASKING
+from ...experiments.puzzle import solve_rates, solver_config
+from ...experiments.puzzle_replay import Attempt, GridFrame, commit_order, diffusion_frames, twin_attempt
+from ...experiments.sudoku import check_puzzle, grid_text, make_puzzles
+from ...model.checkpoint import SHIPPED_MODELS
+from ..errors import shown_in_page
+from ..paths import PUZZLE_RESULTS
+from ..puzzle_view import attempt_html, grid_html
+from ..registry import ModelRegistry
+
+DIFFUSION_NAME = "Sudoku 6x6, diffusion (seed 0)"
+TWIN_NAME = "Sudoku 6x6, autoregressive twin (seed 0)"
+SIZE, GIVENS = 6, 14  # the shipped pair's training distribution (data/puzzle/README.md)
+STRATEGIES = ["low_confidence", "margin", "entropy", "random", "left_to_right"]
+# The page opens on held-out puzzle #1 (counting from 0) of the shipped run: the first on which the two shipped
+# models' outcomes differ (tests/test_puzzle.py checks it), so that the first Solve shows what the tab is about.
+FIRST_HELD_OUT = 1
+CSS = ".lp-givens textarea {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; letter-spacing: 0.3em}"
+
+
+def rows_text(grid: tuple[int, ...], size: int = SIZE) -> str:
+    """The grid as one line per row, ``_`` for an empty cell: what the givens box shows and accepts."""
+    text = grid_text(grid)
+    return "\n".join(text[r * size:(r + 1) * size] for r in range(size))
+
+
+def first_puzzle() -> tuple[str, str]:
+    """(givens text, note) of the puzzle the page opens on (see :data:`FIRST_HELD_OUT`)."""
+    puzzle = make_puzzles(FIRST_HELD_OUT + 1, SIZE, GIVENS, seed=1)[FIRST_HELD_OUT]  # the run's held-out stream
+    return rows_text(puzzle.givens), (f"Held-out puzzle #{FIRST_HELD_OUT} of the shipped run ({puzzle.blanks} open "
+                                      "cells), or press New puzzle.")
+
+
+def new_puzzle(seed: int | None = None) -> tuple[str, str]:
+    """(givens text, note): a fresh puzzle from the pair's training distribution, drawn with a seed that its
+    training set (data seed 0) did not use."""
+    seed = random.randrange(1_000_000) if seed is None else seed
+    puzzle = make_puzzles(1, SIZE, GIVENS, seed=10_000 + seed)[0]
+    return rows_text(puzzle.givens), f"A new {SIZE}x{SIZE} puzzle ({puzzle.blanks} open cells, seed {seed})."
+
+
+def measured_note() -> str:
+    """The shipped pair's measured solve rates, from its results file (mean ± std over seeds)."""
+    if not PUZZLE_RESULTS.exists():
+        return ""
+    rates = solve_rates(json.loads(PUZZLE_RESULTS.read_text()))
+    if set(rates) != {"diffusion", "autoregressive"}:
+        return ""
+    d, a = rates["diffusion"], rates["autoregressive"]
+    return (f"Measured on {d['n']} held-out puzzles ({d['seeds']} training seeds, mean ± std): the diffusion "
+            f"model solves **{d['solved']['mean']:.1%} ± {d['solved']['std']:.1%}** easy-first, the twin "
+            f"**{a['solved']['mean']:.1%} ± {a['solved']['std']:.1%}** left to right (data/puzzle/README.md).")
+
+
+def _models(registry: ModelRegistry):
+    missing = [name for name in (DIFFUSION_NAME, TWIN_NAME) if name not in SHIPPED_MODELS]
+    if missing:
+        raise gr.Error(f"the Sudoku models are not here ({', '.join(missing)}): train them with "
+                       "`llada-play puzzle --out runs/puzzle` and see data/puzzle/README.md")
+    return registry.get(DIFFUSION_NAME), registry.get(TWIN_NAME)
+
+
+def _view(attempt_frames: list[GridFrame], puzzle, twin: Attempt, k: int, done: bool, strategy: str) -> tuple:
+    title = f"Diffusion model ({strategy})"
+    if done:
+        attempt = Attempt(puzzle, attempt_frames)
+        left = attempt_html(attempt, title=title)
+        status = f"**Diffusion:** {attempt.summary()}.  **Twin:** {twin.summary()}."
+    else:
+        frame = attempt_frames[-1]
+        left = grid_html(puzzle, frame, title, f"step {frame.step}: {frame.open_cells} cells still open",
+                         order=commit_order(attempt_frames))
+        status = "Solving..."
+    right = attempt_html(twin, step=None if done else k, title="Autoregressive twin (left to right)")
+    return left, right, status
+
+
+def solve(registry: ModelRegistry, givens: str, strategy: str, steps: float, delay: float) -> Iterator[tuple]:
+    """Stream both attempts frame by frame; the twin (one cell per step, left to right) keeps pace."""
+    with shown_in_page():
+        if not givens or not givens.strip():
+            raise ValueError("type the givens (one character per cell, _ for an empty one) or press New puzzle")
+        puzzle = check_puzzle(givens, SIZE)
+        if strategy not in REMASKING:
+            raise ValueError(f"unknown strategy {strategy!r}; choose from {sorted(REMASKING)}")
+        (model, tokenizer), (twin_model, twin_tokenizer) = _models(registry)
+        steps = max(1, min(int(steps), puzzle.blanks))
+        config = solver_config(SIZE, strategy, steps=steps)
+        twin = twin_attempt(twin_model, twin_tokenizer, puzzle)
+        frames: list[GridFrame] = []
+        for k, frame in enumerate(diffusion_frames(model, tokenizer, puzzle, config)):
+            frames.append(frame)
+            yield _view(frames, puzzle, twin, k, False, strategy)
+            if delay > 0:
+                time.sleep(delay)
+    yield _view(frames, puzzle, twin, len(frames), True, strategy)
+
+
+def puzzle_tab(registry: ModelRegistry) -> None:
+    with gr.Tab("Puzzle"):
+        gr.Markdown(
+            "**Where the order of unmasking decides success.** Both models were trained on the same 10,000 6x6 "
+            "Sudoku puzzles for the same steps; they differ only in how they fill the grid. The diffusion model "
+            "commits the cell it is surest of first (or in the order the strategy picks); its autoregressive twin "
+            "must go left to right. Grey digits are the diffusion model's current guesses in open cells, the "
+            "small number is the probability, the orange frame marks the cells committed at this step, and red "
+            "digits at the end are wrong.\n\n" + measured_note())
+        text, note = first_puzzle()
+        with gr.Row():
+            with gr.Column(scale=1):
+                givens = gr.Textbox(value=text, lines=SIZE, label="Givens (digits 1-6, _ for an empty cell)",
+                                    elem_classes=["lp-givens"])
+                puzzle_note = gr.Markdown(note)
+                new_button = gr.Button("New puzzle")
+                strategy = gr.Dropdown(STRATEGIES, value="low_confidence", label="Remasking strategy (the order)")
+                steps = gr.Slider(1, SIZE * SIZE, value=SIZE * SIZE, step=1,
+                                  label="Steps (at most one per open cell; fewer commit several cells a step)")
+                delay = gr.Slider(0, 1, value=0.25, step=0.05, label="Pause between steps (s)")
+                solve_button = gr.Button("Solve", variant="primary")
+            with gr.Column(scale=2):
+                status = gr.Markdown("")
+                with gr.Row():
+                    left = gr.HTML()
+                    right = gr.HTML()
+    new_button.click(lambda: new_puzzle(), None, [givens, puzzle_note], api_name="puzzle_new")
+    solve_button.click(partial(solve, registry), [givens, strategy, steps, delay], [left, right, status],
+                       api_name="puzzle_solve")
