@@ -2,6 +2,7 @@
 
     from llada_play.ui.widgets import DenoisingPlayer
     DenoisingPlayer(trace)            # a step slider, a play button, the canvas and a token grid
+    PuzzleReplay({"diffusion": attempt, "twin": other})   # Sudoku attempts side by side, one slider
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import math
 import ipywidgets as widgets
 
 from ..diffusion.trace import Trace
+from ..experiments.puzzle_replay import Attempt
+from .puzzle_view import attempt_html, attempts_figure
 from .viz import token_text, trace_step_html
 
 
@@ -99,3 +102,42 @@ class DenoisingPlayer(widgets.VBox):
                 if i + 1 == len(self.trace.steps) or self.trace.steps[i + 1].block != s.block]
         later = [e for e in ends if e > current]
         self.slider.value = later[0] if later else 0
+
+
+class PuzzleReplay(widgets.VBox):
+    """Sudoku attempts side by side (grids as in the app's Puzzle tab), scrubbed or played with one step slider.
+
+    Its display carries a static strip of the attempts as ``image/png`` too (plotly + kaleido), which is what a
+    reader sees where widgets cannot run (GitHub, an HTML export)."""
+
+    def __init__(self, attempts: dict[str, Attempt], interval_ms: int = 300):
+        self.attempts = attempts
+        n = max(len(a.frames) for a in attempts.values()) - 1
+        self.slider = widgets.IntSlider(value=n, min=0, max=n, description="step", layout=widgets.Layout(width="60%"))
+        self.play = widgets.Play(value=0, min=0, max=n, interval=interval_ms, description="play")
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        self.grids = [widgets.HTML(attempt_html(a, title=name)) for name, a in attempts.items()]
+        super().__init__([widgets.HBox([self.play, self.slider]), widgets.HBox(self.grids)])
+        self.slider.observe(self._show, names="value")
+
+    def _show(self, change) -> None:
+        for grid, (name, attempt) in zip(self.grids, self.attempts.items()):
+            last = len(attempt.frames) - 1
+            grid.value = attempt_html(attempt, step=None if change["new"] >= last else change["new"], title=name)
+
+    def static_png(self) -> bytes | None:
+        """The strip as PNG bytes, or None where no browser can draw it (kaleido needs Chrome or Chromium)."""
+        try:
+            return attempts_figure(self.attempts).to_image(format="png")
+        except Exception:  # noqa: BLE001 - any failure to draw only loses the fallback picture
+            return None
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        png = self.static_png()
+        if png is not None:
+            import base64
+
+            bundle = dict(bundle or {})
+            bundle["image/png"] = base64.b64encode(png).decode()
+        return bundle
