@@ -27,7 +27,7 @@ STRATEGIES = ["low_confidence", "margin", "entropy", "random", "left_to_right"]
 # The page opens on held-out puzzle #1 (counting from 0) of the shipped run: the first on which the two shipped
 # models' outcomes differ (tests/test_puzzle.py checks it), so that the first Solve shows what the tab is about.
 FIRST_HELD_OUT = 1
-CSS = ".lp-givens textarea {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; letter-spacing: 0.3em}"
+CSS = ".lp-givens textarea {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; white-space: pre}"
 
 
 def rows_text(grid: tuple[int, ...], size: int = SIZE) -> str:
