@@ -23,9 +23,10 @@ app: setup
 test: setup
 	LLADA_PLAY_QUICK=1 $(BIN)/python -m pytest
 
+# As root (a container, a lab VM) Jupyter refuses to start without --allow-root: it is added then.
 lab: setup
 	$(BIN)/python -m ipykernel install --sys-prefix --name llada-play --display-name "llada-play" >/dev/null
-	$(BIN)/jupyter lab --ip $(HOST) --no-browser notebooks/
+	$(BIN)/jupyter lab --ip $(HOST) --no-browser $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 bench: setup
 	$(BIN)/python benchmarks/sampler_overhead.py

@@ -190,8 +190,10 @@ def _tail(path: Path, lines: int) -> str:
 class JobHandle:
     """A submitted training job: status, log tail, metrics, cancel, result and the trained model."""
 
-    def __init__(self, job, output_dir: str | Path, cluster: ClusterConfig, name: str = ""):
+    def __init__(self, job, output_dir: str | Path, cluster: ClusterConfig, name: str = "",
+                 resumes_from: int | None = None):
         self.job, self.output_dir, self.cluster, self.name = job, Path(output_dir), cluster, name
+        self.resumes_from = resumes_from  # the step of an earlier run's checkpoint it continues from, if any
         self._cancelled = False
 
     def __repr__(self) -> str:
@@ -248,12 +250,16 @@ class JobHandle:
                 break
         return rows
 
-    def cancel(self, grace_s: float = 10.0) -> None:
-        """Stop the job (Slurm: scancel; local: SIGINT, then SIGKILL to what is left after ``grace_s``)."""
+    def cancel(self, grace_s: float = 10.0) -> bool:
+        """Stop the job (Slurm: scancel; local: SIGINT, then SIGKILL to what is left after ``grace_s``); False,
+        and nothing done, when the job has already ended (its state stays what it was, e.g. COMPLETED)."""
+        if self.done():
+            return False
         self._cancelled = True
         self.job.cancel(check=False)
         if self.cluster.executor == "local":
             _end_local_job(int(self.job.job_id), grace_s)
+        return True
 
     def preempt(self) -> None:
         """Send the preemption signal (what a cluster does before taking the nodes back), for trying requeue."""
@@ -403,8 +409,16 @@ def submit_sweep(config: TrainConfig, variants: list[dict], recipe: str = "pretr
         jobs.append(RecipeJob(recipe, run_config, run_options))
         dirs.append(out)
     folder = Path(cluster.folder or Path(config.output_dir) / "submitit")
+    earlier = [_latest_step(d) for d in dirs]  # before the jobs start writing their own checkpoints
     futures = _submit_all(make_executor(cluster, folder, f"llada-{recipe}"), jobs, cluster)
-    return [JobHandle(f, d, cluster, _variant_name(v)) for f, d, v in zip(futures, dirs, variants)]
+    return [JobHandle(f, d, cluster, _variant_name(v), resumes_from=step)
+            for f, d, v, step in zip(futures, dirs, variants, earlier)]
+
+
+def _latest_step(output_dir: Path) -> int | None:
+    """The step of the newest checkpoint already in a run folder (a job there resumes from it), else None."""
+    found = checkpoint_dirs(output_dir)
+    return int(found[-1].name.split("-")[1]) if found else None
 
 
 def submit_command(argv: list[str], cluster: ClusterConfig | None = None) -> JobHandle:

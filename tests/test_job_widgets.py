@@ -71,3 +71,31 @@ def test_a_failed_job_shows_its_error_and_log_tail(tmp_path: Path):
     assert "no-such-corpus does not exist" in monitor.error and "FAILED" in monitor.status_line.value
     assert "no-such-corpus does not exist" in monitor.failure.value
     assert monitor.cancel_button.disabled and list(monitor.figure.data[0].x) == []
+    # an empty chart says why it is empty
+    assert "ended FAILED before its first log step" in monitor.figure.layout.annotations[0].text
+
+
+def test_a_monitor_display_carries_a_picture_of_its_plot():
+    import base64
+
+    from tests.browser import require_chromium
+
+    handle = ScriptedHandle()
+    handle.advance(3.0, 2.5, 2.0)
+    monitor = JobMonitor(handle)
+    figure = monitor.static_figure()
+    assert list(figure.data[0].y) == [3.0, 2.5, 2.0] and figure.layout.title.text == "loss of job 42: RUNNING"
+    require_chromium()
+    bundle = monitor._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+
+
+def test_waiting_outside_a_kernel_is_a_plain_sleep():
+    import time
+
+    from llada_play.ui.job_widgets import _wait_processing_ui_events
+
+    tic = time.monotonic()
+    _wait_processing_ui_events(0.2)
+    assert 0.19 <= time.monotonic() - tic < 1.0

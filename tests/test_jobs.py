@@ -35,6 +35,18 @@ def quick(out, steps=20, **kw) -> TrainConfig:
 
 # ---- local executor ------------------------------------------------------------------------------------
 
+def test_cancelling_a_finished_job_leaves_it_completed_and_a_rerun_says_it_resumes(corpus, tmp_path):
+    from llada_play.ui.job_widgets import JobMonitor
+
+    config = TrainConfig(output_dir=str(tmp_path / "run"), max_steps=4, warmup_steps=2, log_every=2, save_every=4)
+    job = submit(config, "pretrain", corpus=str(corpus), **RECIPE)
+    assert job.wait(timeout_s=120) == "COMPLETED" and job.resumes_from is None
+    assert job.cancel() is False and job.status() == "COMPLETED"
+    again = submit(config, "pretrain", corpus=str(corpus), **RECIPE)  # the same folder: the finished run goes on
+    assert again.resumes_from == 4 and again.wait(timeout_s=120) == "COMPLETED"
+    assert "resumes the run already in its folder from step 4" in JobMonitor(again).status_line.value
+
+
 def test_local_cli_job_trains_and_reports(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["submit", "--wait", "--", "train", "--data", str(corpus), "--preset", "tiny", "--vocab-size", "300",

@@ -18,7 +18,9 @@ def test_player_scrubs_and_jumps_by_block(tiny_model, char_tokenizer):
     player._next_block(None)
     assert player.slider.value == 8 and "lp-tok lp-mask" not in player.canvas.value
     fig = grid_figure(trace, 8, width=8)
-    assert len(fig.data[0].z) == 2 and all(v is not None for r in fig.data[0].z for v in r)
+    assert len(fig.data[1].z) == 2 and all(v is not None for r in fig.data[1].z for v in r)
+    start = grid_figure(trace, 0, width=8)  # all masked: drawn as grey cells, not as a blank chart
+    assert all(v == 1 for r in start.data[0].z for v in r) and all(v is None for r in start.data[1].z for v in r)
 
 
 def test_puzzle_replay_scrubs_both_grids_and_carries_a_static_picture():

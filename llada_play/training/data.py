@@ -53,7 +53,8 @@ def pack_tokens(tokenizer, texts, seq_len: int) -> torch.LongTensor:
     """One id stream: every document followed by end-of-text."""
     ids: list[int] = []
     for text in texts:
-        ids.extend(tokenizer(text, add_special_tokens=False).input_ids)
+        # whole documents are tokenized, then cut into windows: the model's length limit does not apply here
+        ids.extend(tokenizer(text, add_special_tokens=False, verbose=False).input_ids)
         ids.append(tokenizer.eos_token_id)
     if len(ids) <= seq_len:
         raise DataError(f"the corpus has {len(ids)} tokens, fewer than one sequence of {seq_len}")

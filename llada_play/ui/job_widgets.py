@@ -2,9 +2,12 @@
 
     from llada_play.ui.job_widgets import JobMonitor
     monitor = JobMonitor(handle)   # status line, live loss plot, log tail, Cancel button
-    display(monitor)
-    monitor.follow()               # refresh until the job ends (blocks; the final state is shown when it returns)
+    monitor.show()                 # display it (and keep the handle that follow() updates at the end)
+    monitor.follow()               # refresh until the job ends; Cancel still works (UI events are processed)
     monitor.start()                # or: refresh from a background thread, so the cell returns at once
+
+Its display carries a PNG of the loss plot too (``ui/static.py``), taken again when ``follow()`` returns, so that
+the stored notebook shows the finished curve where widgets cannot run.
 
 The monitor only reads through the handle (``status``, ``metrics``, ``log_tail``, ``cancel``), so it works for
 any :class:`llada_play.jobs.JobHandle`, local or Slurm.
@@ -18,17 +21,21 @@ import time
 import ipywidgets as widgets
 
 from ..jobs import FINISHED_OK, RUNNING
+from .static import StaticFallback
 
 STATUS_COLOURS = {"COMPLETED": "#2b8a3e", "RUNNING": "#1971c2", "PENDING": "#868e96", "CANCELLED": "#e67700"}
 
 
-def status_html(job_id: str, status: str, rows: list[dict]) -> str:
-    """One line: the job, its state (coloured) and the latest logged step and loss."""
+def status_html(job_id: str, status: str, rows: list[dict], resumes_from: int | None = None) -> str:
+    """One line: the job, its state (coloured), the latest logged step and loss, and whether it continues an
+    earlier run found in its folder."""
     colour = STATUS_COLOURS.get(status, "#c92a2a")
     last = rows[-1] if rows else None
     progress = f" &middot; step {last['step']}, loss {last['loss']:.4f}" if last and "loss" in last else ""
+    resumed = (f" &middot; <i>resumes the run already in its folder from step {resumes_from}</i>"
+               if resumes_from is not None else "")
     return (f"<b>job {html.escape(job_id)}</b>: "
-            f"<span style='color:{colour};font-weight:bold'>{html.escape(status)}</span>{progress}")
+            f"<span style='color:{colour};font-weight:bold'>{html.escape(status)}</span>{progress}{resumed}")
 
 
 def log_html(text: str) -> str:
@@ -43,7 +50,27 @@ def failure_html(job_id: str, status: str, tail: str) -> str:
             f"the end of its log:{log_html(tail)}</div>")
 
 
-class JobMonitor(widgets.VBox):
+def _wait_processing_ui_events(seconds: float) -> None:
+    """Sleep, but let the notebook's widget events (a Cancel click) through meanwhile: a kernel running a cell
+    otherwise holds them until the cell ends."""
+    try:
+        from IPython import get_ipython
+        from jupyter_ui_poll import ui_events
+
+        kernel = getattr(get_ipython(), "kernel", None)
+    except ImportError:
+        kernel = None
+    if kernel is None:
+        time.sleep(seconds)
+        return
+    with ui_events() as poll:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            poll(10)
+            time.sleep(0.05)
+
+
+class JobMonitor(StaticFallback, widgets.VBox):
     """Status line, loss plot, log tail and a Cancel button for one job; ``refresh()`` reads the job once."""
 
     def __init__(self, handle, metric: str = "loss", log_lines: int = 12, poll_s: float = 1.0):
@@ -51,6 +78,7 @@ class JobMonitor(widgets.VBox):
 
         self.handle, self.metric, self.log_lines, self.poll_s = handle, metric, log_lines, poll_s
         self.status = "UNKNOWN"
+        self._display = None
         self.error: str | None = None  # the failure message (state + log tail) once the job has failed
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -75,7 +103,12 @@ class JobMonitor(widgets.VBox):
             with self.figure.batch_update():
                 self.figure.data[0].x = [s for s, _ in points]
                 self.figure.data[0].y = [v for _, v in points]
-            self.status_line.value = status_html(self.handle.job_id, status, rows)
+                self.figure.layout.annotations = [] if points else [dict(
+                    text=f"no {self.metric} logged yet" if status in RUNNING | {"UNKNOWN"}
+                    else f"no {self.metric} was logged: the job ended {status} before its first log step",
+                    xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font=dict(color="#868e96"))]
+            self.status_line.value = status_html(self.handle.job_id, status, rows,
+                                                 getattr(self.handle, "resumes_from", None))
             self.log_view.value = log_html(tail)
             ended = status not in RUNNING | {"UNKNOWN"}
             self.cancel_button.disabled = ended
@@ -89,13 +122,29 @@ class JobMonitor(widgets.VBox):
     def done(self) -> bool:
         return self.status not in RUNNING | {"UNKNOWN"}
 
+    def show(self) -> None:
+        """Display the monitor in the notebook; :meth:`follow` updates this display (and its picture) at the end."""
+        from IPython.display import display
+
+        self._display = display(self, display_id=True)
+
     def follow(self, timeout_s: float | None = None) -> str:
-        """Refresh every ``poll_s`` until the job ends (or ``timeout_s`` passes); returns the last state."""
+        """Refresh every ``poll_s`` until the job ends (or ``timeout_s`` passes); returns the last state. The
+        Cancel button keeps working meanwhile."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self.done() and (deadline is None or time.monotonic() < deadline):
-            time.sleep(self.poll_s)
+            _wait_processing_ui_events(self.poll_s)
             self.refresh()
+        if self._display is not None:
+            self._display.update(self)  # the stored output now pictures the finished job
         return self.status
+
+    def static_figure(self):
+        import plotly.graph_objects as go
+
+        figure = go.Figure(self.figure)
+        figure.update_layout(title=f"{self.metric} of job {self.handle.job_id}: {self.status}")
+        return figure
 
     def start(self) -> "JobMonitor":
         """Refresh from a daemon thread until the job ends, so that the cell returns and Cancel stays clickable."""

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 from ..diffusion.trace import Trace
 from ..experiments.puzzle_replay import Attempt
 from .puzzle_view import attempt_html, attempts_figure
+from .static import StaticFallback
 from .viz import token_text, trace_step_html
 
 
@@ -51,9 +52,13 @@ def grid_figure(trace: Trace, step: int, row: int = 0, width: int = 16):
                 t_row.append(token_text(pieces.get(seq[i], str(seq[i]))))
         z.append(z_row)
         text.append(t_row)
-    fig = go.Figure(go.Heatmap(z=z, text=text, texttemplate="%{text}", colorscale="Greens", zmin=0, zmax=1,
-                               colorbar=dict(title="confidence"), xgap=2, ygap=2,
-                               hovertemplate="%{text}<br>confidence %{z:.2f}<extra></extra>"))
+    masked = [[1 if t == "▒" else None for t in t_row] for t_row in text]
+    fig = go.Figure([
+        go.Heatmap(z=masked, text=text, texttemplate="%{text}", colorscale=[[0, "#e9ecef"], [1, "#e9ecef"]],
+                   showscale=False, xgap=2, ygap=2, hovertemplate="masked<extra></extra>"),
+        go.Heatmap(z=z, text=text, texttemplate="%{text}", colorscale="Greens", zmin=0, zmax=1,
+                   colorbar=dict(title="confidence"), xgap=2, ygap=2,
+                   hovertemplate="%{text}<br>confidence %{z:.2f}<extra></extra>")])
     fig.update_layout(height=60 + 34 * rows, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
                       title=f"step {step} of {len(trace.steps)}")
     fig.update_yaxes(autorange="reversed", showticklabels=False)
@@ -61,7 +66,29 @@ def grid_figure(trace: Trace, step: int, row: int = 0, width: int = 16):
     return fig
 
 
-class DenoisingPlayer(widgets.VBox):
+def player_strip_figure(trace: Trace, row: int = 0, fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                        width: int = 16):
+    """A few frames of a run stacked (the grid of :func:`grid_figure` at fractions of its steps): the picture a
+    :class:`DenoisingPlayer` leaves where widgets cannot run."""
+    from plotly.subplots import make_subplots
+
+    n = len(trace.steps)
+    steps = sorted({round(f * n) for f in fractions})
+    frames = [grid_figure(trace, step, row, width) for step in steps]
+    fig = make_subplots(rows=len(steps), cols=1, vertical_spacing=0.04,
+                        subplot_titles=[f.layout.title.text for f in frames])
+    for i, frame in enumerate(frames):
+        for trace_ in frame.data:
+            fig.add_trace(trace_.update(showscale=False), row=i + 1, col=1)
+    rows = math.ceil(trace.gen_length / width)
+    fig.update_layout(height=40 + len(steps) * (40 + 30 * rows), margin=dict(l=10, r=10, t=40, b=10),
+                      template="plotly_white", showlegend=False)
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    return fig
+
+
+class DenoisingPlayer(StaticFallback, widgets.VBox):
     """Scrub or play a recorded denoising run: canvas (HTML) and token grid (plotly FigureWidget)."""
 
     def __init__(self, trace: Trace, row: int = 0, eos_ids: set[int] = frozenset(), grid: bool = True,
@@ -91,9 +118,12 @@ class DenoisingPlayer(widgets.VBox):
         if self.figure is not None:
             fresh = grid_figure(self.trace, step, self.row)
             with self.figure.batch_update():
-                self.figure.data[0].z = fresh.data[0].z
-                self.figure.data[0].text = fresh.data[0].text
+                for shown, new in zip(self.figure.data, fresh.data):  # the masked cells, then the committed ones
+                    shown.z, shown.text = new.z, new.text
                 self.figure.layout.title = fresh.layout.title
+
+    def static_figure(self):
+        return player_strip_figure(self.trace, self.row)
 
     def _next_block(self, _button) -> None:
         """Block-by-block playback: the last step of the block after the one shown."""
@@ -104,7 +134,7 @@ class DenoisingPlayer(widgets.VBox):
         self.slider.value = later[0] if later else 0
 
 
-class PuzzleReplay(widgets.VBox):
+class PuzzleReplay(StaticFallback, widgets.VBox):
     """Sudoku attempts side by side (grids as in the app's Puzzle tab), scrubbed or played with one step slider.
 
     Its display carries a static strip of the attempts as ``image/png`` too (plotly + kaleido), which is what a
@@ -125,19 +155,5 @@ class PuzzleReplay(widgets.VBox):
             last = len(attempt.frames) - 1
             grid.value = attempt_html(attempt, step=None if change["new"] >= last else change["new"], title=name)
 
-    def static_png(self) -> bytes | None:
-        """The strip as PNG bytes, or None where no browser can draw it (kaleido needs Chrome or Chromium)."""
-        try:
-            return attempts_figure(self.attempts).to_image(format="png")
-        except Exception:  # noqa: BLE001 - any failure to draw only loses the fallback picture
-            return None
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = super()._repr_mimebundle_(**kwargs)
-        png = self.static_png()
-        if png is not None:
-            import base64
-
-            bundle = dict(bundle or {})
-            bundle["image/png"] = base64.b64encode(png).decode()
-        return bundle
+    def static_figure(self):
+        return attempts_figure(self.attempts)
