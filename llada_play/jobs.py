@@ -157,22 +157,33 @@ class CommandJob(submitit.helpers.Checkpointable):
 # ---- the handle ----------------------------------------------------------------------------------------
 
 def _end_local_job(pid: int, grace_s: float) -> None:
-    """submitit cancels a local job with SIGINT, which is ignored by every process started in the background by a
-    non-interactive shell (POSIX), e.g. under some CI runners; make sure the controller and its tasks end."""
+    """Stop a local job: SIGINT to its training processes (whose output goes to the job's log), then SIGKILL to
+    whatever is left after ``grace_s`` (SIGINT is ignored by processes that a non-interactive shell started in
+    the background, e.g. under some CI runners), then the same for the controller, which by then normally has
+    ended by itself. Interrupting the controller first, as submitit does, makes it print a KeyboardInterrupt
+    traceback into the caller's terminal or notebook."""
+    import signal
+
     import psutil
 
     try:
         controller = psutil.Process(pid)
-        processes = [controller, *controller.children(recursive=True)]
+        tasks = controller.children(recursive=True)
     except psutil.NoSuchProcess:
         return
-    _, alive = psutil.wait_procs(processes, timeout=grace_s)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=grace_s)
+    for group in (tasks, [controller]):
+        for process in group:
+            try:
+                process.send_signal(signal.SIGINT if group is tasks else signal.SIGTERM)
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(group, timeout=grace_s)
+        for process in alive:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=grace_s)
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -256,9 +267,10 @@ class JobHandle:
         if self.done():
             return False
         self._cancelled = True
-        self.job.cancel(check=False)
         if self.cluster.executor == "local":
             _end_local_job(int(self.job.job_id), grace_s)
+        else:
+            self.job.cancel(check=False)
         return True
 
     def preempt(self) -> None:
@@ -320,8 +332,8 @@ def make_executor(cluster: ClusterConfig, folder: Path, name: str = "llada-play"
 def slurm_parameters(cluster: ClusterConfig, name: str = "llada-play") -> dict:
     """submitit's SlurmExecutor parameters for the cluster settings (they become the #SBATCH lines)."""
     params = dict(job_name=name, time=cluster.time_min, nodes=cluster.nodes, ntasks_per_node=cluster.tasks_per_node,
-                  # open_mode append: a requeued job's log keeps what came before
-                  additional_parameters={"open_mode": "append", **cluster.sbatch}, setup=list(cluster.setup),
+                  # submitit itself opens the logs with --open-mode=append: a requeued job's log keeps what came before
+                  additional_parameters=dict(cluster.sbatch), setup=list(cluster.setup),
                   signal_delay_s=60, stderr_to_stdout=False)
     if cluster.gpus_per_node:
         params["gpus_per_node"] = cluster.gpus_per_node

@@ -17,13 +17,14 @@ HERE = Path(__file__).resolve().parent
 
 SETUP = '''\
 import os
-import plotly.io as pio
 import torch
 from transformers.utils import logging as hf_logging
+from llada_play.ui.static import use_static_fallbacks
 
 hf_logging.disable_progress_bar()  # no loading bars in the stored outputs
-# JupyterLab draws plotly's own output type offline; code hosts show the small HTML that loads plotly.js.
-pio.renderers.default = "plotly_mimetype+notebook_connected"
+# Every figure is stored twice: plotly's own output (JupyterLab, VS Code: interactive, offline) and a PNG of it
+# (GitHub, nbviewer, HTML exports, which run no JavaScript). Widgets carry a PNG of what they show as well.
+use_static_fallbacks()
 torch.manual_seed(0)
 QUICK = os.environ.get("LLADA_PLAY_QUICK") == "1"  # the test suite may shrink the work'''
 
@@ -445,7 +446,6 @@ from pathlib import Path
 from llada_play.experiments.puzzle import PuzzleConfig, held_out, load_pair, results_markdown, solve_rates
 from llada_play.experiments.sudoku import grid_text
 
-pio.renderers.default = "plotly_mimetype+png"  # each figure also carries a PNG, for readers without JavaScript
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 RUN = ROOT / "data/puzzle/results.json"
 results = json.loads(RUN.read_text())
@@ -982,13 +982,15 @@ print(f"{STEPS} steps per run")'''),
 
 `submit` returns at once with a `JobHandle` (`status()`, `metrics()`, `log_tail()`, `cancel()`, `result()`,
 `model_dir()`). `JobMonitor(handle)` draws them: the status line, the loss read from the run's `metrics.jsonl`
-as it grows, the end of the job's log and a Cancel button. `monitor.follow()` refreshes until the job ends, so
-the cell finishes with the final state (`monitor.start()` instead refreshes from a background thread and
-returns at once, which keeps Cancel clickable while you do other things)."""),
+as it grows, the end of the job's log and a Cancel button. `monitor.show()` displays it; `monitor.follow()`
+refreshes until the job ends, so the cell finishes with the final state, and passes your clicks through
+meanwhile, so Cancel works while it waits (`monitor.start()` instead refreshes from a background thread and
+returns at once). The stored output also holds a picture of the final loss curve, for readers without a
+kernel."""),
     ("code", '''\
 job = submit(config("pretrain"), "pretrain", ClusterConfig(executor="local"), **RECIPE)
 monitor = JobMonitor(job)
-display(monitor)
+monitor.show()
 status = monitor.follow()
 summary = job.result()
 print(f"job {job.job_id}: {status}; {len(job.metrics())} logged points, last loss {job.metrics()[-1]['loss']:.3f}")
@@ -1007,7 +1009,7 @@ import time
 
 long_job = submit(config("cancelled", steps=100_000), "pretrain", **RECIPE)
 long_monitor = JobMonitor(long_job, poll_s=0.5)
-display(long_monitor)
+long_monitor.show()
 while not long_job.metrics() and not long_monitor.done():
     time.sleep(0.5)
     long_monitor.refresh()
@@ -1024,7 +1026,7 @@ tiny preset's context: the job ends `FAILED`, the monitor shows the error with t
     ("code", '''\
 bad_job = submit(config("failing"), "pretrain", **{**RECIPE, "seq_len": 1024})
 bad_monitor = JobMonitor(bad_job, poll_s=0.5)
-display(bad_monitor)
+bad_monitor.show()
 bad_monitor.follow()
 try:
     bad_job.result()
@@ -1043,7 +1045,7 @@ between the two logged loss curves at the first logged step and the largest gap 
     ("code", '''\
 ddp_job = submit(config("ddp"), "pretrain", ClusterConfig(tasks_per_node=2), **RECIPE)
 ddp_monitor = JobMonitor(ddp_job)
-display(ddp_monitor)
+ddp_monitor.show()
 print("2-process job:", ddp_monitor.follow())
 one, two = ([r["loss"] for r in j.metrics()] for j in (job, ddp_job))
 gap = max(abs(a - b) for a, b in zip(one, two))
@@ -1081,7 +1083,8 @@ from llada_play.ui.widgets import DenoisingPlayer
 model, tokenizer = load_model(job.model_dir())
 prompt = encode_prompt(tokenizer, "Romeo.\\n")
 recorder = TraceRecorder(tokenizer)
-out = generate(model, prompt, steps=32, gen_length=32, block_length=16, hooks=recorder)
+# sampled (temperature 1): greedy decoding of a model this young writes only the most frequent token, a newline
+out = generate(model, prompt, steps=32, gen_length=32, block_length=16, temperature=1.0, seed=0, hooks=recorder)
 print(decode_generation(tokenizer, out[0], prompt.shape[1]))
 DenoisingPlayer(recorder.trace())'''),
     ("md", """\
@@ -1097,7 +1100,11 @@ from llada_play.jobs import sbatch_script, submit_command_line
 cluster = ClusterConfig(executor="slurm", partition="gpu", nodes=2, tasks_per_node=4, gpus_per_node=4,
                         cpus_per_task=8, account="myproj", time_min=240, sbatch={"qos": "high"},
                         setup=["module load cuda/12.4", "source ~/venvs/llada/bin/activate"])
-print(sbatch_script(cluster, "llada-pretrain", "runs/big/submitit"))'''),
+import sys
+
+script = sbatch_script(cluster, "llada-pretrain", "runs/big/submitit")
+# submitit writes absolute paths and this machine's Python; shown relative to this folder and as plain `python`
+print(script.replace(str(Path.cwd()) + "/", "").replace(sys.executable, "python"))'''),
     ("code", '''\
 # NBVAL_CHECK_OUTPUT
 print(submit_command_line(["train", "--data", "data/shakespeare", "--preset", "small", "--device", "cuda",

@@ -60,7 +60,7 @@ def test_local_cli_job_trains_and_reports(corpus, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("sigint", ["default", "ignored"])
-def test_local_job_can_be_cancelled(corpus, tmp_path, sigint):
+def test_local_job_can_be_cancelled(corpus, tmp_path, sigint, capfd):
     import signal
 
     # "ignored": how a job starts under a shell that runs the test suite in the background (SIGINT is SIG_IGN)
@@ -80,6 +80,8 @@ def test_local_job_can_be_cancelled(corpus, tmp_path, sigint):
         assert not (tmp_path / "long" / "final").exists()
         controller = int(job.job.job_id)
         assert not _alive(controller), "the job's processes must be gone after cancel"
+        # the controller shares this process's terminal (a notebook's output): it must not print a traceback there
+        assert "KeyboardInterrupt" not in capfd.readouterr().err
     finally:
         job.cancel(grace_s=1)  # never leave a 100,000-step job running behind a failed assertion
 
@@ -263,6 +265,7 @@ def test_slurm_settings_preview_without_submitting():
                  "#SBATCH --gpus-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --account=myproj",
                  "#SBATCH --time=240", "#SBATCH --qos=high", "#SBATCH --job-name=llada-sft", "module load cuda/12.4"]:
         assert line in script, line
+    assert script.count("--open-mode=append") == 1  # requeued jobs append to their logs; said once
     command = submit_command_line(["sft", "--lora-rank", "16", "--out", "runs/x"], cluster)
     words = shlex.split(command)
     assert words[:2] == ["llada-play", "submit"]
