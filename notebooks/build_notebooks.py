@@ -39,7 +39,10 @@ step after step, commit the predictions it is surest of. This notebook walks thr
 
 1. the **forward process** (masking at ratio *t*),
 2. the **mask predictor** (one forward pass guesses every masked token at once),
-3. the **reverse process** (the sampler), which you can replay step by step with a widget."""),
+3. the **reverse process** (the sampler), which you can replay step by step with a widget.
+
+*Run time on a 2-core CPU: about 15 seconds
+(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 15 seconds; measured 2026-11-30).*"""),
         ("code", SETUP + '''
 
 from llada_play.model.checkpoint import load_model
@@ -168,7 +171,10 @@ Supervised fine-tuning of a masked diffusion model (LLaDA's recipe): the **promp
 response, including the end-of-text padding after it, is masked at a random ratio like in pre-training; each
 sequence's loss is divided by its response length. We fine-tune the shipped default model on the project's
 arithmetic set (`data/sft/`, made by a seeded script) and measure held-out exact-match accuracy before and
-after. The held-out sums never appear in training."""),
+after. The held-out sums never appear in training.
+
+*Run time on a 2-core CPU: about 3 minutes
+(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 50 seconds; measured 2026-11-30).*"""),
     ("code", SETUP + '''
 
 from pathlib import Path
@@ -261,7 +267,10 @@ strategy, a small pure function of the predicted distributions (`llada_play/diff
 | `entropy` | negative entropy of the distribution (the most certain) |
 | `random` | random score (LLaDA's `random` remasking baseline) |
 
-First the strategies side by side on one prompt; then **measured** on a task with ground truth."""),
+First the strategies side by side on one prompt; then **measured** on a task with ground truth.
+
+*Run time on a 2-core CPU: about 3 minutes
+(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 40 seconds; measured 2026-11-30).*"""),
     ("code", SETUP + '''
 
 from pathlib import Path
@@ -436,7 +445,8 @@ an idle 2-core CPU.
 You will see: the task and its tokens, one puzzle replayed step by step (widget, with a static picture for
 readers without a kernel), the solve rate under every decoding order, and why easy-first wins.
 
-*Run time on a 2-core CPU: about 40 seconds (`LLADA_PLAY_QUICK=1`, as in `make test`: about 20 seconds). The
+*Run time on a 2-core CPU: about 45 seconds (with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 25
+seconds; measured 2026-11-30). The
 models are the shipped pair in `data/puzzle/`; `llada-play puzzle --out runs/puzzle` trains them again.*"""),
     ("code", SETUP + '''
 
@@ -632,7 +642,10 @@ answer *"Who directed 'A Journey Through Time'?"*. A masked diffusion model is t
 masked subset of a sentence from the rest, so it also practises predicting the name from the description.
 Does that break the curse? SMDM (arXiv:2410.18514) reports that it does. Here we measure it with two models
 that differ **only** in the objective: same architecture and size, same tokenizer, the same packed training
-windows in the same order, the same number of steps."""),
+windows in the same order, the same number of steps.
+
+*Run time on a 2-core CPU: about 3 minutes
+(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 30 seconds; measured 2026-11-30).*"""),
     ("code", SETUP + '''
 
 from pathlib import Path
@@ -701,7 +714,11 @@ print(results_markdown(results))'''),
     ("md", """\
 ## Ask both models
 
-Held-out questions, asked in the trained direction and reversed."""),
+Held-out questions, asked in the trained direction and reversed: the first question of each set (a fixed rule,
+no choosing). Read them with the table above in mind: this one-seed quick run is **undertrained** (a few CPU
+minutes; the diffusion model's generation accuracy is low even in the trained direction), so its answers show
+the mechanics, not the effect. The long run at the end of the notebook, six times the steps, is where the
+diffusion model has learnt the facts."""),
     ("code", '''\
 from llada_play.model.checkpoint import load_model
 from llada_play.experiments.reversal import answer
@@ -834,7 +851,10 @@ BERT is trained to fill in a **fixed** 15% of masked tokens. LLaDA draws the mas
 (0, 1) for every sequence, so the same network learns to predict masked tokens at every noise level, which is
 what the reverse process needs: generation starts from a fully masked sequence (*t* = 1) and walks down to
 *t* = 0. This notebook trains both kinds of model, **same size, same data, same steps and tokens**, and shows
-where the fixed-ratio model breaks down."""),
+where the fixed-ratio model breaks down.
+
+*Run time on a 2-core CPU: about 5 minutes
+(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 50 seconds; measured 2026-11-30).*"""),
     ("code", SETUP + '''
 
 import tempfile
@@ -954,7 +974,10 @@ configuration and the same handle to follow it. This notebook runs every kind of
 3. the same run with two DDP processes (`tasks_per_node=2`, gloo on CPU), and a sweep of two seeds,
 4. the trained checkpoint loaded into the denoising player,
 
-and ends with the Slurm configuration you would use on a real cluster, printed, not submitted."""),
+and ends with the Slurm configuration you would use on a real cluster, printed, not submitted.
+
+*Run time on a 2-core CPU: about 1.5 minutes
+(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 1.5 minutes; measured 2026-11-30).*"""),
     ("code", SETUP + '''
 
 import tempfile
