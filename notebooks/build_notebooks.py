@@ -1006,9 +1006,9 @@ print(f"{STEPS} steps per run")'''),
 `submit` returns at once with a `JobHandle` (`status()`, `metrics()`, `log_tail()`, `cancel()`, `result()`,
 `model_dir()`). `JobMonitor(handle)` draws them: the status line, the loss read from the run's `metrics.jsonl`
 as it grows, the end of the job's log and a Cancel button. `monitor.show()` displays it; `monitor.follow()`
-refreshes until the job ends, so the cell finishes with the final state, and passes your clicks through
-meanwhile, so Cancel works while it waits (`monitor.start()` instead refreshes from a background thread and
-returns at once). The stored output also holds a picture of the final loss curve, for readers without a
+refreshes until the job ends, so the cell finishes with the final state; the kernel holds button clicks while a
+cell runs, so to keep Cancel usable call `monitor.start()` instead, which refreshes from a background thread
+and returns at once. The stored output also holds a picture of the final loss curve, for readers without a
 kernel."""),
     ("code", '''\
 job = submit(config("pretrain"), "pretrain", ClusterConfig(executor="local"), **RECIPE)

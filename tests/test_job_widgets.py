@@ -89,13 +89,3 @@ def test_a_monitor_display_carries_a_picture_of_its_plot():
     bundle = monitor._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
-
-
-def test_waiting_outside_a_kernel_is_a_plain_sleep():
-    import time
-
-    from llada_play.ui.job_widgets import _wait_processing_ui_events
-
-    tic = time.monotonic()
-    _wait_processing_ui_events(0.2)
-    assert 0.19 <= time.monotonic() - tic < 1.0

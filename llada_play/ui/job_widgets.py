@@ -3,8 +3,8 @@
     from llada_play.ui.job_widgets import JobMonitor
     monitor = JobMonitor(handle)   # status line, live loss plot, log tail, Cancel button
     monitor.show()                 # display it (and keep the handle that follow() updates at the end)
-    monitor.follow()               # refresh until the job ends; Cancel still works (UI events are processed)
-    monitor.start()                # or: refresh from a background thread, so the cell returns at once
+    monitor.follow()               # refresh until the job ends (blocks: a Cancel click waits for the cell to end)
+    monitor.start()                # or: refresh from a background thread; the cell returns, Cancel stays usable
 
 Its display carries a PNG of the loss plot too (``ui/static.py``), taken again when ``follow()`` returns, so that
 the stored notebook shows the finished curve where widgets cannot run.
@@ -48,26 +48,6 @@ def failure_html(job_id: str, status: str, tail: str) -> str:
     return (f"<div style='border:1px solid #c92a2a;background:#fff5f5;padding:6px'>"
             f"<b style='color:#c92a2a'>job {html.escape(job_id)} ended {html.escape(status)}</b>; "
             f"the end of its log:{log_html(tail)}</div>")
-
-
-def _wait_processing_ui_events(seconds: float) -> None:
-    """Sleep, but let the notebook's widget events (a Cancel click) through meanwhile: a kernel running a cell
-    otherwise holds them until the cell ends."""
-    try:
-        from IPython import get_ipython
-        from jupyter_ui_poll import ui_events
-
-        kernel = getattr(get_ipython(), "kernel", None)
-    except ImportError:
-        kernel = None
-    if kernel is None:
-        time.sleep(seconds)
-        return
-    with ui_events() as poll:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            poll(10)
-            time.sleep(0.05)
 
 
 class JobMonitor(StaticFallback, widgets.VBox):
@@ -129,11 +109,15 @@ class JobMonitor(StaticFallback, widgets.VBox):
         self._display = display(self, display_id=True)
 
     def follow(self, timeout_s: float | None = None) -> str:
-        """Refresh every ``poll_s`` until the job ends (or ``timeout_s`` passes); returns the last state. The
-        Cancel button keeps working meanwhile."""
+        """Refresh every ``poll_s`` until the job ends (or ``timeout_s`` passes); returns the last state.
+
+        The notebook's kernel holds widget events while a cell runs, so a click on Cancel waits for the cell to
+        end: use :meth:`start` to keep Cancel usable (handing the kernel's messages through while a cell waits,
+        as jupyter-ui-poll does, did not deliver clicks under ipykernel 7.4 with JupyterLab 4.6, tried in
+        Chromium)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self.done() and (deadline is None or time.monotonic() < deadline):
-            _wait_processing_ui_events(self.poll_s)
+            time.sleep(self.poll_s)
             self.refresh()
         if self._display is not None:
             self._display.update(self)  # the stored output now pictures the finished job
