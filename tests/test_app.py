@@ -54,12 +54,17 @@ def test_reversal_tab_loads_a_result_and_asks_both_models_in_the_browser(model_d
     with running_app("--model", model_dir, "--models-dir", str(tmp_path)) as url, browser_page() as page:
         page.goto(url)
         page.get_by_role("tab", name="Reversal curse").click()
+        # opening the tab shows the long run's recorded result at once, named relative to the project
+        page.get_by_text("Loaded data/reversal/results/long.json").first.wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        from llada_play.ui.paths import ROOT
+        assert str(ROOT) not in page.locator("body").inner_text()
         page.get_by_role("button", name="Load", exact=True).first.wait_for()
         choice = page.get_by_label("Recorded result")
         choice.fill(str(tmp_path / "rev" / "results.json"))
         choice.press("Enter")
         page.get_by_role("button", name="Load", exact=True).first.click()
-        page.get_by_text("Loaded").first.wait_for(timeout=60_000)
+        page.get_by_text("Loaded results.json").first.wait_for(timeout=60_000)
         assert page.get_by_text("generation/p2d_reverse").count() >= 1
         page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the bar chart is drawn
         # loading picks the first held-out question and fills in the question and its true answer

@@ -213,6 +213,19 @@ def test_reversal_tab_runs_the_experiment_with_progress_then_answers_questions(a
         client.predict("  ", "", api_name="/reversal_ask")
 
 
+def test_reversal_tab_names_recorded_results_relative_to_the_project(app_url):
+    from llada_play.ui.paths import ROOT
+
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    dropdown = next(c["props"] for c in client.config["components"]
+                    if c.get("type") == "dropdown" and c["props"].get("label") == "Recorded result")
+    names = [choice[0] for choice in dropdown["choices"]]
+    assert names[0] == dropdown["value"] == "data/reversal/results/long.json" and str(ROOT) not in str(dropdown)
+    status, *_ = client.predict("data/reversal/results/full.json", api_name="/reversal_load")
+    assert "Loaded data/reversal/results/full.json: " in status and str(ROOT) not in status
+
+
 def test_reversal_tab_refuses_a_file_that_is_not_a_result(app_url, tmp_path):
     url, _ = app_url
     client = Client(url, verbose=False)

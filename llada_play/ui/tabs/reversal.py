@@ -14,7 +14,7 @@ from ...model.text import decode_generation, stop_token_ids
 from ..background import Cancel, Cancelled, Finished, request_cancel, run_in_background
 from ..errors import shown_in_page
 from ..live import GenerationDone, stream
-from ..paths import RECORDED_REVERSAL
+from ..paths import RECORDED_REVERSAL, ROOT
 from ..registry import ModelRegistry
 from ..viz import PieceCache, record_canvas
 
@@ -28,12 +28,35 @@ def progress_html(fraction: float, message: str) -> str:
             f'<div style="white-space:pre-line">{html.escape(message)}</div></div>')
 
 
-def recorded_results(registry: ModelRegistry) -> list[str]:
-    """Results files shipped with the project and those written under the models folder."""
-    found = sorted(RECORDED_REVERSAL.glob("*.json"))
+# The recorded result the tab opens on: the long run, where the diffusion model has learnt the facts and the
+# effect shows (full.json, the published budget, is undertrained for it; data/reversal/README.md).
+FIRST_RESULT = "long.json"
+
+
+def shown_name(path: Path) -> str:
+    """A results file as the page names it: relative to the project (or the models folder), never a full server
+    path."""
+    for base in (ROOT, Path.cwd()):
+        try:
+            return str(path.resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return path.name
+
+
+def recorded_results(registry: ModelRegistry) -> list[tuple[str, str]]:
+    """(name shown, value) of the results files shipped with the project and of those written under the models
+    folder, the long run first."""
+    found = sorted(RECORDED_REVERSAL.glob("*.json"), key=lambda p: (p.name != FIRST_RESULT, p.name))
     if registry.models_dir and registry.models_dir.is_dir():
         found += sorted(registry.models_dir.glob("**/results.json"))
-    return [str(p) for p in found]
+    return [(shown_name(p), shown_name(p)) for p in found]
+
+
+def results_path(choice: str) -> Path:
+    """The file behind a choice: a name relative to the project, or a path typed by hand."""
+    path = Path(choice)
+    return path if path.is_absolute() or path.exists() else ROOT / path
 
 
 def held_out_examples(results: dict, per_set: int = 3) -> list[str]:
@@ -101,10 +124,17 @@ def load_results(path: str | None) -> tuple:
     if not path:
         raise gr.Error("choose a results file (written by `llada-play reversal --out ...` or by this tab)")
     with shown_in_page():
-        results = read_results(path)
+        results = read_results(results_path(path))
     seeds = len(results["config"]["seeds"])
-    return results_view(results, f"Loaded {path}: {len(results['runs'])} models, {seeds} "
+    return results_view(results, f"Loaded {shown_name(results_path(path))}: {len(results['runs'])} models, {seeds} "
                                  f"seed{'' if seeds == 1 else 's'}.")
+
+
+def load_on_open(path: str | None, results: dict | None) -> tuple:
+    """When the tab is opened: the chosen recorded result, unless one is already shown."""
+    if results is not None or not path:
+        return tuple(gr.update() for _ in range(6))
+    return load_results(path)
 
 
 def pick_example(example: str | None) -> tuple[str, str]:
@@ -202,7 +232,7 @@ def ask_section() -> AskSection:
 
 def reversal_tab(registry: ModelRegistry, overrides: dict | None) -> None:
     """Build the tab and wire it; ``overrides`` are settings for its quick run (``ReversalConfig.quick``)."""
-    with gr.Tab("Reversal curse"):
+    with gr.Tab("Reversal curse") as tab:
         gr.Markdown("**The reversal curse.** Two models of the same shape, one masked-diffusion and one "
                     "autoregressive, learn invented facts (\"Daphne Barrington is the director of ...\") stated in "
                     "one direction only, on the same token windows. Asked the other way round, which one still "
@@ -211,8 +241,9 @@ def reversal_tab(registry: ModelRegistry, overrides: dict | None) -> None:
         with gr.Row():
             run = gr.Button("Run the quick experiment", variant="primary")
             cancel_button = gr.Button("Cancel")
-            choice = gr.Dropdown(recorded_results(registry), label="Recorded result", allow_custom_value=True,
-                                 scale=3)
+            recorded = recorded_results(registry)
+            choice = gr.Dropdown(recorded, value=recorded[0][1] if recorded else None, label="Recorded result",
+                                 allow_custom_value=True, scale=3)
             load = gr.Button("Load")
         status = gr.HTML("")
         with gr.Row():
@@ -225,6 +256,7 @@ def reversal_tab(registry: ModelRegistry, overrides: dict | None) -> None:
               concurrency_limit=1)
     cancel_button.click(cancel_experiment, [cancel], [status], api_name="reversal_cancel")
     load.click(load_results, [choice], outputs, api_name="reversal_load")
+    tab.select(load_on_open, [choice, results], outputs, api_name=False)
     ask.example.change(pick_example, [ask.example], [ask.question, ask.expected], api_name=False)
     ask.button.click(partial(ask_both, registry), [results, ask.question, ask.expected],
                      [ask.diffusion, ask.autoregressive, ask.canvas, ask.ranking], api_name="reversal_ask",
