@@ -171,19 +171,26 @@ def _end_local_job(pid: int, grace_s: float) -> None:
         tasks = controller.children(recursive=True)
     except psutil.NoSuchProcess:
         return
-    for group in (tasks, [controller]):
-        for process in group:
-            try:
-                process.send_signal(signal.SIGINT if group is tasks else signal.SIGTERM)
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(group, timeout=grace_s)
-        for process in alive:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=grace_s)
+    _stop(tasks, signal.SIGINT, grace_s)
+    _stop([controller], signal.SIGTERM, grace_s)
+
+
+def _stop(processes: list, sig: int, grace_s: float) -> None:
+    """Send ``sig`` to the processes, then SIGKILL to those still alive after ``grace_s``."""
+    import psutil
+
+    for process in processes:
+        try:
+            process.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace_s)
 
 
 def _tail(path: Path, lines: int) -> str:

@@ -609,13 +609,14 @@ no choice of order at all, which is why the same training budget buys it so much
     ("answer", '''\
 # Answer 1: fewer steps, fewer puzzles solved; at 0.5 many unsettled cells are committed in the first step.
 from llada_play.experiments.puzzle import score, solve_with_diffusion
+from llada_play.experiments.puzzle_decoding import steps_taken
 
 diffusion_model, diffusion_tokenizer = pair["diffusion"]
 few = test[:30 if QUICK else 100]
 for threshold in (None, 0.9, 0.5):
     solved = solve_with_diffusion(diffusion_model, diffusion_tokenizer, few, solver_config(6, threshold=threshold))
-    steps = sum(max(w.values()) + 1 for w in solved.commit_steps) / len(few)
-    print(f"threshold {threshold}: {score(few, solved)['solved']:.0%} solved in {steps:.1f} steps on average")'''),
+    print(f"threshold {threshold}: {score(few, solved)['solved']:.0%} solved in {steps_taken(solved):.1f} steps "
+          "on average")'''),
     ("md", """\
 2. **Out of distribution.** Both models only saw puzzles that singles alone solve. Draw 6x6 puzzles that need a
    guess (`make_puzzles(..., singles_only=False)` with 10 givens) and predict how the diffusion model's solve

@@ -219,6 +219,7 @@ def test_the_decoding_study_scores_every_decoding_of_a_tiny_run(tmp_path):
     moved = tmp_path / "moved"
     (tmp_path / "run").rename(moved)  # model directories are relative: the folder can move
     assert set(load_pair(moved / "results.json", seed=1)) == {"diffusion", "autoregressive"}
+    assert [p.text for p in held_out(config, 2)] == [p.text for p in held_out(config)[:2]]  # a prefix of the stream
     decodings = [Decoding("easy"), Decoding("thr", threshold=0.5), Decoding("3 steps", steps=3),
                  Decoding("twin", twin=True)]
     study = decoding_study(moved / "results.json", held_out(config), decodings)
@@ -247,17 +248,14 @@ def test_an_attempt_counts_its_forced_commits_like_the_score():
 
 
 def test_the_app_opens_on_the_first_held_out_puzzle_where_the_shipped_pair_disagree():
-    from llada_play.experiments.puzzle import PuzzleConfig
+    from llada_play.experiments.puzzle import PuzzleConfig, held_out
     from llada_play.experiments.puzzle_replay import solve_live, twin_attempt
     from llada_play.model.checkpoint import SHIPPED_MODELS, load_model
-    from llada_play.ui.paths import PUZZLE_RESULTS
-    from llada_play.ui.tabs.puzzle import DIFFUSION_NAME, FIRST_HELD_OUT, TWIN_NAME, first_puzzle
-    import json
+    from llada_play.ui.tabs.puzzle import DIFFUSION_NAME, FIRST_HELD_OUT, TWIN_NAME, first_puzzle, shipped_results
 
-    config = PuzzleConfig.from_dict(json.loads(PUZZLE_RESULTS.read_text())["config"])
-    # the first puzzles of the run's held-out stream (held_out(config) draws all of them the same way)
-    test = make_puzzles(FIRST_HELD_OUT + 1, config.size, config.givens, config.data_seed + 1, config.singles_only)
+    results = shipped_results()
+    test = held_out(PuzzleConfig.from_dict(results["config"]), FIRST_HELD_OUT + 1)  # the run's first test puzzles
     diffusion, twin = load_model(SHIPPED_MODELS[DIFFUSION_NAME]), load_model(SHIPPED_MODELS[TWIN_NAME])
     differ = [bool(solve_live(*diffusion, p).wrong) != bool(twin_attempt(*twin, p).wrong) for p in test]
     assert differ.index(True) == FIRST_HELD_OUT
-    assert parse_grid(first_puzzle()[0]) == test[FIRST_HELD_OUT].givens
+    assert parse_grid(first_puzzle(results)[0]) == test[FIRST_HELD_OUT].givens

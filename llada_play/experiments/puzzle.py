@@ -214,9 +214,10 @@ def evaluate(kind: str, model, tokenizer, puzzles: list[Puzzle], size: int) -> d
     return score(puzzles, solve_with_diffusion(model, tokenizer, puzzles, solver_config(size)))
 
 
-def held_out(config: PuzzleConfig) -> list[Puzzle]:
-    """The test puzzles of a run (drawn with the data seed + 1)."""
-    return make_puzzles(config.test_puzzles, config.size, config.givens, config.data_seed + 1, config.singles_only)
+def held_out(config: PuzzleConfig, count: int | None = None) -> list[Puzzle]:
+    """The test puzzles of a run (drawn with the data seed + 1), or the first ``count`` of them."""
+    return make_puzzles(count or config.test_puzzles, config.size, config.givens, config.data_seed + 1,
+                        config.singles_only)
 
 
 def datasets(config: PuzzleConfig) -> tuple[list[Puzzle], list[Puzzle]]:
@@ -290,11 +291,15 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def model_dir_of(results_path: str | Path, run: dict) -> Path:
+    """Where a run's model is: its ``model_dir``, taken relative to the results file (as in the shipped
+    data/puzzle/) unless it is absolute."""
+    return Path(results_path).parent / run["model_dir"]
+
+
 def load_pair(results_path: str | Path, seed: int | None = None) -> dict[str, tuple]:
-    """{kind: (model, tokenizer)} of one seed of a results file (the first seed by default); a relative model
-    directory is taken relative to the results file (as in the shipped data/puzzle/)."""
-    results_path = Path(results_path)
-    results = json.loads(results_path.read_text())
+    """{kind: (model, tokenizer)} of one seed of a results file (the first seed by default)."""
+    results = json.loads(Path(results_path).read_text())
     seed = results["config"]["seeds"][0] if seed is None else seed
-    return {run["model"]: load_model(results_path.parent / run["model_dir"]) for run in results["runs"]
+    return {run["model"]: load_model(model_dir_of(results_path, run)) for run in results["runs"]
             if run["seed"] == seed}

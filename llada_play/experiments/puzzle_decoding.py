@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..model.checkpoint import load_model
-from .puzzle import Solved, score, solve_with_autoregressive, solve_with_diffusion, solver_config
+from .puzzle import Solved, model_dir_of, score, solve_with_autoregressive, solve_with_diffusion, solver_config
 from .reversal_experiment import mean_spread
 from .sudoku import Puzzle
 
@@ -68,12 +68,11 @@ def run_decoding(decoding: Decoding, pair: dict[str, tuple], puzzles: list[Puzzl
     return scores
 
 
-def run_pairs(results: dict, base: Path) -> dict[int, dict[str, tuple]]:
-    """{seed: {kind: (model, tokenizer)}} for every seed of a puzzle run whose models are on disk (model
-    directories are taken relative to the results file when they are not absolute)."""
+def run_pairs(results: dict, results_path: Path) -> dict[int, dict[str, tuple]]:
+    """{seed: {kind: (model, tokenizer)}} for every seed of a puzzle run whose two models are on disk."""
     pairs: dict[int, dict[str, tuple]] = {}
     for run in results["runs"]:
-        where = base / run["model_dir"]  # an absolute model_dir stays as it is
+        where = model_dir_of(results_path, run)
         if (where / "config.json").exists():
             pairs.setdefault(run["seed"], {})[run["model"]] = load_model(where)
     return {seed: pair for seed, pair in pairs.items() if len(pair) == 2}
@@ -84,7 +83,7 @@ def decoding_study(results_path: str | Path, puzzles: list[Puzzle], decodings: l
     """Every decoding on every seed of a puzzle run; rows of mean ± std over seeds (see :data:`METRICS`)."""
     results_path = Path(results_path)
     results = json.loads(results_path.read_text())
-    pairs = run_pairs(results, results_path.parent)
+    pairs = run_pairs(results, results_path)
     if not pairs:
         raise ValueError(f"no trained pair of models found for {results_path}")
     size = results["config"]["size"]

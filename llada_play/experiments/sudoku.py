@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 
 BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}  # size -> (box rows, box columns)
 BLANK = "_"
@@ -24,8 +25,9 @@ def check_size(size: int) -> None:
         raise ValueError(f"grid size must be one of {sorted(BOXES)}, got {size!r}")
 
 
+@lru_cache(maxsize=None)
 def units(size: int) -> list[list[int]]:
-    """The rows, columns and boxes of a grid, as lists of cell indices."""
+    """The rows, columns and boxes of a grid, as lists of cell indices (shared between calls: do not modify)."""
     check_size(size)
     box_rows, box_cols = BOXES[size]
     rows = [[r * size + c for c in range(size)] for r in range(size)]
@@ -85,6 +87,7 @@ def check_grid(grid: tuple[int, ...], size: int) -> None:
             seen[value] = cell
 
 
+@lru_cache(maxsize=None)
 def _peers(size: int) -> list[set[int]]:
     peers = [set() for _ in range(size * size)]
     for unit in units(size):
@@ -127,43 +130,36 @@ def solve(grid: tuple[int, ...], size: int, limit: int = 2, rng: random.Random |
     return found
 
 
-def solve_by_singles(grid: tuple[int, ...], size: int) -> tuple[int, ...] | None:
-    """The solution when singles alone fill the grid (no guess ever needed), else None."""
-    peers, all_units = _peers(size), units(size)
-    cells = list(grid)
-    progress = True
-    while progress and 0 in cells:
-        progress = False
-        options = {c: {d for d in range(1, size + 1)} - {cells[p] for p in peers[c]}
-                   for c in range(len(cells)) if cells[c] == 0}
-        for cell, digits in options.items():
-            if len(digits) == 1:  # naked single: one candidate left in the cell
-                cells[cell], progress = digits.pop(), True
-        if progress:
-            continue
-        for unit in all_units:  # hidden single: one place left for a digit in a unit
-            for digit in set(range(1, size + 1)) - {cells[c] for c in unit}:
-                places = [c for c in unit if cells[c] == 0 and digit in options.get(c, ())]
-                if len(places) == 1:
-                    cells[places[0]], progress = digit, True
-                    break
-            if progress:
-                break
-    return tuple(cells) if 0 not in cells else None
-
-
-def forced_cells(grid: tuple[int, ...], size: int) -> set[int]:
-    """The empty cells whose digit the grid already forces by a single: one candidate left in the cell (naked),
-    or the only place left for a digit in a row, column or box (hidden). The cells a human solver would fill next."""
+def singles(grid: tuple[int, ...] | list[int], size: int) -> dict[int, int]:
+    """{cell: digit} for every empty cell that a single forces on the grid as it stands: one candidate left in
+    the cell (naked), or the only place left for a digit in a row, column or box (hidden)."""
     peers = _peers(size)
     options = {c: set(range(1, size + 1)) - {grid[p] for p in peers[c]} for c in range(len(grid)) if grid[c] == 0}
-    forced = {c for c, digits in options.items() if len(digits) == 1}
+    found = {c: next(iter(digits)) for c, digits in options.items() if len(digits) == 1}
     for unit in units(size):
         for digit in set(range(1, size + 1)) - {grid[c] for c in unit}:
             places = [c for c in unit if digit in options.get(c, ())]
             if len(places) == 1:
-                forced.add(places[0])
-    return forced
+                found.setdefault(places[0], digit)
+    return found
+
+
+def solve_by_singles(grid: tuple[int, ...], size: int) -> tuple[int, ...] | None:
+    """The solution when singles alone fill the grid (no guess ever needed), else None. Every single is a sound
+    deduction, so filling all of a round's singles at once reaches the same grid as filling them one by one."""
+    cells = list(grid)
+    while 0 in cells:
+        found = singles(cells, size)
+        if not found:
+            return None
+        for cell, digit in found.items():
+            cells[cell] = digit
+    return tuple(cells)
+
+
+def forced_cells(grid: tuple[int, ...], size: int) -> set[int]:
+    """The empty cells whose digit the grid already forces by a single: the cells a human solver would fill next."""
+    return set(singles(grid, size))
 
 
 @dataclass(frozen=True)

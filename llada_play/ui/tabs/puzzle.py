@@ -10,8 +10,7 @@ from functools import partial
 
 import gradio as gr
 
-from ...diffusion.remasking import REMASKING
-from ...experiments.puzzle import solve_rates, solver_config
+from ...experiments.puzzle import PuzzleConfig, held_out, solve_rates, solver_config
 from ...experiments.puzzle_replay import Attempt, GridFrame, commit_order, diffusion_frames, twin_attempt
 from ...experiments.sudoku import check_puzzle, grid_text, make_puzzles
 from ...model.checkpoint import SHIPPED_MODELS
@@ -36,9 +35,16 @@ def rows_text(grid: tuple[int, ...], size: int = SIZE) -> str:
     return "\n".join(text[r * size:(r + 1) * size] for r in range(size))
 
 
-def first_puzzle() -> tuple[str, str]:
-    """(givens text, note) of the puzzle the page opens on (see :data:`FIRST_HELD_OUT`)."""
-    puzzle = make_puzzles(FIRST_HELD_OUT + 1, SIZE, GIVENS, seed=1)[FIRST_HELD_OUT]  # the run's held-out stream
+def shipped_results() -> dict | None:
+    """The shipped pair's results file (data/puzzle/results.json), None where it is absent."""
+    return json.loads(PUZZLE_RESULTS.read_text()) if PUZZLE_RESULTS.exists() else None
+
+
+def first_puzzle(results: dict | None) -> tuple[str, str]:
+    """(givens text, note) of the puzzle the page opens on (see :data:`FIRST_HELD_OUT`), drawn from the shipped
+    run's held-out stream (with the default settings, which that run used, where its results are absent)."""
+    config = PuzzleConfig.from_dict(results["config"]) if results else PuzzleConfig()
+    puzzle = held_out(config, FIRST_HELD_OUT + 1)[FIRST_HELD_OUT]
     return rows_text(puzzle.givens), (f"Held-out puzzle #{FIRST_HELD_OUT} of the shipped run ({puzzle.blanks} open "
                                       "cells), or press New puzzle.")
 
@@ -51,11 +57,11 @@ def new_puzzle(seed: int | None = None) -> tuple[str, str]:
     return rows_text(puzzle.givens), f"A new {SIZE}x{SIZE} puzzle ({puzzle.blanks} open cells, seed {seed})."
 
 
-def measured_note() -> str:
-    """The shipped pair's measured solve rates, from its results file (mean ± std over seeds)."""
-    if not PUZZLE_RESULTS.exists():
+def measured_note(results: dict | None) -> str:
+    """The shipped pair's measured solve rates, from its results (mean ± std over seeds)."""
+    if not results:
         return ""
-    rates = solve_rates(json.loads(PUZZLE_RESULTS.read_text()))
+    rates = solve_rates(results)
     if set(rates) != {"diffusion", "autoregressive"}:
         return ""
     d, a = rates["diffusion"], rates["autoregressive"]
@@ -93,11 +99,8 @@ def solve(registry: ModelRegistry, givens: str, strategy: str, steps: float, del
         if not givens or not givens.strip():
             raise ValueError("type the givens (one character per cell, _ for an empty one) or press New puzzle")
         puzzle = check_puzzle(givens, SIZE)
-        if strategy not in REMASKING:
-            raise ValueError(f"unknown strategy {strategy!r}; choose from {sorted(REMASKING)}")
+        config = solver_config(SIZE, strategy, steps=max(1, min(int(steps), puzzle.blanks)))  # refuses a strategy
         (model, tokenizer), (twin_model, twin_tokenizer) = _models(registry)
-        steps = max(1, min(int(steps), puzzle.blanks))
-        config = solver_config(SIZE, strategy, steps=steps)
         twin = twin_attempt(twin_model, twin_tokenizer, puzzle)
         frames: list[GridFrame] = []
         for k, frame in enumerate(diffusion_frames(model, tokenizer, puzzle, config)):
@@ -109,6 +112,7 @@ def solve(registry: ModelRegistry, givens: str, strategy: str, steps: float, del
 
 
 def puzzle_tab(registry: ModelRegistry) -> None:
+    results = shipped_results()
     with gr.Tab("Puzzle"):
         gr.Markdown(
             "**Where the order of unmasking decides success.** Both models were trained on the same 10,000 6x6 "
@@ -116,8 +120,8 @@ def puzzle_tab(registry: ModelRegistry) -> None:
             "commits the cell it is surest of first (or in the order the strategy picks); its autoregressive twin "
             "must go left to right. Grey digits are the diffusion model's current guesses in open cells, the "
             "small number is the probability, the orange frame marks the cells committed at this step, and red "
-            "digits at the end are wrong.\n\n" + measured_note())
-        text, note = first_puzzle()
+            "digits at the end are wrong.\n\n" + measured_note(results))
+        text, note = first_puzzle(results)
         with gr.Row():
             with gr.Column(scale=1):
                 givens = gr.Textbox(value=text, lines=SIZE, label="Givens (digits 1-6, _ for an empty cell)",

@@ -44,13 +44,13 @@ def shown_name(path: Path) -> str:
     return path.name
 
 
-def recorded_results(registry: ModelRegistry) -> list[tuple[str, str]]:
-    """(name shown, value) of the results files shipped with the project and of those written under the models
-    folder, the long run first."""
+def recorded_results(registry: ModelRegistry) -> list[str]:
+    """The results files shipped with the project and those written under the models folder, by the names the
+    page shows (:func:`shown_name`), the long run first."""
     found = sorted(RECORDED_REVERSAL.glob("*.json"), key=lambda p: (p.name != FIRST_RESULT, p.name))
     if registry.models_dir and registry.models_dir.is_dir():
         found += sorted(registry.models_dir.glob("**/results.json"))
-    return [(shown_name(p), shown_name(p)) for p in found]
+    return [shown_name(p) for p in found]
 
 
 def results_path(choice: str) -> Path:
@@ -123,10 +123,11 @@ def load_results(path: str | None) -> tuple:
 
     if not path:
         raise gr.Error("choose a results file (written by `llada-play reversal --out ...` or by this tab)")
+    where = results_path(path)
     with shown_in_page():
-        results = read_results(results_path(path))
+        results = read_results(where)
     seeds = len(results["config"]["seeds"])
-    return results_view(results, f"Loaded {shown_name(results_path(path))}: {len(results['runs'])} models, {seeds} "
+    return results_view(results, f"Loaded {shown_name(where)}: {len(results['runs'])} models, {seeds} "
                                  f"seed{'' if seeds == 1 else 's'}.")
 
 
@@ -242,7 +243,7 @@ def reversal_tab(registry: ModelRegistry, overrides: dict | None) -> None:
             run = gr.Button("Run the quick experiment", variant="primary")
             cancel_button = gr.Button("Cancel")
             recorded = recorded_results(registry)
-            choice = gr.Dropdown(recorded, value=recorded[0][1] if recorded else None, label="Recorded result",
+            choice = gr.Dropdown(recorded, value=recorded[0] if recorded else None, label="Recorded result",
                                  allow_custom_value=True, scale=3)
             load = gr.Button("Load")
         status = gr.HTML("")
