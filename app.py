@@ -1,6 +1,7 @@
 """llada-play in the browser: watch a masked-diffusion model write, step by step.
 
     python app.py [--model DIR] [--models-dir runs] [--host 127.0.0.1] [--port 7860]
+    python app.py --host 0.0.0.0 --auth teacher:secret     # a class: see "Teaching a class" in README.md
 
 The page itself is built in ``llada_play/ui`` (``app.build_app`` composes one module per tab).
 """
@@ -10,9 +11,12 @@ import argparse
 import json
 import os
 
-# before gradio and the hub client are imported: they read these at import time
+# before gradio, the hub client and torch are imported: they read these at import time
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# OpenMP threads that wait by spinning hold their cores: with anything else busy on the machine (a browser, a
+# training run, another process) a default Denoise run measured 10-16 s instead of 1.1 s; passive waiting: 1.3 s.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
@@ -20,6 +24,7 @@ from llada_play.model.checkpoint import DTYPES  # noqa: E402
 from llada_play.ui.app import build_app, launch  # noqa: E402
 from llada_play.ui.paths import RUNS_DIR  # noqa: E402
 from llada_play.ui.registry import ModelRegistry  # noqa: E402
+from llada_play.ui.serving import LOCAL, ServingPolicy, auth_refusal, is_loopback, parse_logins  # noqa: E402
 
 __all__ = ["ModelRegistry", "build_app", "main"]
 
@@ -36,7 +41,16 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="weights dtype (default float32; bfloat16 for LLaDA-8B)")
     parser.add_argument("--device", default="cpu", help="where models run (cpu, cuda, cuda:1...)")
     parser.add_argument("--device-map", default=None, help="spread large models over GPUs and CPU (e.g. auto)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only); any other address serves a "
+                             "class and needs --auth or --no-auth")
+    parser.add_argument("--auth", action="append", metavar="USER:PASS", help="a login (repeat for more)")
+    parser.add_argument("--auth-file", metavar="FILE", help="logins, one USER:PASS a line (# comments)")
+    parser.add_argument("--no-auth", action="store_true", help="serve beyond this machine without a login")
+    parser.add_argument("--serving", action="store_true",
+                        help="serving mode on loopback too (behind a reverse proxy, every visitor looks local)")
+    parser.add_argument("--training-slots", type=int, default=1,
+                        help="training runs (Quick SFT, reversal experiment) at once; the others queue (default 1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--reversal-overrides", default=None, metavar="JSON",
                         help="settings for the reversal tab's quick run, e.g. '{\"steps\": 200}' on a slow machine")
@@ -57,14 +71,31 @@ def reversal_overrides(parser: argparse.ArgumentParser, text: str | None) -> dic
     return overrides
 
 
+def serving_options(parser: argparse.ArgumentParser, args) -> tuple[list[tuple[str, str]], ServingPolicy]:
+    """(logins, policy) of the flags; the app refuses to start, in one line, when they do not fit."""
+    try:
+        logins = parse_logins(args.auth, args.auth_file)
+    except ValueError as err:
+        parser.error(str(err))
+    refusal = auth_refusal(args.host, logins, args.no_auth)
+    if refusal:
+        parser.exit(2, f"app.py: {refusal}\n")
+    if args.training_slots < 1:
+        parser.error("--training-slots must be at least 1")
+    serving = args.serving or not is_loopback(args.host)
+    return logins, ServingPolicy(serving=True, training_slots=args.training_slots) if serving else \
+        LOCAL if args.training_slots == 1 else ServingPolicy(training_slots=args.training_slots)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argument_parser()
     args = parser.parse_args(argv)
     overrides = reversal_overrides(parser, args.reversal_overrides)
+    logins, policy = serving_options(parser, args)
     torch.set_grad_enabled(False)
     registry = ModelRegistry(args.model, args.models_dir, trust_remote_code=args.trust_remote_code,
                              dtype=DTYPES[args.dtype], device=args.device, device_map=args.device_map)
-    launch(build_app(registry, overrides), args.host, args.port)
+    launch(build_app(registry, overrides, policy), args.host, args.port, logins, policy)
 
 
 if __name__ == "__main__":

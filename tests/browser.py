@@ -74,3 +74,29 @@ def browser_page(width: int = 1400, height: int = 1000):
             yield page
         finally:
             browser.close()
+
+
+# Click Denoise from inside the page and time, with the page's own clock, the first streamed step and "Done:"
+# (a MutationObserver on textContent: no polling delay, no layout).
+TIME_DENOISE_JS = """() => new Promise((resolve, reject) => {
+  const button = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Denoise');
+  if (!button) { reject(new Error('no Denoise button')); return; }
+  let first = null, t0 = null;
+  const check = () => {
+    const text = document.body.textContent;
+    if (first === null && /Step \\d+, block \\d+/.test(text)) first = performance.now() - t0;
+    if (first !== null && text.includes('Done: ')) {
+      observer.disconnect(); resolve({first: first / 1000, done: (performance.now() - t0) / 1000});
+    }
+  };
+  const observer = new MutationObserver(check);
+  observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+  setTimeout(() => { observer.disconnect(); reject(new Error('no Done: within 120 s')); }, 120000);
+  t0 = performance.now();
+  button.click();
+})"""
+
+
+def time_denoise_click(page) -> dict:
+    """{first, done}: seconds from a click on Denoise to the first streamed step and to "Done:" in the page."""
+    return page.evaluate(TIME_DENOISE_JS)

@@ -3,6 +3,9 @@ import string
 from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# as app.py does: spinning OpenMP threads make torch 10x slower whenever another process (the app under test,
+# Chromium) is busy on this 2-core machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest

@@ -73,3 +73,25 @@ def test_a_paused_run_costs_nothing_until_resumed_and_can_be_abandoned(tiny_mode
         del stepper  # abandoned: nothing left running, no thread to wait for
     finally:
         handle.remove()
+
+
+def test_paced_frames_group_fast_steps_and_pass_every_item_through(monkeypatch):
+    from llada_play.ui import live
+    from llada_play.ui.live import GenerationDone, paced
+
+    clock = iter([0.0, 0.01, 0.02, 0.15, 0.16, 0.40, 0.41])
+    monkeypatch.setattr(live.time, "monotonic", lambda: next(clock))
+    done = GenerationDone(None, None)
+    frames = list(paced(iter([1, 2, 3, 4, 5, 6, done]), interval=0.1))
+    # the first step at once; then whatever arrived within 0.1 s of the last frame; the end at once
+    assert frames == [[1], [2, 3, 4], [5, 6], [done]]
+
+
+def test_the_partial_text_shows_commits_and_a_placeholder_per_mask(char_tokenizer):
+    from llada_play.model.text import decode_partial
+
+    mask, eos = char_tokenizer.mask_token_id, char_tokenizer.eos_token_id
+    ids = char_tokenizer("ab", add_special_tokens=False).input_ids
+    x = torch.tensor(ids + char_tokenizer("Hi", add_special_tokens=False).input_ids + [mask, mask]
+                     + char_tokenizer("yo", add_special_tokens=False).input_ids + [eos, mask])
+    assert decode_partial(char_tokenizer, x, 2, mask) == "Hi__yo"

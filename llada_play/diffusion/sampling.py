@@ -220,12 +220,8 @@ class Denoising:
                 raise ValueError(f"constraint token {int(pins.max())} is outside the vocabulary")
             generation.copy_(torch.where(pins >= 0, pins, generation))
             return
-        for pos, token in constraints.items():
-            if not 0 <= pos < self.config.gen_length:
-                raise ValueError(f"constraint position {pos} is outside the generation [0, {self.config.gen_length})")
-            if self.vocab_size is not None and not 0 <= token < self.vocab_size:
-                raise ValueError(f"constraint token {token} at position {pos} is outside the vocabulary")
-            generation[:, pos] = token
+        pins = pinned_tokens(constraints, self.config.gen_length, self.vocab_size, self.x.device)
+        generation.copy_(torch.where(pins >= 0, pins, generation))
 
     def _full_attention_mask(self, attention_mask, prompt) -> torch.Tensor | None:
         if attention_mask is None:
@@ -235,6 +231,20 @@ class Denoising:
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} differs from the prompt's "
                              f"{tuple(prompt.shape)}")
         return torch.cat([attention_mask.long(), attention_mask.new_ones(prompt.shape[0], self.config.gen_length).long()], 1)
+
+
+def pinned_tokens(constraints: Mapping[int, int], gen_length: int, vocab_size: int | None,
+                  device=None) -> torch.LongTensor:
+    """{position in the generation: token id} as a (gen_length,) row of ids, -1 where nothing is pinned;
+    ValueError for a position outside the generation or a token outside the vocabulary."""
+    pins = torch.full((gen_length,), -1, dtype=torch.long, device=device)
+    for pos, token in constraints.items():
+        if not 0 <= pos < gen_length:
+            raise ValueError(f"constraint position {pos} is outside the generation [0, {gen_length})")
+        if vocab_size is not None and not 0 <= token < vocab_size:
+            raise ValueError(f"constraint token {token} at position {pos} is outside the vocabulary")
+        pins[pos] = token
+    return pins
 
 
 def denoise(model, prompt, config: SamplerConfig | None = None, *, attention_mask: torch.Tensor | None = None,
@@ -284,14 +294,19 @@ def generate(model, prompt, attention_mask: torch.Tensor | None = None, steps: i
     return run.output
 
 
-def step_predictions(logits, mask_index, update: BlockStep, start: int, topk: int, filled=None) -> dict:
+def step_predictions(logits, mask_index, update: BlockStep, start: int | torch.Tensor, topk: int,
+                     filled=None) -> dict:
     """What a record holds besides the sequence: predictions and confidences at every masked position, not only
-    in the current block, so that a viewer can show what the model thinks of the whole canvas."""
+    in the current block, so that a viewer can show what the model thinks of the whole canvas. ``start``: where
+    the block begins, for all rows or per row (a LongTensor, rows in different blocks)."""
     batch, length = mask_index.shape
     device = mask_index.device
-    rows, cols = update.rows, update.cols
+    rows = update.rows
     committed = torch.zeros_like(mask_index)
-    committed[:, start:start + update.commit.shape[1]] = update.commit
+    c_rows, c_cols = update.commit.nonzero(as_tuple=True)
+    per_row = isinstance(start, torch.Tensor)
+    committed[c_rows, c_cols + (start[c_rows] if per_row else start)] = True
+    cols = update.cols + (start[rows] if per_row else start)  # the candidates' canvas positions
     if filled is not None:
         committed |= filled
     m_rows, m_cols = mask_index.nonzero(as_tuple=True)
@@ -303,11 +318,11 @@ def step_predictions(logits, mask_index, update: BlockStep, start: int, topk: in
     confidence = torch.full(mask_index.shape, float("nan"), device=device)
     confidence[m_rows, m_cols] = (best - masked_logits.logsumexp(-1)).exp()
     # Inside the block, report the token the sampler actually proposed (sampled when temperature > 0).
-    proposed = update.proposal[rows, cols]
-    predicted[rows, cols + start] = proposed
-    confidence[rows, cols + start] = token_probability(update.logits, proposed)
+    proposed = update.proposal[rows, update.cols]
+    predicted[rows, cols] = proposed
+    confidence[rows, cols] = token_probability(update.logits, proposed)
     scores = torch.full(mask_index.shape, float("nan"), device=device)
-    scores[rows, cols + start] = update.scores[rows, cols]
+    scores[rows, cols] = update.scores[rows, update.cols]
     fields = dict(committed=committed, predicted=predicted, confidence=confidence, scores=scores)
     if topk:
         best = masked_logits.softmax(-1).topk(topk, dim=-1)

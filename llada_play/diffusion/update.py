@@ -175,17 +175,39 @@ def choose_commits(step: BlockStep, steps_left: int | torch.Tensor, rules: Sampl
     return (rank_within_rows(step.scores) < share[:, None]) & masked
 
 
+class RowGenerators(list):
+    """One ``torch.Generator`` (or None) per row of the step's table: each row then draws its random numbers
+    exactly as it would in a run of its own with that generator (requests from different users batched
+    together each keep their seed)."""
+
+
+def predict_and_score(candidate_logits: torch.Tensor, rows: torch.LongTensor, table_rows: int,
+                      rules: SamplingRules, generator) -> tuple[torch.LongTensor, torch.Tensor]:
+    """The predicted token and remasking score of every candidate (candidates in row-major order)."""
+    if not isinstance(generator, RowGenerators):
+        predicted = predict(candidate_logits, rules, generator)
+        return predicted, score(candidate_logits, predicted, rules, generator)
+    counts = torch.bincount(rows, minlength=table_rows).tolist()
+    parts = [(chunk, g) for chunk, g, n in zip(candidate_logits.split(counts), generator, counts) if n]
+    predicted = [predict(chunk, rules, g) for chunk, g in parts]
+    scores = [score(chunk, p, rules, g) for (chunk, g), p in zip(parts, predicted)]
+    if not parts:
+        return candidate_logits.new_zeros(0, dtype=torch.long), candidate_logits.new_zeros(0)
+    return torch.cat(predicted), torch.cat(scores)
+
+
 def propose(block_x: torch.LongTensor, logits: torch.Tensor, steps_left: int | torch.Tensor, rules: SamplingRules,
             generator, starts: torch.Tensor, length: int) -> BlockStep:
     """The whole update for one step: predict every candidate, score it, choose what to commit.
 
-    ``block_x``: (rows, width) current blocks; ``logits``: their :func:`block_logits`."""
+    ``block_x``: (rows, width) current blocks; ``logits``: their :func:`block_logits`; ``generator``: one for
+    the whole table, or a :class:`RowGenerators`."""
     masked = block_x == rules.mask_id
     rows, cols = masked.nonzero(as_tuple=True)
     candidate_logits = logits[rows, cols]
-    predicted = predict(candidate_logits, rules, generator)
+    predicted, candidate_scores = predict_and_score(candidate_logits, rows, block_x.shape[0], rules, generator)
     scores = torch.full(masked.shape, float("-inf"), device=block_x.device)
-    scores[rows, cols] = score(candidate_logits, predicted, rules, generator)
+    scores[rows, cols] = candidate_scores
     proposal = block_x.clone()
     proposal[rows, cols] = predicted
     step = BlockStep(masked, rows, cols, candidate_logits, proposal, scores, commit=masked)

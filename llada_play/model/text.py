@@ -40,6 +40,27 @@ def decode_generation(tokenizer, ids: torch.Tensor, prompt_length: int, stop_at_
     return tokenizer.decode(generated, skip_special_tokens=False)
 
 
+def decode_partial(tokenizer, ids: torch.Tensor, prompt_length: int, mask_id: int, placeholder: str = "_") -> str:
+    """The generated part of a canvas while it is being denoised: committed tokens as text, each still-masked
+    position as ``placeholder``, cut at the first committed end-of-text (or end-of-turn)."""
+    generated = ids.reshape(-1)[prompt_length:].tolist()
+    stops = stop_token_ids(tokenizer)
+    parts, run = [], []
+    for token in generated:
+        if token in stops:
+            break
+        if token == mask_id:
+            if run:
+                parts.append(tokenizer.decode(run, skip_special_tokens=False))
+                run = []
+            parts.append(placeholder)
+        else:
+            run.append(token)
+    if run:
+        parts.append(tokenizer.decode(run, skip_special_tokens=False))
+    return "".join(parts)
+
+
 def parse_constraints(tokenizer, spec: str, gen_length: int | None = None) -> dict[int, int]:
     """Pins for infilling from text like ``"0: Romeo, 12: love"``: each word's tokens are placed from that
     position of the generation on (the format of LLaDA's demo). Raises ValueError with the bad part."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .registry import DEFAULT_KEY, ModelRegistry
+from .serving import LOCAL, ServingPolicy
 from .tabs.chat import chat_tab
 from .tabs.compare import compare_tab
 from .tabs.denoise import denoise_tab
@@ -21,26 +22,32 @@ INTRO = ("# llada-play\nA masked-diffusion language model writes by **unmasking*
          "and, block by block, commits the tokens it is surest of.")
 
 
-def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None) -> gr.Blocks:
+def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None,
+              policy: ServingPolicy = LOCAL) -> gr.Blocks:
     """The page: a model description on top, then the tabs. The sampling tabs share the Denoise tab's prompt and
-    controls; the Quick SFT and Model tabs change the session's model."""
+    controls; the Quick SFT and Model tabs change the session's model. ``policy``: what sessions may do
+    (:mod:`.serving`)."""
     with gr.Blocks(title="llada-play") as demo:
         gr.Markdown(INTRO)
         model_key = gr.State(DEFAULT_KEY)  # per session: each browser tab chooses its own model
         model_info = gr.Markdown(registry.describe(DEFAULT_KEY))
-        prompt = denoise_tab(registry, model_key)
+        prompt = denoise_tab(registry, model_key, policy)
         chat_tab(registry, model_key, prompt.sampler)
         step_tab(registry, model_key, prompt)
         compare_tab(registry, model_key, prompt)
-        sft_tab(registry, model_key, model_info)
-        reversal_tab(registry, reversal_overrides)
+        sft_tab(registry, model_key, model_info, policy)
+        reversal_tab(registry, reversal_overrides, policy)
         puzzle_tab(registry)
-        model_tab(registry, model_key, model_info)
+        model_tab(registry, model_key, model_info, policy)
     return demo
 
 
-def launch(demo: gr.Blocks, host: str, port: int) -> None:
-    """Serve the page (blocks until stopped); errors are shown in the page."""
+def launch(demo: gr.Blocks, host: str, port: int, logins: list[tuple[str, str]] | None = None,
+           policy: ServingPolicy = LOCAL) -> None:
+    """Serve the page (blocks until stopped); errors are shown in the page; ``logins``: (user, password) pairs
+    that may log in (None: no login)."""
     demo.queue(default_concurrency_limit=2)
+    # one worker thread per waiting Denoise session, and room for the other tabs
     demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=HEAD,
-                css=f"{CSS}\n{PUZZLE_CSS}", show_error=True)
+                css=f"{CSS}\n{PUZZLE_CSS}", show_error=True, auth=logins or None,
+                max_file_size=policy.max_upload_bytes, max_threads=policy.denoise_sessions + 40)

@@ -52,6 +52,14 @@ class Cancelled:
 
 Event = Progress | Finished | Cancelled
 
+_running = 0  # works whose thread is alive (the server's status line)
+_running_lock = threading.Lock()
+
+
+def running() -> int:
+    """How many background works are running now."""
+    return _running
+
 
 def run_in_background(work: Callable[[Report], Any]) -> Iterator[Event]:
     """Run ``work(report)`` in a daemon thread. Yield a :class:`Progress` for each ``report(value)`` it makes,
@@ -60,12 +68,18 @@ def run_in_background(work: Callable[[Report], Any]) -> Iterator[Event]:
     events: queue.Queue = queue.Queue()
 
     def target() -> None:
+        global _running
+        with _running_lock:
+            _running += 1
         try:
             events.put(Finished(work(lambda value: events.put(Progress(value)))))
         except StopRequested:
             events.put(Cancelled())
         except Exception as err:  # handed over to be shown in the page
             events.put(err)
+        finally:
+            with _running_lock:
+                _running -= 1
 
     threading.Thread(target=target, daemon=True).start()
     while True:

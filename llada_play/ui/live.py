@@ -5,6 +5,7 @@ step, and abandoned by dropping it.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -13,7 +14,10 @@ import torch
 from ..diffusion.hooks import StepRecord
 from ..diffusion.sampler_config import SamplerConfig
 from ..diffusion.sampling import denoise
+from ..diffusion.shared_sampler import SharedSampler
 from ..diffusion.trace import Trace, TraceRecorder
+
+FRAME_INTERVAL = 0.1  # seconds between two redraws of a live canvas: a browser's pace, not the model's
 
 
 @dataclass
@@ -23,16 +27,39 @@ class GenerationDone:
 
 
 def stream(model, prompt, config: SamplerConfig, tokenizer=None, *, record_trace: bool = True,
-           constraints: Mapping[int, int] | None = None) -> Iterator[StepRecord | GenerationDone]:
+           constraints: Mapping[int, int] | None = None,
+           sampler: SharedSampler | None = None) -> Iterator[StepRecord | GenerationDone]:
     """Yield every :class:`StepRecord` as the sampler makes it, then a :class:`GenerationDone` (with the
-    run's :class:`Trace` when ``record_trace``). The sampler's errors are raised before the first step."""
-    run = denoise(model, prompt, config, constraints=constraints)
+    run's :class:`Trace` when ``record_trace``). The sampler's errors are raised before the first step.
+    With ``sampler`` the run shares its forward passes with other callers' runs (the same tokens); closing
+    this iterator early (a consumer gone) abandons the run."""
+    run = (sampler.denoise(prompt, config, constraints) if sampler is not None
+           else denoise(model, prompt, config, constraints=constraints))
     recorder = TraceRecorder(tokenizer, config=config) if record_trace else None
-    for record in run:
-        if recorder is not None:
-            recorder(record)
-        yield record
+    try:
+        for record in run:
+            if recorder is not None:
+                recorder(record)
+            yield record
+    finally:
+        run.close()
     yield GenerationDone(run.output, recorder.trace() if recorder is not None and recorder.records else None)
+
+
+def paced(items: Iterator, interval: float = FRAME_INTERVAL) -> Iterator[list]:
+    """A stream's items grouped into frames for a viewer: the first step alone and at once, then every step
+    made within ``interval`` seconds of the last frame together, and the end with what precedes it. A viewer
+    that draws the last item of each frame keeps up with any model, and every item still passes through."""
+    frame: list = []
+    last = None
+    for item in items:
+        frame.append(item)
+        now = time.monotonic()
+        if isinstance(item, GenerationDone) or last is None or now - last >= interval:
+            yield frame
+            frame, last = [], now
+    if frame:
+        yield frame
 
 
 class Stepper:

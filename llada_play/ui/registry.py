@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..diffusion.shared_sampler import SharedSampler
 from ..model.adapters import as_denoiser
 from ..model.checkpoint import SHIPPED_MODELS, CheckpointError, default_model_path, load_model
 from .paths import RUNS_DIR
@@ -30,6 +31,7 @@ class ModelRegistry:
         self.load_options = dict(dtype=dtype, device=device, device_map=device_map)
         self.models_dir = Path(models_dir) if models_dir else None
         self._loaded: dict[str, tuple] = {}
+        self._samplers: dict[str, SharedSampler] = {}
         self._lock = threading.Lock()
 
     def choices(self) -> list[str]:
@@ -65,6 +67,23 @@ class ModelRegistry:
                     raise CheckpointError(f"{key} has no tokenizer: the app needs text in and out")
                 self._loaded[cache_key] = (model, tokenizer)
             return self._loaded[cache_key]
+
+    def sampler(self, key: str) -> SharedSampler:
+        """The shared sampler of a key's model: every session's runs on that model share its forward passes."""
+        model, _ = self.get(key)
+        with self._lock:
+            where = self._cache_key(key)
+            if where not in self._samplers:
+                self._samplers[where] = SharedSampler(model)
+            return self._samplers[where]
+
+    def denoising(self) -> tuple[int, float]:
+        """(runs going or waiting for a slot, mean rows per forward pass so far) over every model's shared
+        sampler."""
+        with self._lock:
+            samplers = list(self._samplers.values())
+        passes = sum(s.passes for s in samplers)
+        return sum(s.active for s in samplers), sum(s.rows_stepped for s in samplers) / max(passes, 1)
 
     def shipped_name(self, key: str) -> str | None:
         """The display name of the shipped model a key loads, if it loads one."""

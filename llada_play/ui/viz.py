@@ -171,14 +171,21 @@ class PieceCache(dict):
         return default if token is None or token < 0 else self[token]
 
 
+def note_commits(record, confidences: dict[int, float], row: int = 0) -> list[int]:
+    """Add a step's commits to ``confidences`` (position -> confidence of its commit); returns their positions.
+    A viewer that skips drawing a step still notes its commits, so that the next drawing colours them."""
+    committed = record.committed[row].nonzero().flatten().tolist()
+    for pos in committed:
+        confidences[pos] = float(record.confidence[row, pos])
+    return committed
+
+
 def record_canvas(record, pieces: PieceCache, confidences: dict[int, float], row: int = 0,
                   eos_ids: set[int] = frozenset(), interactive: bool = False) -> str:
     """HTML for the canvas right after a live step: ``confidences`` (position -> confidence of its commit)
     is updated with this step's commits; hand-committed tokens waiting for the next step are shown too."""
     tokens = record.x_after[row].tolist()
-    committed = record.committed[row].nonzero().flatten().tolist()
-    for pos in committed:
-        confidences[pos] = float(record.confidence[row, pos])
+    committed = note_commits(record, confidences, row)
     forced = {pos for r, pos, _t in record.forced if r == row}
     for r, pos, tok in record.forced:
         if r == row:

@@ -10,12 +10,13 @@ import torch
 from ...diffusion.sampler_config import SamplerConfig
 from ...diffusion.trace import Trace
 from ...experiments.compare import forward_passes
-from ...model.text import decode_generation, encode_prompt, parse_constraints, stop_token_ids
+from ...model.text import decode_generation, decode_partial, encode_prompt, parse_constraints, stop_token_ids
 from ..controls import SamplerControls, config_from_controls, sampler_controls
 from ..errors import shown_in_page
-from ..live import GenerationDone, stream
+from ..live import GenerationDone, paced, stream
 from ..registry import ModelRegistry
-from ..viz import PieceCache, commit_order_figure, confidence_figure, record_canvas, trace_step_html
+from ..serving import LOCAL, ServingPolicy
+from ..viz import PieceCache, commit_order_figure, confidence_figure, note_commits, record_canvas, trace_step_html
 
 DEFAULT_PROMPT = "Romeo.\n"
 
@@ -53,18 +54,28 @@ def prepare_run(registry: ModelRegistry, key: str, prompt: str, chat: bool, pins
 
 
 def denoise(registry: ModelRegistry, key: str, *inputs):
-    """Stream (trace, status, canvas, text, scrub, commit order, confidence) after every step, then the end."""
+    """Stream (trace, status, canvas, text, scrub, commit order, confidence) as the run goes, then the end.
+
+    The run shares its forward passes with the other sessions' runs (the same tokens as alone); the page is
+    redrawn at its own pace (:func:`paced`): every step is still recorded for the scrub slider."""
     with shown_in_page():
         run = prepare_run(registry, key, *inputs)
         pieces, eos = PieceCache(run.tokenizer), stop_token_ids(run.tokenizer)
         hidden = gr.update(visible=False)
         confidences: dict[int, float] = {}
-        for item in stream(run.model, run.ids, run.config, run.tokenizer, constraints=run.constraints):
+        steps = stream(run.model, run.ids, run.config, run.tokenizer, constraints=run.constraints,
+                       sampler=registry.sampler(key))
+        for frame in paced(steps):
+            *skipped, item = frame
+            for record in skipped:
+                if not isinstance(record, GenerationDone):
+                    note_commits(record, confidences)
             if isinstance(item, GenerationDone):
                 yield finished_view(run, item, eos)
                 return
             html = record_canvas(item, pieces, confidences, eos_ids=eos)
-            yield None, f"Step {item.step + 1}, block {item.block + 1}", html, "", hidden, None, None
+            text = decode_partial(run.tokenizer, item.x_after[0], item.prompt_length, item.mask_id)
+            yield None, f"Step {item.step + 1}, block {item.block + 1}", html, text, hidden, None, None
 
 
 def finished_view(run: PreparedRun, done: GenerationDone, eos: set[int]) -> tuple:
@@ -97,8 +108,9 @@ def prompt_inputs() -> tuple[PromptInputs, gr.Button]:
     return PromptInputs(prompt, chat, pins, sampler), run
 
 
-def denoise_tab(registry: ModelRegistry, model_key: gr.State) -> PromptInputs:
-    """Build the tab and wire it; returns its inputs for the tabs that reuse them."""
+def denoise_tab(registry: ModelRegistry, model_key: gr.State, policy: ServingPolicy = LOCAL) -> PromptInputs:
+    """Build the tab and wire it; returns its inputs for the tabs that reuse them. Up to
+    ``policy.denoise_sessions`` runs go at once: they share forward passes, so more at once is faster overall."""
     with gr.Tab("Denoise"):
         inputs, run = prompt_inputs()
         status = gr.Markdown("")
@@ -111,7 +123,7 @@ def denoise_tab(registry: ModelRegistry, model_key: gr.State) -> PromptInputs:
     trace = gr.State(None)
     run.click(partial(denoise, registry), [model_key, *inputs.inputs()],
               [trace, status, canvas, text, scrub, order_plot, confidence_plot], api_name="denoise",
-              concurrency_limit=2)
+              concurrency_limit=policy.denoise_sessions)
     scrub.change(partial(show_step, registry), [model_key, trace, scrub], canvas, show_progress="hidden",
                  api_name=False)
     return inputs

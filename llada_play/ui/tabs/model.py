@@ -7,28 +7,45 @@ from functools import partial
 import gradio as gr
 
 from ..errors import shown_in_page
+from ..background import running
 from ..registry import DEFAULT_KEY, ModelRegistry
+from ..serving import LOCAL, ServingPolicy
 
 
-def load_for_session(registry: ModelRegistry, key: str, current: str):
+def load_for_session(registry: ModelRegistry, policy: ServingPolicy, key: str, current: str):
     """Stream (model key, model info, status): the key changes only once its model has loaded."""
+    policy.allow_model(key, registry.choices())
     yield current, gr.update(), f"Loading `{key}`..."
     with shown_in_page():  # CheckpointError, or a model too large for this machine
         registry.get(key)
     yield key, registry.describe(key), f"Loaded `{key}`: every tab of this page now uses it."
 
 
-def model_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdown) -> None:
-    """Build the tab and wire it: loading changes this session's model key and the description at the top."""
+def server_status(registry: ModelRegistry) -> str:
+    """What the server is doing now, for a teacher watching a class."""
+    runs, batch = registry.denoising()
+    return (f"Now: {runs} Denoise runs (running or waiting for a slot), {running()} training runs. Denoise runs "
+            f"so far shared their forward passes {batch:.1f} rows at a time.")
+
+
+def model_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdown,
+              policy: ServingPolicy = LOCAL) -> None:
+    """Build the tab and wire it: loading changes this session's model key and the description at the top.
+    Served to a class, only the listed models can be chosen."""
+    where = ("the shipped default, a model the project ships (by name) or a directory under the models folder"
+             if policy.serving else
+             "the shipped default, a model the project ships (by name), a directory under the models folder, a "
+             "path, or a hub id already in the local Hugging Face cache (nothing is downloaded)")
     with gr.Tab("Model"):
-        choice = gr.Dropdown(registry.choices(), value=DEFAULT_KEY, label="Model", allow_custom_value=True,
-                             info="the shipped default, a model the project ships (by name), a directory under the "
-                                  "models folder, a path, or a hub id already in the local Hugging Face cache "
-                                  "(nothing is downloaded)")
+        choice = gr.Dropdown(registry.choices(), value=DEFAULT_KEY, label="Model", info=where,
+                             allow_custom_value=not policy.serving)
         with gr.Row():
             load = gr.Button("Load", variant="primary")
             refresh = gr.Button("Refresh the list")
         status = gr.Markdown("")
-    load.click(partial(load_for_session, registry), [choice, model_key], [model_key, model_info, status],
+        activity = gr.Markdown("")
+    load.click(partial(load_for_session, registry, policy), [choice, model_key], [model_key, model_info, status],
                api_name="load_model")
-    refresh.click(lambda: gr.update(choices=registry.choices()), None, choice, api_name=False)
+    refresh.click(lambda: (gr.update(choices=registry.choices()), server_status(registry)), None,
+                  [choice, activity], api_name=False)
+    gr.api(partial(server_status, registry), api_name="server_status")

@@ -16,6 +16,7 @@ from ..errors import shown_in_page
 from ..live import GenerationDone, stream
 from ..paths import RECORDED_REVERSAL, ROOT
 from ..registry import ModelRegistry
+from ..serving import LOCAL, TRAINING, ServingPolicy
 from ..viz import PieceCache, record_canvas
 
 EMPTY_ANSWER = "(no answer: end-of-text came first)"
@@ -102,15 +103,18 @@ def run_experiment(registry: ModelRegistry, overrides: dict | None, _running: Ca
     keep = gr.update()
     yield None, cancel, progress_html(0.0, "Starting: generating the facts, packing the training text..."), \
         keep, keep, keep
-    with shown_in_page(Exception):
-        for event in run_in_background(work):
-            if isinstance(event, Cancelled):
-                yield None, None, progress_html(0.0, "Cancelled."), keep, keep, keep
-            elif isinstance(event, Finished):
-                yield results_view(event.result, f"Done in {event.result['wall_time_s']:.0f} s; results in "
-                                                  f"{out / 'results.json'}.")
-            else:
-                yield keep, cancel, progress_html(*event.value), keep, keep, keep
+    try:
+        with shown_in_page(Exception):
+            for event in run_in_background(work):
+                if isinstance(event, Cancelled):
+                    yield None, None, progress_html(0.0, "Cancelled."), keep, keep, keep
+                elif isinstance(event, Finished):
+                    yield results_view(event.result, f"Done in {event.result['wall_time_s']:.0f} s; results in "
+                                                      f"{shown_name(out / 'results.json')}.")
+                else:
+                    yield keep, cancel, progress_html(*event.value), keep, keep, keep
+    finally:
+        cancel.set()  # a page that went away stops its run at the next progress report
 
 
 def cancel_experiment(cancel: Cancel | None) -> str:
@@ -118,11 +122,12 @@ def cancel_experiment(cancel: Cancel | None) -> str:
     return progress_html(0.0, "Cancelling after the current step...")
 
 
-def load_results(path: str | None) -> tuple:
+def load_results(registry: ModelRegistry, policy: ServingPolicy, path: str | None) -> tuple:
     from ...experiments.reversal_experiment import read_results
 
     if not path:
         raise gr.Error("choose a results file (written by `llada-play reversal --out ...` or by this tab)")
+    policy.allow_results(path, recorded_results(registry))
     where = results_path(path)
     with shown_in_page():
         results = read_results(where)
@@ -131,11 +136,11 @@ def load_results(path: str | None) -> tuple:
                                  f"seed{'' if seeds == 1 else 's'}.")
 
 
-def load_on_open(path: str | None, results: dict | None) -> tuple:
+def load_on_open(registry: ModelRegistry, policy: ServingPolicy, path: str | None, results: dict | None) -> tuple:
     """When the tab is opened: the chosen recorded result, unless one is already shown."""
     if results is not None or not path:
         return tuple(gr.update() for _ in range(6))
-    return load_results(path)
+    return load_results(registry, policy, path)
 
 
 def pick_example(example: str | None) -> tuple[str, str]:
@@ -231,8 +236,9 @@ def ask_section() -> AskSection:
     return AskSection(example, question, button, diffusion, autoregressive, expected, canvas, ranking_table)
 
 
-def reversal_tab(registry: ModelRegistry, overrides: dict | None) -> None:
-    """Build the tab and wire it; ``overrides`` are settings for its quick run (``ReversalConfig.quick``)."""
+def reversal_tab(registry: ModelRegistry, overrides: dict | None, policy: ServingPolicy = LOCAL) -> None:
+    """Build the tab and wire it; ``overrides`` are settings for its quick run (``ReversalConfig.quick``), which
+    takes turns with the other training runs."""
     with gr.Tab("Reversal curse") as tab:
         gr.Markdown("**The reversal curse.** Two models of the same shape, one masked-diffusion and one "
                     "autoregressive, learn invented facts (\"Daphne Barrington is the director of ...\") stated in "
@@ -244,20 +250,20 @@ def reversal_tab(registry: ModelRegistry, overrides: dict | None) -> None:
             cancel_button = gr.Button("Cancel")
             recorded = recorded_results(registry)
             choice = gr.Dropdown(recorded, value=recorded[0] if recorded else None, label="Recorded result",
-                                 allow_custom_value=True, scale=3)
+                                 allow_custom_value=not policy.serving, scale=3)
             load = gr.Button("Load")
         status = gr.HTML("")
         with gr.Row():
             table = gr.Dataframe(label="Accuracy (%), mean ± std over seeds", wrap=True)
             plot = gr.Plot(label="Both models, both directions")
         ask = ask_section()
-        results, cancel = gr.State(None), gr.State(None)
+        results, cancel = gr.State(None), gr.State(None, delete_callback=request_cancel)
     outputs = [results, cancel, status, table, plot, ask.example]
     run.click(partial(run_experiment, registry, overrides), [cancel], outputs, api_name="reversal_run",
-              concurrency_limit=1)
+              concurrency_limit=policy.training_slots, concurrency_id=TRAINING)
     cancel_button.click(cancel_experiment, [cancel], [status], api_name="reversal_cancel")
-    load.click(load_results, [choice], outputs, api_name="reversal_load")
-    tab.select(load_on_open, [choice, results], outputs, api_name=False)
+    load.click(partial(load_results, registry, policy), [choice], outputs, api_name="reversal_load")
+    tab.select(partial(load_on_open, registry, policy), [choice, results], outputs, api_name=False)
     ask.example.change(pick_example, [ask.example], [ask.question, ask.expected], api_name=False)
     ask.button.click(partial(ask_both, registry), [results, ask.question, ask.expected],
                      [ask.diffusion, ask.autoregressive, ask.canvas, ask.ranking], api_name="reversal_ask",

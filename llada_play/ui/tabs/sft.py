@@ -12,8 +12,8 @@ from ..background import Cancel, Finished, Report, request_cancel, run_in_backgr
 from ..errors import shown_in_page
 from ..paths import SFT_TRAIN_FILE, TASK_FILE
 from ..registry import ModelRegistry
+from ..serving import LOCAL, TRAINING, ServingPolicy, checked_upload
 
-MAX_UPLOAD_BYTES = 2 * 2**20  # quick SFT is for small data
 EVAL_ROWS = 40
 
 
@@ -26,24 +26,22 @@ def loss_figure(losses: list[float]):
     return fig
 
 
-def training_rows(file) -> tuple[Path, Path | None]:
-    """(rows to train on, held-out rows to answer before and after): the upload, or the shipped arithmetic set."""
+def training_rows(file, max_bytes: int) -> tuple[Path, Path | None]:
+    """(rows to train on, held-out rows to answer before and after): the upload (checked), or the shipped
+    arithmetic set."""
     if file is None:
         return SFT_TRAIN_FILE, TASK_FILE
-    path = Path(file if isinstance(file, str) else file.name)
-    if path.stat().st_size > MAX_UPLOAD_BYTES:
-        raise gr.Error(f"{path.name} is {path.stat().st_size / 2**20:.1f} MB; quick SFT takes at most "
-                       f"{MAX_UPLOAD_BYTES // 2**20} MB")
-    return path, None
+    return checked_upload(Path(file if isinstance(file, str) else file.name), max_bytes), None
 
 
-def sft_work(registry: ModelRegistry, key: str, file, steps: int, lr: float, batch: int, lora: int, cancel: Cancel):
+def sft_work(registry: ModelRegistry, key: str, file, steps: int, lr: float, batch: int, lora: int, cancel: Cancel,
+             policy: ServingPolicy = LOCAL):
     """The training run as a function of its progress report (each step's (step, loss)); it stops after the
     current step once ``cancel`` is set, and still saves and returns its summary."""
     from ...recipes import run_sft
     from ...training.trainer import TrainConfig
 
-    data, eval_data = training_rows(file)
+    data, eval_data = training_rows(file, policy.max_upload_bytes)
     with shown_in_page():
         registry.get(key)
         model_dir = registry.path_of(key) or str(default_model_path())
@@ -76,22 +74,26 @@ def finished_view(registry: ModelRegistry, summary: dict, losses: list[float], c
                            f"Now using `{new_key}`.", loss_figure(losses), registry.describe(new_key))
 
 
-def quick_sft(registry: ModelRegistry, key: str, file, steps: float, lr: float, batch: float, lora: float,
-              _running: Cancel | None):
-    """Stream (model key, cancel, status, loss plot, model info) while fine-tuning."""
+def quick_sft(registry: ModelRegistry, policy: ServingPolicy, key: str, file, steps: float, lr: float, batch: float,
+              lora: float, _running: Cancel | None):
+    """Stream (model key, cancel, status, loss plot, model info) while fine-tuning. A page that goes away
+    (the stream is closed) cancels the run after its current step."""
     cancel, steps = Cancel(), int(steps)
-    work = sft_work(registry, key, file, steps, float(lr), int(batch), int(lora), cancel)
+    work = sft_work(registry, key, file, steps, float(lr), int(batch), int(lora), cancel, policy)
     losses: list[float] = []
     yield key, cancel, "Preparing (loading rows, answering the held-out prompts first)...", None, gr.update()
-    with shown_in_page(Exception):
-        for event in run_in_background(work):
-            if isinstance(event, Finished):
-                yield finished_view(registry, event.result, losses, cancel.is_set())
-                return
-            step, loss = event.value
-            losses.append(loss)
-            if step % 5 == 0 or step == steps:
-                yield key, cancel, f"Step {step} / {steps}, loss {loss:.3f}", loss_figure(losses), gr.update()
+    try:
+        with shown_in_page(Exception):
+            for event in run_in_background(work):
+                if isinstance(event, Finished):
+                    yield finished_view(registry, event.result, losses, cancel.is_set())
+                    return
+                step, loss = event.value
+                losses.append(loss)
+                if step % 5 == 0 or step == steps:
+                    yield key, cancel, f"Step {step} / {steps}, loss {loss:.3f}", loss_figure(losses), gr.update()
+    finally:
+        cancel.set()  # nobody is watching any more (or it is over): never train on for nobody
 
 
 def cancel_sft(cancel: Cancel | None) -> str:
@@ -99,11 +101,13 @@ def cancel_sft(cancel: Cancel | None) -> str:
     return "Cancelling after the current step..."
 
 
-def sft_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdown) -> None:
-    """Build the tab and wire it; a finished run switches the session's model and its description."""
+def sft_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdown,
+            policy: ServingPolicy = LOCAL) -> None:
+    """Build the tab and wire it; a finished run switches the session's model and its description. Runs take
+    turns with the other training runs (``policy.training_slots`` at once, the queue position shown)."""
     with gr.Tab("Quick SFT"):
         gr.Markdown("Fine-tune the current model on a small JSONL file (rows with `prompt`/`response` or chat "
-                    f"`messages`, at most {MAX_UPLOAD_BYTES // 2**20} MB), or on the shipped arithmetic set, "
+                    f"`messages`, at most {policy.max_upload_bytes / 2**20:.0f} MB), or on the shipped arithmetic set, "
                     "watching the loss. The result becomes this tab's model in every tab.")
         with gr.Row():
             upload = gr.File(label="Training rows (.jsonl)", file_types=[".jsonl"], scale=2)
@@ -118,7 +122,8 @@ def sft_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdow
                     cancel_button = gr.Button("Cancel")
         status = gr.Markdown("")
         plot = gr.Plot(label="Training loss")
-        cancel = gr.State(None)
-    go.click(partial(quick_sft, registry), [model_key, upload, steps, lr, batch, lora, cancel],
-             [model_key, cancel, status, plot, model_info], api_name="quick_sft", concurrency_limit=1)
+        cancel = gr.State(None, delete_callback=request_cancel)  # a session that ends stops its run
+    go.click(partial(quick_sft, registry, policy), [model_key, upload, steps, lr, batch, lora, cancel],
+             [model_key, cancel, status, plot, model_info], api_name="quick_sft",
+             concurrency_limit=policy.training_slots, concurrency_id=TRAINING)
     cancel_button.click(cancel_sft, [cancel], [status], api_name="cancel_sft")

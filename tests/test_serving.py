@@ -1,0 +1,188 @@
+"""Serving a class (issue 17): the login, what a visitor may not reach, uploads, 16 students at once with the
+library's tokens, and runs that stop when their page goes away."""
+import json
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import torch
+from gradio_client import Client, handle_file
+
+from llada_play.diffusion.sampler_config import INTERACTIVE
+from llada_play.diffusion.sampling import generate
+from llada_play.model.checkpoint import load_model
+from llada_play.model.text import decode_generation, encode_prompt
+from llada_play.ui.serving import auth_refusal, is_loopback, parse_logins
+from tests.browser import ROOT, running_app
+
+LOGIN = ("teacher", "secret")
+# the Denoise tab's inputs: prompt, chat, pins, gen_length, steps, block_length, temperature, cfg, remasking,
+# threshold, seed (the page's defaults)
+DEFAULTS = ["Romeo.\n", False, "", INTERACTIVE.gen_length, INTERACTIVE.steps, INTERACTIVE.block_length,
+            INTERACTIVE.temperature, 0.0, INTERACTIVE.remasking, 0.0, 0]
+
+
+def test_loopback_and_logins_are_read_as_documented(tmp_path):
+    assert all(map(is_loopback, ["127.0.0.1", "localhost", "::1", "127.0.1.1", "[::1]"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "192.168.1.5", "::", "example.org"]))
+    assert auth_refusal("127.0.0.1", [], False) is None
+    assert auth_refusal("0.0.0.0", [("a", "b")], False) is None and auth_refusal("0.0.0.0", [], True) is None
+    assert "--auth USER:PASS" in auth_refusal("0.0.0.0", [], False)
+    file = tmp_path / "logins"
+    file.write_text("# the class\nann:pw1\n\nbob:pw:with:colons\n")
+    assert parse_logins(["teacher:secret"], str(file)) == [("teacher", "secret"), ("ann", "pw1"),
+                                                             ("bob", "pw:with:colons")]
+    file.write_text("ann:pw1\nnocolon\n")
+    with pytest.raises(ValueError, match="line 2: a login is USER:PASS"):
+        parse_logins([], str(file))
+
+
+def test_serving_beyond_loopback_without_a_login_refuses_to_start_in_one_line():
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), "--host", "0.0.0.0", "--port", "1"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refusing to serve on 0.0.0.0 without a login" in lines[0]
+    assert "Traceback" not in proc.stderr and time.monotonic() - start < 60
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app in serving mode (as on 0.0.0.0, but bound to loopback for the test) with a login, on the
+    shipped default model."""
+    models = tmp_path_factory.mktemp("models")
+    with running_app("--serving", "--auth", ":".join(LOGIN), "--models-dir", str(models)) as url:
+        yield url
+
+
+def client(url) -> Client:
+    return Client(url, auth=LOGIN, verbose=False)
+
+
+def status(url) -> str:
+    return client(url).predict(api_name="/server_status")
+
+
+def test_a_request_without_the_login_is_refused(served):
+    with pytest.raises(Exception):
+        Client(served, verbose=False)
+    with pytest.raises(Exception):
+        Client(served, auth=("teacher", "wrong"), verbose=False)
+    join = httpx.post(f"{served}gradio_api/queue/join", json={"data": DEFAULTS, "fn_index": 0,
+                                                               "session_hash": "x"}, timeout=10)
+    assert join.status_code in (401, 403)
+    assert "Now:" in status(served)  # with the login, the same server answers
+
+
+@pytest.mark.parametrize("key", ["../../../../etc/passwd", "/etc", "/root", str(ROOT / "llada_play" / "default_model"),
+                                 "gpt2", "GSAI-ML/LLaDA-8B-Instruct"])
+def test_a_visitor_cannot_load_a_typed_path_or_hub_id(served, key):
+    with pytest.raises(Exception) as err:
+        client(served).predict(key, api_name="/load_model")
+    message = str(err.value)  # gradio's own check of the list, or the app's
+    assert "only the listed models can be loaded" in message or "is not in the list of choices" in message
+    assert "passwd" not in message.replace(key, "") and "Traceback" not in message
+
+
+def test_a_visitor_loads_a_listed_model(served):
+    out = client(served).predict("shipped default", api_name="/load_model")
+    assert "Loaded `shipped default`" in out[1]
+
+
+@pytest.mark.parametrize("path", ["../../../../etc/passwd", "/etc/passwd", "data/reversal/results/../../../README.md"])
+def test_a_visitor_cannot_read_a_typed_results_path(served, path):
+    with pytest.raises(Exception, match="only the listed results files can be loaded|not in the list of choices"):
+        client(served).predict(path, api_name="/reversal_load")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("big.jsonl", b'{"prompt": "a", "response": "b"}\n' * 80_000, "exceeds the maximum file size of 2097152|at most 2 MB"),
+    ("binary.jsonl", bytes(range(256)) * 10, "not a text file"),
+    ("latin1.jsonl", '{"prompt": "caf\xe9", "response": "b"}\n'.encode("latin-1"), "not UTF-8 text"),
+    ("broken.jsonl", b'{"prompt": "a", "response": "b"}\n{"prompt": \n', "line 2"),
+    ("wrong.jsonl", b'{"question": "a"}\n', "wrong.jsonl, line 1: missing or empty prompt"),
+])
+def test_bad_uploads_are_refused_with_a_message_and_no_traceback(served, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(Exception, match=message) as err:
+        client(served).predict(handle_file(str(path)), 10, 1e-3, 4, 0, api_name="/quick_sft")
+    assert "Traceback" not in str(err.value) and "gradio/" not in str(err.value)  # no server paths either
+    assert "training runs" in status(served) and " 0 training runs" in status(served)
+
+
+def test_sixteen_students_at_once_get_the_library_tokens_for_their_seeds(served):
+    model, tokenizer = load_model()
+    prompt = encode_prompt(tokenizer, DEFAULTS[0])
+
+    def student(seed):
+        args = list(DEFAULTS)
+        args[-1] = seed
+        return client(served).predict(*args, api_name="/denoise")
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(student, range(16)))
+    took = time.monotonic() - start
+    assert took < 120, took
+    print(f"16 students: {took:.1f} s")
+    for seed, answer in enumerate(answers):
+        assert answer[0].startswith("Done: 64 steps")
+        with torch.no_grad():
+            out = generate(model, prompt, **INTERACTIVE.replace(seed=seed).to_dict())
+        assert answer[2] == decode_generation(tokenizer, out[0], prompt.shape[1]), seed
+    shared = float(status(served).split("passes ")[1].split(" rows")[0])
+    assert shared > 2, "the students' runs should have shared forward passes"
+
+
+def login_cookies(url) -> httpx.Cookies:
+    response = httpx.post(f"{url}login", data={"username": LOGIN[0], "password": LOGIN[1]}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.cookies
+
+
+def denoise_index(url, cookies) -> int:
+    config = httpx.get(f"{url}config", cookies=cookies, timeout=10).json()
+    return next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "denoise")
+
+
+def runs_now(url) -> int:
+    return int(status(url).split("Now: ")[1].split(" ")[0])
+
+
+def wait_for_no_runs(url, timeout) -> float:
+    start = time.monotonic()
+    while runs_now(url):
+        assert time.monotonic() - start < timeout, status(url)
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("leave", ["disconnect", "cancel"])
+def test_a_student_who_leaves_mid_run_frees_the_slot(served, leave):
+    """A long run (256 tokens, 256 steps: about 10 s alone here) left after its first step stops at once."""
+    long_run = list(DEFAULTS)
+    long_run[3:6] = [256, 256, 256]
+    if leave == "cancel":
+        job = client(served).submit(*long_run, api_name="/denoise")
+        while not job.outputs():
+            time.sleep(0.05)
+        job.cancel()
+    else:
+        cookies = login_cookies(served)
+        session = uuid.uuid4().hex
+        payload = {"data": [None, *long_run], "fn_index": denoise_index(served, cookies), "session_hash": session,
+                   "event_data": None, "trigger_id": None}
+        assert httpx.post(f"{served}gradio_api/queue/join", json=payload, cookies=cookies, timeout=10).is_success
+        with httpx.stream("GET", f"{served}gradio_api/queue/data", params={"session_hash": session},
+                          cookies=cookies, timeout=60) as stream:
+            for line in stream.iter_lines():
+                if "process_generating" in line:
+                    break  # the first streamed step arrived: now the browser goes away
+    assert runs_now(served) <= 1
+    assert wait_for_no_runs(served, timeout=5) < 5
