@@ -79,7 +79,8 @@ def browser_page(width: int = 1400, height: int = 1000):
 # Click Denoise from inside the page and time, with the page's own clock, the first streamed step and "Done:"
 # (a MutationObserver on textContent: no polling delay, no layout).
 TIME_DENOISE_JS = """() => new Promise((resolve, reject) => {
-  const button = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Denoise');
+  const button = [...document.querySelectorAll('button.primary')].find(
+    b => b.textContent.trim() === 'Denoise' && b.offsetParent !== null);
   if (!button) { reject(new Error('no Denoise button')); return; }
   let first = null, t0 = null;
   const check = () => {

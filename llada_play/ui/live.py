@@ -6,7 +6,7 @@ step, and abandoned by dropping it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +18,14 @@ from ..diffusion.shared_sampler import SharedSampler
 from ..diffusion.trace import Trace, TraceRecorder
 
 FRAME_INTERVAL = 0.1  # seconds between two redraws of a live canvas: a browser's pace, not the model's
+FRAMES_PER_SECOND = 20  # redraws a server sends in all, whatever the number of live canvases
+
+
+def frame_interval(live_runs: int) -> float:
+    """Seconds between two redraws of one canvas when ``live_runs`` canvases stream from the same server: every
+    redraw costs the server (HTML, transfer) as much as several model steps, so a class shares a budget of
+    redraws. Measured with 16 students on the 2-core CPU: 0.1 s each took 19.5 s for the class, 1 s 10.1 s."""
+    return max(FRAME_INTERVAL, live_runs / FRAMES_PER_SECOND)
 
 
 @dataclass
@@ -46,16 +54,18 @@ def stream(model, prompt, config: SamplerConfig, tokenizer=None, *, record_trace
     yield GenerationDone(run.output, recorder.trace() if recorder is not None and recorder.records else None)
 
 
-def paced(items: Iterator, interval: float = FRAME_INTERVAL) -> Iterator[list]:
+def paced(items: Iterator, interval: float | Callable[[], float] = FRAME_INTERVAL) -> Iterator[list]:
     """A stream's items grouped into frames for a viewer: the first step alone and at once, then every step
-    made within ``interval`` seconds of the last frame together, and the end with what precedes it. A viewer
-    that draws the last item of each frame keeps up with any model, and every item still passes through."""
+    made within ``interval`` seconds (or ``interval()``, asked at each frame) of the last frame together, and the
+    end with what precedes it. A viewer that draws the last item of each frame keeps up with any model, and
+    every item still passes through."""
     frame: list = []
     last = None
+    wait = interval if callable(interval) else lambda: interval
     for item in items:
         frame.append(item)
         now = time.monotonic()
-        if isinstance(item, GenerationDone) or last is None or now - last >= interval:
+        if isinstance(item, GenerationDone) or last is None or now - last >= wait():
             yield frame
             frame, last = [], now
     if frame:

@@ -13,7 +13,7 @@ from ...experiments.compare import forward_passes
 from ...model.text import decode_generation, decode_partial, encode_prompt, parse_constraints, stop_token_ids
 from ..controls import SamplerControls, config_from_controls, sampler_controls
 from ..errors import shown_in_page
-from ..live import GenerationDone, paced, stream
+from ..live import GenerationDone, frame_interval, paced, stream
 from ..registry import ModelRegistry
 from ..serving import LOCAL, ServingPolicy
 from ..viz import PieceCache, commit_order_figure, confidence_figure, note_commits, record_canvas, trace_step_html
@@ -57,7 +57,8 @@ def denoise(registry: ModelRegistry, key: str, *inputs):
     """Stream (trace, status, canvas, text, scrub, commit order, confidence) as the run goes, then the end.
 
     The run shares its forward passes with the other sessions' runs (the same tokens as alone); the page is
-    redrawn at its own pace (:func:`paced`): every step is still recorded for the scrub slider."""
+    redrawn at its own pace, slower when many canvases stream at once (:func:`paced`, :func:`frame_interval`):
+    every step is still recorded for the scrub slider."""
     with shown_in_page():
         run = prepare_run(registry, key, *inputs)
         pieces, eos = PieceCache(run.tokenizer), stop_token_ids(run.tokenizer)
@@ -65,26 +66,30 @@ def denoise(registry: ModelRegistry, key: str, *inputs):
         confidences: dict[int, float] = {}
         steps = stream(run.model, run.ids, run.config, run.tokenizer, constraints=run.constraints,
                        sampler=registry.sampler(key))
-        for frame in paced(steps):
+        for frame in paced(steps, lambda: frame_interval(registry.denoising()[0])):
             *skipped, item = frame
             for record in skipped:
                 if not isinstance(record, GenerationDone):
                     note_commits(record, confidences)
             if isinstance(item, GenerationDone):
-                yield finished_view(run, item, eos)
+                yield from finished_view(run, item, eos)
                 return
             html = record_canvas(item, pieces, confidences, eos_ids=eos)
             text = decode_partial(run.tokenizer, item.x_after[0], item.prompt_length, item.mask_id)
             yield None, f"Step {item.step + 1}, block {item.block + 1}", html, text, hidden, None, None
 
 
-def finished_view(run: PreparedRun, done: GenerationDone, eos: set[int]) -> tuple:
+def finished_view(run: PreparedRun, done: GenerationDone, eos: set[int]):
+    """The end in two updates: the final canvas and text at once, then the recorded trace (for the slider) and
+    the charts, which take the server and the browser longer to draw."""
     trace = done.trace
     n = len(trace.steps)
     text = decode_generation(run.tokenizer, done.output[0], run.ids.shape[1])
-    return (trace.to_dict(), f"Done: {n} steps, {forward_passes(n, run.config.cfg_scale)} forward passes.",
-            trace_step_html(trace, n, eos_ids=eos), text, gr.update(visible=True, maximum=n, value=n),
-            commit_order_figure(trace), confidence_figure(trace))
+    status = f"Done: {n} steps, {forward_passes(n, run.config.cfg_scale)} forward passes."
+    html = trace_step_html(trace, n, eos_ids=eos)
+    yield gr.update(), status, html, text, gr.update(visible=False), gr.update(), gr.update()
+    yield (trace.to_dict(), status, html, text, gr.update(visible=True, maximum=n, value=n),
+           commit_order_figure(trace), confidence_figure(trace))
 
 
 def show_step(registry: ModelRegistry, key: str, trace: dict | None, step: float) -> str:
