@@ -1,4 +1,5 @@
-"""Held-out metrics: masked-token loss, the diffusion likelihood bound, the AR loss and a unigram baseline."""
+"""Held-out metrics: masked-token loss, the diffusion likelihood bound, the AR loss and a unigram baseline;
+per-sequence versions of the bound and the AR loss, for error bars."""
 from __future__ import annotations
 
 import torch
@@ -50,6 +51,61 @@ def autoregressive_eval(model, batches: list[dict]) -> dict:
     device = next(model.parameters()).device
     losses = [autoregressive_loss(model, b["input_ids"].to(device)).loss.item() for b in batches]
     return {"nll_per_token": sum(losses) / len(losses)}
+
+
+@torch.no_grad()
+def nelbo_per_sequence(model, input_ids: torch.LongTensor, mask_id: int, samples: int = 1, eps: float = 1e-3,
+                       context: int = 0, batch_size: int = 16, seed: int = 0) -> torch.Tensor:
+    """Monte-Carlo negative ELBO of each row, in nats per scored token: a (rows,) tensor.
+
+    Each of ``samples`` draws takes t ~ U(0, 1), masks every scored token with p_mask = (1 - eps) t + eps
+    (:func:`forward_process`) and adds up the masked tokens' cross-entropy / p_mask; the row's estimate is the
+    mean over its draws divided by the number of scored tokens. The first ``context`` tokens are never masked
+    (they are given), so each estimate is an unbiased estimate of an upper bound on
+    -log p(x[context:] | x[:context]) / (L - context). Draws of different rows are independent, so the standard
+    error over rows (:func:`mean_and_standard_error`) covers both the text and the Monte-Carlo noise.
+    """
+    rows, n = input_ids.shape
+    if not 0 <= context < n:
+        raise ValueError(f"context ({context}) must leave at least one of the {n} tokens to score")
+    device = next(model.parameters()).device
+    model = as_denoiser(model, mask_id)
+    g = torch.Generator().manual_seed(seed)
+    repeated = input_ids.repeat_interleave(samples, dim=0)  # row i's draws are rows i*samples .. (i+1)*samples-1
+    maskable = (torch.arange(n) >= context)[None].expand(batch_size, n)
+    sums = []
+    for start in range(0, len(repeated), batch_size):
+        ids = repeated[start:start + batch_size]
+        noisy, where, p_mask = forward_process(ids, mask_id, eps=eps, maskable=maskable[:len(ids)], generator=g)
+        noisy, where, ids = noisy.to(device), where.to(device), ids.to(device)
+        ce = F.cross_entropy(logits_of(model(noisy))[where].float(), ids[where], reduction="none")
+        weighted = torch.zeros(where.shape, device=device)
+        weighted[where] = ce / p_mask.to(device)[where]
+        sums.append(weighted.sum(1).cpu())
+    return torch.cat(sums).view(rows, samples).mean(1) / (n - context)
+
+
+@torch.no_grad()
+def autoregressive_nll_per_sequence(model, input_ids: torch.LongTensor, batch_size: int = 16) -> torch.Tensor:
+    """Exact negative log-likelihood of each row under a causal model, in nats per predicted token: tokens
+    1..L-1 given the ones before them (the first token is given). A (rows,) tensor; its mean over rows equals
+    :func:`autoregressive_eval` on the same rows (in batches of equal size)."""
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(input_ids), batch_size):
+        ids = input_ids[start:start + batch_size].to(device)
+        logits = logits_of(model(ids[:, :-1])).float()
+        ce = F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), reduction="none")
+        out.append(ce.view(len(ids), -1).mean(1).cpu())
+    return torch.cat(out)
+
+
+def mean_and_standard_error(values) -> tuple[float, float]:
+    """The mean of independent values and its standard error, sample standard deviation / sqrt(n)."""
+    values = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if len(values) < 2:
+        raise ValueError("a standard error needs at least two values")
+    return values.mean().item(), (values.std() / len(values) ** 0.5).item()
 
 
 @torch.no_grad()
