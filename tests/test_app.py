@@ -34,6 +34,9 @@ def test_app_denoises_live_in_the_browser_offline(model_dir, tmp_path):
                     frames.add(line)
             page.wait_for_timeout(25)
         page.get_by_text("Done:").wait_for(timeout=60_000)
+        # the text comes first, then the recorded trace's slider and the charts
+        page.get_by_text("Step (scrub the recorded run)").wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
         assert len(frames) >= 2, "intermediate steps should be streamed to the page"
         assert page.locator(".lp-tok").count() >= 64
         assert page.locator(".lp-mask").count() == 0  # everything committed
