@@ -24,7 +24,7 @@ from gradio_client import Client  # noqa: E402
 
 from llada_play.diffusion.sampler_config import INTERACTIVE  # noqa: E402
 from llada_play.diffusion.sampling import generate  # noqa: E402
-from llada_play.model.checkpoint import load_model  # noqa: E402
+from llada_play.model.checkpoint import DTYPE_NAMES, dtype_named, load_model  # noqa: E402
 from llada_play.model.text import decode_generation, encode_prompt  # noqa: E402
 from llada_play.ui.tabs.denoise import DEFAULT_PROMPT  # noqa: E402
 from tests.browser import running_app  # noqa: E402
@@ -72,8 +72,8 @@ def class_at_once(url: str, students: int, seed0: int) -> dict:
     return out
 
 
-def library_texts(seeds) -> dict[int, str]:
-    model, tokenizer = load_model()
+def library_texts(seeds, dtype: str) -> dict[int, str]:
+    model, tokenizer = load_model(dtype=dtype_named(dtype))
     ids = encode_prompt(tokenizer, DEFAULT_PROMPT)
     with torch.no_grad():
         return {s: decode_generation(tokenizer, generate(model, ids, **INTERACTIVE.replace(seed=s).to_dict())[0],
@@ -84,10 +84,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--serial-runs", type=int, default=8)
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_NAMES, help="app.py's --dtype (default: its default)")
     args = parser.parse_args()
     answers: dict[int, str] = {}
     rows = []
-    with running_app("--serving", "--auth", ":".join(LOGIN), timeout=60) as url:
+    with running_app("--serving", "--auth", ":".join(LOGIN), "--dtype", args.dtype, timeout=60) as url:
         client = Client(url, auth=LOGIN, verbose=False)
         client.predict(*default_run(0), api_name="/denoise")  # warm-up
         serial = []
@@ -106,8 +107,9 @@ def main() -> None:
             rows.append(dict(n=n, first50=percentile(firsts, .5), first95=percentile(firsts, .95),
                              done50=percentile(dones, .5), done95=percentile(dones, .95), wall=wall,
                              tokens_s=n * INTERACTIVE.gen_length / wall, ratio=n * alone / wall))
-    want = library_texts(answers)
+    want = library_texts(answers, args.dtype)
     wrong = [s for s, text in answers.items() if text != want[s]]
+    print(f"dtype {args.dtype} = {dtype_named(args.dtype)}")
     print(f"one at a time: median {alone:.2f} s a run ({args.serial_runs} runs), "
           f"{INTERACTIVE.gen_length / alone:.0f} tokens/s")
     print("| students | first step p50 / p95 (s) | done p50 / p95 (s) | all done (s) | tokens/s | vs one at a time |")

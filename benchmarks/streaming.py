@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 from llada_play.diffusion.sampler_config import INTERACTIVE  # noqa: E402
 from llada_play.diffusion.sampling import generate  # noqa: E402
-from llada_play.model.checkpoint import load_model  # noqa: E402
+from llada_play.model.checkpoint import DTYPE_NAMES, dtype_named, load_model  # noqa: E402
 from llada_play.model.text import encode_prompt  # noqa: E402
 from llada_play.ui.tabs.denoise import DEFAULT_PROMPT  # noqa: E402
 from tests.browser import browser_page, running_app, time_denoise_click  # noqa: E402
@@ -32,13 +32,13 @@ def library_time(model, ids) -> float:
     return time.perf_counter() - start
 
 
-def measure(runs: int) -> dict:
+def measure(runs: int, dtype: str = "auto") -> dict:
     torch.set_num_threads(2)
-    model, tokenizer = load_model()
+    model, tokenizer = load_model(dtype=dtype_named(dtype))
     ids = encode_prompt(tokenizer, DEFAULT_PROMPT, chat=False)
     library_time(model, ids)  # warm-up
     clicks, library = [], []
-    with running_app(timeout=60) as url, browser_page() as page:
+    with running_app("--dtype", dtype, timeout=60) as url, browser_page() as page:
         page.goto(url)
         page.get_by_role("button", name="Denoise").wait_for()
         time_denoise_click(page)  # warm-up: the first run pays for lazy imports and plotly's first draw
@@ -55,7 +55,10 @@ def measure(runs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
-    r = measure(parser.parse_args().runs)
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_NAMES, help="app.py's --dtype (default: its default)")
+    args = parser.parse_args()
+    r = measure(args.runs, args.dtype)
+    print(f"dtype {args.dtype} = {dtype_named(args.dtype)}")
     print(f"library generate (default settings): median {r['library_s'] * 1000:.0f} ms")
     print(f"Chromium click -> Done: median {r['done_s'] * 1000:.0f} ms; ratio of medians {r['ratio']:.2f} "
           f"(target <= 1.3); per run {', '.join(f'{x:.2f}' for x in r['ratios'])}")

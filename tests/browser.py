@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from llada_play.model.checkpoint import dtype_named
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The dtype app.py runs models in by default ("auto"): the library's output to compare with is computed in it.
+APP_DTYPE = dtype_named("auto")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -6,7 +6,7 @@ from gradio_client import Client
 from llada_play.model.checkpoint import load_model, save_model
 from llada_play.diffusion.sampling import generate
 from llada_play.model.text import decode_generation, encode_prompt
-from tests.browser import running_app
+from tests.browser import APP_DTYPE, running_app
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_denoise_streams_every_step_and_matches_the_library(app_url):
     # the first step at once, then frames at the page's pace (live.paced); every step is recorded for the slider
     assert step_updates and step_updates[0][0] == "Step 1, block 1"
     assert final[3] == {"visible": True, "__type__": "update", "maximum": 8, "value": 8}
-    model, tokenizer = load_model(path)
+    model, tokenizer = load_model(path, dtype=APP_DTYPE)
     prompt = encode_prompt(tokenizer, ARGS["prompt_text"])
     out = generate(model, prompt, steps=8, gen_length=16, block_length=8, temperature=0.7, seed=11)
     assert final[2] == decode_generation(tokenizer, out[0], prompt.shape[1])
@@ -138,7 +138,7 @@ def test_chat_keeps_the_history_and_strips_end_of_text(app_url):
 def test_eight_concurrent_clients_each_get_their_own_result(app_url):
     from concurrent.futures import ThreadPoolExecutor
     url, path = app_url
-    model, tokenizer = load_model(path)
+    model, tokenizer = load_model(path, dtype=APP_DTYPE)
     prompts = [f"Say {c}" for c in "abcdefgh"]
 
     def ask(i):
@@ -283,8 +283,9 @@ def test_puzzle_tab_streams_both_attempts_and_matches_the_library(app_url):
     assert len(outputs) == puzzle.blanks + 2  # the givens alone, one frame per open cell, then the outcome
     assert cells(outputs[0][0], "lp-given") == 36 - puzzle.blanks and cells(outputs[0][0], "lp-guess") == 0
     assert cells(outputs[1][0], "lp-now") == 1 and cells(outputs[1][0], "lp-guess") == puzzle.blanks - 1
-    mine = solve_live(*load_model(SHIPPED_MODELS[DIFFUSION_NAME]), puzzle, solver_config(6, "margin", puzzle.blanks))
-    twin = twin_attempt(*load_model(SHIPPED_MODELS[TWIN_NAME]), puzzle)
+    diffusion, twin_model = (load_model(SHIPPED_MODELS[name], dtype=APP_DTYPE) for name in (DIFFUSION_NAME, TWIN_NAME))
+    mine = solve_live(*diffusion, puzzle, solver_config(6, "margin", puzzle.blanks))
+    twin = twin_attempt(*twin_model, puzzle)
     assert outputs[-1][2] == f"**Diffusion:** {mine.summary()}.  **Twin:** {twin.summary()}."
     assert cells(outputs[-1][0], "lp-wrong") == len(mine.wrong) and cells(outputs[-1][1], "lp-wrong") == len(twin.wrong)
     # fewer steps than open cells: several cells a step

@@ -1,4 +1,6 @@
 """Loading beyond the project's own checkpoints: custom code (opt-in), other masked LMs, the hub cache."""
+import os
+
 import pytest
 import torch
 
@@ -86,3 +88,31 @@ def test_app_refuses_custom_code_unless_started_with_the_flag(custom_code_dir):
         client = Client(url, verbose=False)
         with pytest.raises(Exception, match="needs its own Python code"):
             client.predict(str(custom_code_dir), api_name="/load_model")
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_hardware_computes_it(monkeypatch):
+    from llada_play.model import checkpoint
+
+    monkeypatch.setattr(checkpoint, "native_bfloat16", lambda device="cpu": True)
+    assert checkpoint.dtype_named("auto") == torch.bfloat16
+    monkeypatch.setattr(checkpoint, "native_bfloat16", lambda device="cpu": False)
+    assert checkpoint.dtype_named("auto") == torch.float32
+    assert checkpoint.dtype_named("float16") == torch.float16 and checkpoint.dtype_named("stored") is None
+    with pytest.raises(ValueError, match="unknown dtype 'half'"):
+        checkpoint.dtype_named("half")
+
+
+def test_native_bfloat16_reads_the_processor():
+    from llada_play.model.checkpoint import native_bfloat16
+
+    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    if flags:
+        assert native_bfloat16("cpu") == ("avx512_bf16" in flags or "amx_tile" in flags)
+    assert native_bfloat16("meta") is False
+
+
+def test_the_app_says_which_dtype_it_runs(tmp_path):
+    from llada_play.ui.registry import DEFAULT_KEY, ModelRegistry
+
+    assert "bfloat16" in ModelRegistry(None, None, dtype=torch.bfloat16).describe(DEFAULT_KEY)
+    assert "float32" in ModelRegistry(None, None).describe(DEFAULT_KEY)

@@ -17,7 +17,7 @@ from llada_play.diffusion.sampling import generate
 from llada_play.model.checkpoint import load_model
 from llada_play.model.text import decode_generation, encode_prompt
 from llada_play.ui.serving import auth_refusal, is_loopback, parse_logins
-from tests.browser import ROOT, running_app
+from tests.browser import APP_DTYPE, ROOT, running_app
 
 LOGIN = ("teacher", "secret")
 # the Denoise tab's inputs: prompt, chat, pins, gen_length, steps, block_length, temperature, cfg, remasking,
@@ -117,7 +117,7 @@ def test_bad_uploads_are_refused_with_a_message_and_no_traceback(served, tmp_pat
 
 
 def test_sixteen_students_at_once_get_the_library_tokens_for_their_seeds(served):
-    model, tokenizer = load_model()
+    model, tokenizer = load_model(dtype=APP_DTYPE)
     prompt = encode_prompt(tokenizer, DEFAULTS[0])
 
     def student(seed):

@@ -142,7 +142,9 @@ class ContinuousBatch:
         cols = starts[:, None] + self.offsets
         block_x = xa.gather(1, cols)
         rules = self.rules
-        candidates = block_logits(logits.gather(1, cols[..., None].expand(-1, -1, logits.shape[-1])), rules)
+        # indexing by (row, column) pairs: gather/scatter over an index expanded to the vocabulary took 5x longer
+        rows = torch.arange(len(active), device=xa.device)[:, None]
+        candidates = block_logits(logits[rows, cols], rules)
         steps_left = (config.steps_per_block - self.block_step[active]).clamp(min=1)
         generator = self.generator if all(self.rows[s].generator is None for s in active.tolist()) else \
             RowGenerators(self.rows[s].generator for s in active.tolist())
@@ -152,7 +154,7 @@ class ContinuousBatch:
             if config.eos_early_exit else None
         self.x[active] = xa
         if x_before is not None:  # records show the block's logits as edited for the step, as denoise's do
-            logits.scatter_(1, cols[..., None].expand(-1, -1, logits.shape[-1]), candidates.to(logits.dtype))
+            logits[rows, cols] = candidates.to(logits.dtype)
             self._report(active, x_before, logits, update, starts, filled)
         del logits
         self.block_step[active] += 1

@@ -106,7 +106,9 @@ class ModelRegistry:
         name = self.shipped_name(key)
         label = f"`{key}`" if name in (None, key) else f"`{key}` = **{name}**"
         where = f", in `{self.path_of(key)}`" if key in SHIPPED_MODELS else ""
-        return f"Model: {label} ({n:.1f}M parameters, {kind}, {family}, mask id {denoiser.mask_id}{where})"
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        return (f"Model: {label} ({n:.1f}M parameters, {kind}, {family}, mask id {denoiser.mask_id}, {dtype}"
+                f"{where})")
 
     def new_run_dir(self, kind: str) -> Path:
         """A fresh output folder for a run the app starts, under the models folder so that its models can be
