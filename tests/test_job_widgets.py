@@ -89,3 +89,60 @@ def test_a_monitor_display_carries_a_picture_of_its_plot():
     bundle = monitor._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+
+
+KERNEL_CELL = '''
+from llada_play.ui.job_widgets import JobMonitor
+
+class Handle:
+    job_id = "7"
+    def __init__(self):
+        self.state, self.cancelled = "RUNNING", 0
+    def status(self):
+        return self.state
+    def metrics(self):
+        return [{"step": 1, "loss": 2.0}]
+    def log_tail(self, lines=20):
+        return "step 1"
+    def cancel(self):
+        self.cancelled += 1
+        self.state = "CANCELLED"
+
+handle = Handle()
+monitor = JobMonitor(handle, poll_s=0.1)
+monitor.show()
+print("BUTTON", monitor.cancel_button.model_id, flush=True)
+state = await monitor.follow_async(timeout_s=60)
+print("ENDED", state, handle.cancelled, flush=True)
+'''
+
+
+def test_cancel_is_clicked_through_while_a_notebook_cell_follows_the_job():
+    """In a real ipykernel, the way JupyterLab delivers a click (a comm message on the shell channel) reaches the
+    Cancel button while the cell awaits ``follow_async``: the job stops at once, not when the follow times out."""
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(Path(__file__).resolve().parent.parent))
+    try:
+        kc.execute(KERNEL_CELL)
+        button, ended, deadline = None, None, time.monotonic() + 60
+        while ended is None and time.monotonic() < deadline:
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["msg_type"] == "error":
+                raise AssertionError("\n".join(msg["content"]["traceback"]))
+            text = msg["content"].get("text", "") if msg["msg_type"] == "stream" else ""
+            for line in text.splitlines():
+                if line.startswith("BUTTON"):
+                    button = line.split()[1]
+                    clicked = time.monotonic()
+                    click = {"comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}}
+                    kc.session.send(kc.shell_channel.socket, kc.session.msg("comm_msg", click))
+                if line.startswith("ENDED"):
+                    ended = line.split()[1:]
+        assert button is not None and ended == ["CANCELLED", "1"], ended
+        assert time.monotonic() - clicked < 5
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -3,8 +3,9 @@
     from llada_play.ui.job_widgets import JobMonitor
     monitor = JobMonitor(handle)   # status line, live loss plot, log tail, Cancel button
     monitor.show()                 # display it (and keep the handle that follow() updates at the end)
-    monitor.follow()               # refresh until the job ends (blocks: a Cancel click waits for the cell to end)
-    monitor.start()                # or: refresh from a background thread; the cell returns, Cancel stays usable
+    await monitor.follow_async()   # in a notebook: refresh until the job ends, Cancel clickable meanwhile
+    monitor.follow()               # in a script: the same, blocking (in a notebook a click waits for the cell)
+    monitor.start()                # or: refresh from a background thread; the cell returns at once
 
 Its display carries a PNG of the loss plot too (``ui/static.py``), taken again when ``follow()`` returns, so that
 the stored notebook shows the finished curve where widgets cannot run.
@@ -111,14 +112,27 @@ class JobMonitor(StaticFallback, widgets.VBox):
     def follow(self, timeout_s: float | None = None) -> str:
         """Refresh every ``poll_s`` until the job ends (or ``timeout_s`` passes); returns the last state.
 
-        The notebook's kernel holds widget events while a cell runs, so a click on Cancel waits for the cell to
-        end: use :meth:`start` to keep Cancel usable (handing the kernel's messages through while a cell waits,
-        as jupyter-ui-poll does, did not deliver clicks under ipykernel 7.4 with JupyterLab 4.6, tried in
-        Chromium)."""
+        Blocking: in a notebook the kernel holds widget events while a cell runs, so a click on Cancel would wait
+        for the cell to end. Notebooks use ``await monitor.follow_async()``."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self.done() and (deadline is None or time.monotonic() < deadline):
             time.sleep(self.poll_s)
             self.refresh()
+        return self._finished()
+
+    async def follow_async(self, timeout_s: float | None = None) -> str:
+        """:meth:`follow` for a notebook cell (``await monitor.follow_async()``): between refreshes the cell
+        waits on the kernel's event loop, where ipykernel (7.4 and later) hands widget messages through to a
+        waiting cell, so a click on Cancel stops the job at once."""
+        import asyncio
+
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.done() and (deadline is None or time.monotonic() < deadline):
+            await asyncio.sleep(self.poll_s)
+            self.refresh()
+        return self._finished()
+
+    def _finished(self) -> str:
         if self._display is not None:
             self._display.update(self)  # the stored output now pictures the finished job
         return self.status
