@@ -23,10 +23,11 @@ app: setup
 test: setup
 	LLADA_PLAY_QUICK=1 $(BIN)/python -m pytest
 
-# As root (a container, a lab VM) Jupyter refuses to start without --allow-root: it is added then.
+# As root (a container, a lab VM) Jupyter refuses to start without --allow-root: it is added then. Kernels wait
+# passively between OpenMP tasks: spinning threads made a notebook 10x slower while anything else ran (app.py).
 lab: setup
 	$(BIN)/python -m ipykernel install --sys-prefix --name llada-play --display-name "llada-play" >/dev/null
-	$(BIN)/jupyter lab --ip $(HOST) --no-browser $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/jupyter lab --ip $(HOST) --no-browser $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 bench: setup
 	$(BIN)/python benchmarks/sampler_overhead.py

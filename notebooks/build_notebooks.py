@@ -104,14 +104,20 @@ print(f"\\n{hits} of {len(positions)} masked tokens guessed exactly ({hits / len
 
 `generate` starts from the prompt followed by `gen_length` masks. The generation is cut into blocks filled left
 to right (semi-autoregressive); inside a block each step commits the predictions with the highest confidence
-(`remasking="low_confidence"`), a fixed share of the block per step. A `TraceRecorder` hook keeps every step."""),
+(`remasking="low_confidence"`), a fixed share of the block per step. A `TraceRecorder` hook keeps every step.
+
+The settings are the app's defaults, `INTERACTIVE`: 64 tokens in 64 steps, blocks of 32, tokens drawn at
+temperature 1 with seed 0. They were chosen by measurement (`benchmarks/default_settings.py`): with greedy
+decoding (temperature 0, `generate`'s default) this small model loops, one speaker answering himself line after
+line ("CLOWN. / Why, I will not to you. / CLOWN. ..."); at temperature 1 it writes a scene."""),
         ("code", '''\
 from llada_play import TraceRecorder, generate
+from llada_play.diffusion.sampler_config import INTERACTIVE
 from llada_play.model.text import decode_generation, encode_prompt
 
 prompt = encode_prompt(tokenizer, "Romeo.\\n")
 recorder = TraceRecorder(tokenizer)
-out = generate(model, prompt, steps=64, gen_length=64, block_length=32, hooks=recorder)
+out = generate(model, prompt, **INTERACTIVE.to_dict(), hooks=recorder)
 trace = recorder.trace()
 print(decode_generation(tokenizer, out[0], prompt.shape[1]))
 print(f"\\n{len(trace.steps)} steps, {sum(len(s.commits) for s in trace.steps)} tokens committed")'''),
@@ -158,7 +164,7 @@ def put_love(record):
     if record.step == 0 and record.x_after[0, target] == tokenizer.mask_token_id:
         record.force(target, word)
 
-steered = generate(model, prompt, steps=64, gen_length=64, block_length=32, hooks=put_love)
+steered = generate(model, prompt, **INTERACTIVE.to_dict(), hooks=put_love)
 print(decode_generation(tokenizer, steered[0], prompt.shape[1]))'''),
         ("md", """\
 ## Exercises
@@ -187,7 +193,7 @@ for t in (0.2, 0.8):
 distinct = {}
 for steps in (64, 16):
     rec = TraceRecorder(tokenizer)
-    run = generate(model, prompt, steps=steps, gen_length=64, block_length=32, hooks=rec)
+    run = generate(model, prompt, **INTERACTIVE.replace(steps=steps).to_dict(), hooks=rec)
     distinct[steps] = len(set(run[0, prompt.shape[1]:].tolist()))
     per_step = sorted({len(s.commits) for s in rec.trace().steps})
     print(f"--- {steps} steps: {per_step} tokens committed per step, {distinct[steps]} distinct tokens of 64")
@@ -715,10 +721,13 @@ strategy, a small pure function of the predicted distributions (`llada_play/diff
 | `entropy` | negative entropy of the distribution (the most certain) |
 | `random` | random score (LLaDA's `random` remasking baseline) |
 
-First the strategies side by side on one prompt; then **measured** on a task with ground truth.
+First the strategies side by side on one prompt; then **measured**, with standard errors, on two tasks with
+ground truth: a Sudoku, where the tokens of an answer depend on each other, and addition, where they barely do
+at this model's level. Then classifier-free guidance on the instruction-tuned arithmetic model, and the three
+reasons sampling is slow, each with the speed-up that addresses it.
 
-*Run time on a 2-core CPU: about 3 minutes
-(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 40 seconds; measured 2026-11-30).*"""),
+*Run time on a 2-core CPU: 7 min 45 s, with `LLADA_PLAY_QUICK=1` (as `make test` runs it) 1 min 25 s; both
+measured 2026-12-01 while a training run used the same cores at lower priority, so an idle machine is faster.*"""),
     ("code", SETUP + '''
 
 from pathlib import Path
@@ -750,14 +759,80 @@ from llada_play.ui.viz import commit_order_panels
 commit_order_panels(results, height=380).show()'''),
     ("md", """\
 Confidence-based strategies fill each block in an order of their own; `random` commits in no particular order.
-Text quality is hard to judge by eye, so the rest of the notebook measures on a task with one right answer.
+Text quality is hard to judge by eye, so the rest of the notebook measures on tasks with one right answer.
 
-## Measured: accuracy against forward passes
+## Where tokens depend on each other: a Sudoku
+
+In a Sudoku every open cell constrains the others: a digit written in one cell rules it out for its row,
+column and box. Committing several cells in one step means deciding them **without seeing each other**
+(each prediction was made from the same grid), and committing in a random order means deciding cells the model
+is not yet sure of. Both should cost accuracy here. The model is the shipped 6x6 Sudoku diffusion model
+(notebook 2b; 0.8M parameters, the givens pinned, one block over the grid). Each point is the share of
+held-out puzzles solved completely, with its standard error `sqrt(p (1 - p) / n)`; `steps` is the mean number
+of denoising steps a puzzle took (about 22 open cells: 22 steps is one cell a step)."""),
+    ("code", '''\
+import json
+from llada_play.experiments.puzzle import PuzzleConfig, held_out, load_pair
+from llada_play.experiments.puzzle_decoding import Decoding, run_decoding
+
+PUZZLE_RUN = ROOT / "data/puzzle/results.json"
+puzzle_config = PuzzleConfig.from_dict(json.loads(PUZZLE_RUN.read_text())["config"])
+sudoku_pair = load_pair(PUZZLE_RUN)
+puzzles = held_out(puzzle_config, 40 if QUICK else 200)
+
+
+def standard_error(p, n):
+    return (p * (1 - p) / n) ** 0.5
+
+
+SUDOKU_STEPS = [None, 11, 6, 3]  # None: one open cell a step
+sudoku = {(s, n): run_decoding(Decoding(f"{s}, {n} steps", s, n), sudoku_pair, puzzles, puzzle_config.size)
+          for s in STRATEGIES for n in SUDOKU_STEPS}
+print(f"{len(puzzles)} held-out puzzles, solved (%) ± standard error")
+print(f"{'':>15}" + "".join(f"{r['steps']:>14.1f} steps" for (s, _), r in sudoku.items() if s == STRATEGIES[0]))
+for s in STRATEGIES:
+    print(f"{s:>15}" + "".join(f"{100 * r['solved']:>12.1f} ± {100 * standard_error(r['solved'], r['n']):.1f}"
+                               for (name, _), r in sudoku.items() if name == s))'''),
+    ("code", '''\
+import plotly.graph_objects as go
+
+fig = go.Figure()
+for s in STRATEGIES:
+    rows = [sudoku[s, n] for n in SUDOKU_STEPS]
+    fig.add_scatter(x=[r["steps"] for r in rows], y=[100 * r["solved"] for r in rows], mode="lines+markers", name=s,
+                    error_y=dict(type="data", array=[100 * standard_error(r["solved"], r["n"]) for r in rows]))
+fig.update_layout(title=f"Sudoku: puzzles solved against steps ({len(puzzles)} held-out puzzles, ± 1 s.e.)",
+                  xaxis_title="denoising steps per puzzle (fewer: more cells committed together)",
+                  yaxis_title="solved (%)", template="plotly_white", height=420, yaxis=dict(range=[0, 100]))
+fig.show()'''),
+    ("code", '''\
+def gap(a, b):
+    """(difference in points, and whether it exceeds twice its standard error)."""
+    d = a["solved"] - b["solved"]
+    se = (standard_error(a["solved"], a["n"]) ** 2 + standard_error(b["solved"], b["n"]) ** 2) ** 0.5
+    return 100 * d, abs(d) > 2 * se
+
+
+one, few = sudoku["low_confidence", None], sudoku["low_confidence", 3]
+d, real = gap(one, few)
+print(f"low_confidence, one cell a step -> 3 steps: {d:+.1f} points "
+      f"({'beyond' if real else 'within'} two standard errors)")
+d, real = gap(one, sudoku["random", None])
+print(f"one cell a step, low_confidence -> random order: {d:+.1f} points "
+      f"({'beyond' if real else 'within'} two standard errors)")
+confident = [s for s in STRATEGIES if s != "random"]
+top = max(confident, key=lambda s: sudoku[s, None]["solved"])
+ties = [s for s in confident if s != top and not gap(sudoku[top, None], sudoku[s, None])[1]]
+print(f"among the confidence-based strategies at one cell a step, {top} scores highest; "
+      + (f"{', '.join(ties)} within two standard errors of it: no winner here" if ties else
+         "the others are more than two standard errors behind"))'''),
+    ("md", """\
+## Where they barely depend on each other: addition
 
 The shipped **arithmetic model** is the default model after `llada-play sft` on the project's addition data
 (see `MODEL_CARD.md`). Each answer has 8 positions (digits, end-of-turn, end-of-text padding) in one block;
 fewer steps means more tokens committed per forward pass. Every point below is the exact-match accuracy on the
-held-out sums."""),
+held-out sums, with its standard error."""),
     ("code", '''\
 from llada_play.training.data import load_sft_rows
 
@@ -775,19 +850,19 @@ thr = accuracy_by_setting(arith, arith_tokenizer, test_rows,
                           [SamplerSetting(f"threshold {t}", dict(steps=8, gen_length=8, block_length=8,
                                                                  threshold=t)) for t in thresholds], seed=0)
 for row in by_passes + thr:
-    print(f"{row['setting']:>22}: accuracy {row['accuracy']:6.1%}, {row['forward_passes']} forward passes")'''),
+    print(f"{row['setting']:>22}: accuracy {row['accuracy']:6.1%} ± {standard_error(row['accuracy'], row['n']):.1%}, "
+          f"{row['forward_passes']} forward passes")'''),
     ("code", '''\
-import plotly.graph_objects as go
-
 fig = go.Figure()
 for s in STRATEGIES:
     rows = [r for r in by_passes if r["setting"].startswith(s + "|")]
     fig.add_scatter(x=[r["forward_passes"] for r in rows], y=[100 * r["accuracy"] for r in rows],
-                    mode="lines+markers", name=s)
+                    mode="lines+markers", name=s,
+                    error_y=dict(type="data", array=[100 * standard_error(r["accuracy"], r["n"]) for r in rows]))
 fig.add_scatter(x=[r["forward_passes"] for r in thr], y=[100 * r["accuracy"] for r in thr], mode="markers+text",
                 text=[r["setting"] for r in thr], textposition="top center", name="low_confidence + threshold",
                 marker=dict(symbol="diamond", size=11))
-fig.update_layout(title="Accuracy against forward passes per answer (held-out sums)", template="plotly_white",
+fig.update_layout(title="Accuracy against forward passes per answer (held-out sums, ± 1 s.e.)", template="plotly_white",
                   xaxis_title="forward passes per answer", yaxis_title="exact match (%)", height=420,
                   xaxis=dict(type="log", tickvals=STEPS))
 fig.show()'''),
@@ -795,18 +870,21 @@ fig.show()'''),
 def row_of(name):
     return next(r for r in by_passes if r["setting"] == name)
 
-best = {s: max((r for r in by_passes if r["setting"].startswith(s + "|")), key=lambda r: r["accuracy"])
-        for s in STRATEGIES}
-leader = max(best, key=lambda s: best[s]["accuracy"])
-print(f"best here: {leader}, {best[leader]['accuracy']:.1%} at {best[leader]['forward_passes']} passes per answer")
+accuracies = [r["accuracy"] for r in by_passes]
+widest = max(standard_error(a, len(test_rows)) for a in accuracies)
+spread = max(accuracies) - min(accuracies)
 print("all 8 tokens in one pass:", ", ".join(f"{s} {row_of(f'{s}|1')['accuracy']:.1%}" for s in STRATEGIES))
-print("one token per pass (8):  ", ", ".join(f"{s} {row_of(f'{s}|8')['accuracy']:.1%}" for s in STRATEGIES))'''),
+print("one token per pass (8):  ", ", ".join(f"{s} {row_of(f'{s}|8')['accuracy']:.1%}" for s in STRATEGIES))
+print(f"all {len(by_passes)} settings lie within {spread:.1%} of each other; one standard error is up to "
+      f"{widest:.1%}: " + ("inside the noise, no strategy and no step count is better here"
+                          if spread <= 4 * widest else "some settings differ beyond the noise"))'''),
     ("md", """\
 ## Sensitivity to the sampler's hyper-parameters
 
-A known weakness of these models: results move with the number of steps, the block length and the
-temperature. Below, answers get 16 positions so that blocks of 2 to 16 make sense; a cell is empty where the
-steps cannot be split evenly over the blocks (the sampler refuses such settings with a message)."""),
+Do results move with the number of steps, the block length and the temperature? On this task, measured:
+answers get 16 positions so that blocks of 2 to 16 make sense; a cell is empty where the steps cannot be split
+evenly over the blocks (the sampler refuses such settings with a message). Compare the spread with the
+standard error printed below the heatmaps before reading anything into a colour."""),
     ("code", '''\
 BLOCKS, GRID_STEPS = [2, 4, 8, 16], [2, 4, 8, 16]
 cells = {}
@@ -841,25 +919,60 @@ fig.update_layout(title="Accuracy (%) by temperature and strategy (8 steps, one 
                   template="plotly_white", height=340)
 fig.show()'''),
     ("code", '''\
+se_points = 100 * max(standard_error(v / 100, len(test_rows)) for v in [*cells.values(), *temp.values()])
+print(f"one standard error: up to {se_points:.1f} points")
 print(f"steps x block length: accuracy from {min(cells.values()):.0f}% to {max(cells.values()):.0f}%")
 for s in STRATEGIES:
-    print(f"{s:>15}: temperature 0 -> {temp[s, 0.0]:.0f}%, temperature 1.5 -> {temp[s, 1.5]:.0f}%")'''),
+    d = temp[s, 1.5] - temp[s, 0.0]
+    print(f"{s:>15}: temperature 0 -> {temp[s, 0.0]:.0f}%, temperature 1.5 -> {temp[s, 1.5]:.0f}% "
+          f"({d:+.0f} points, {'beyond' if abs(d) > 2 * 2 ** 0.5 * se_points else 'within'} two standard errors)")'''),
     ("md", """\
-## Speed against quality: threshold decoding and the block KV cache
+## Classifier-free guidance
 
-No KV cache and one forward pass per committed token make these models slow. Two remedies in the sampler
-(`generate(..., threshold=..., cache=..., eos_early_exit=...)`, see `docs/ARCHITECTURE.md`): commit every token
-above a confidence threshold (at least one per step), and keep the keys and values outside the current block
-from the block's first step (an approximation: they would change as the block fills). With a longer canvas
-(32 positions in blocks of 8, as an app user would ask for), an answer that ends early leaves whole blocks of
-end-of-text, which the early exit skips."""),
+LLaDA's sampler offers classifier-free guidance (Ho & Salimans, 2022; for masked diffusion models, Nie et al.,
+2024, *Scaling up Masked Diffusion Models on Text*): each step runs the model twice, once on the prompt and once
+with the prompt masked, and moves the logits away from the unconditional ones,
+`logits = cond + w (cond - uncond)` with `w = cfg_scale` (`update.classifier_free_guidance`). It costs twice
+the forward passes. Measured on the arithmetic model (itself an SFT, i.e. instruction-tuned, model) on
+the same held-out sums, 8 steps:"""),
+    ("code", '''\
+CFG_SCALES = [0.0, 0.5, 1.0, 2.0]
+guided = accuracy_by_setting(arith, arith_tokenizer, test_rows,
+                             [SamplerSetting(f"cfg_scale {w}", dict(steps=8, gen_length=8, block_length=8,
+                                                                    cfg_scale=w)) for w in CFG_SCALES], seed=0)
+for row in guided:
+    print(f"{row['setting']:>14}: accuracy {row['accuracy']:6.1%} ± {standard_error(row['accuracy'], row['n']):.1%}, "
+          f"{row['forward_passes']} forward passes")
+d = guided[-1]["accuracy"] - guided[0]["accuracy"]
+se = 2 ** 0.5 * max(standard_error(r["accuracy"], r["n"]) for r in guided)
+print(f"cfg_scale 2 against none: {100 * d:+.1f} points, "
+      f"{'beyond' if abs(d) > 2 * se else 'within'} two standard errors, at twice the forward passes")'''),
+    ("md", """\
+## Why sampling is slow, and the speed-up for each reason
+
+1. **Bidirectional attention leaves nothing to cache exactly.** An autoregressive model keeps the keys and
+   values of the tokens it has written; here every position attends to every other, and a committed token
+   changes what all others see, so each step recomputes the whole canvas. *Speed-up:* an approximate block KV
+   cache (Fast-dLLM, Wu et al. 2025): keep the keys and values outside the current block from the block's first
+   step (`cache="prefix"` or `"dual"`), and recompute only the block's window in between.
+2. **One forward pass per committed token.** With `steps = gen_length` the model is run once per token, like an
+   autoregressive model but over the whole canvas each time. *Speed-up:* parallel decoding with a confidence
+   threshold (Fast-dLLM): commit every token above the threshold (at least one per step), so easy stretches go
+   several tokens a pass; the Sudoku above shows what committing dependent tokens together can cost.
+3. **A fixed-length canvas.** The answer length is chosen up front; a short answer still pays for every
+   masked position and every block. *Speed-up:* stop at end-of-text (`eos_early_exit=True`): once a block ends
+   in end-of-text the rest of the canvas is filled with it and no more blocks run.
+
+The ladder below adds them one at a time on the arithmetic task with a longer canvas (32 positions in blocks of
+8, as an app user would ask for). `windowed` counts the passes that ran only the current block's window."""),
     ("code", '''\
 from llada_play.experiments.compare import fast_decoding_settings
 
 ladder = accuracy_by_setting(arith, arith_tokenizer, test_rows, fast_decoding_settings(), seed=0)
 base = ladder[0]
 for row in ladder:
-    print(f"{row['setting']:>40}: accuracy {row['accuracy']:6.1%}, {row['forward_passes']:3} forward passes per batch "
+    print(f"{row['setting']:>40}: accuracy {row['accuracy']:6.1%} ± {standard_error(row['accuracy'], row['n']):.1%}, "
+          f"{row['forward_passes']:3} forward passes per batch "
           f"({row['windowed_passes']} windowed), {row['wall_time_s']:5.2f} s, "
           f"{base['wall_time_s'] / row['wall_time_s']:4.1f}x the baseline's speed")'''),
     ("code", '''\
@@ -871,10 +984,11 @@ fig.update_layout(title=f"Accuracy against wall time ({len(test_rows)} held-out 
                   xaxis=dict(rangemode="tozero"))
 fig.show()'''),
     ("md", """\
-What to take away is in the printed figures above: how much accuracy each strategy keeps as more tokens are
-committed per forward pass, how far the same model moves with steps, block length and temperature, and what the
-faster samplers cost in accuracy. Measure on your own task before choosing. The app's **Compare** tab runs the
-same comparisons (with the cache and early-exit options) on 40 of these questions."""),
+What to take away is in the printed lines above, computed from this run's numbers: on the Sudoku, committing
+dependent cells together and committing in a random order cost accuracy beyond the noise, while on addition
+the strategies and step counts differ by less than the noise; what guidance and the faster samplers change is
+in their own lines. Measure on your own task, with its error bars, before choosing. The app's **Compare** tab
+runs the same comparisons (with the cache and early-exit options) on 40 of the sums."""),
     ("md", """\
 ## Exercises
 
@@ -1346,9 +1460,9 @@ print(f"the long run's diffusion model fills in {score:.0%} of {len(ten)} names,
       f"{ten[0].description}.")'''),
 ]
 
-NOTEBOOKS["06_why_variable_masking"] = [
+NOTEBOOKS["05_why_variable_masking"] = [
     ("md", """\
-# 6. Why LLaDA draws the masking ratio at random
+# 5. Why LLaDA draws the masking ratio at random
 
 BERT is trained to fill in a **fixed** 15% of masked tokens. LLaDA draws the masking ratio *t* uniformly in
 (0, 1) for every sequence, so the same network learns to predict masked tokens at every noise level, which is
@@ -1356,8 +1470,8 @@ what the reverse process needs: generation starts from a fully masked sequence (
 *t* = 0. This notebook trains both kinds of model, **same size, same data, same steps and tokens**, and shows
 where the fixed-ratio model breaks down.
 
-*Run time on a 2-core CPU: about 5 minutes
-(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 50 seconds; measured 2026-11-30).*"""),
+*Run time on a 2-core CPU: about 5 minutes idle (9 min 25 s measured 2026-12-01 while a training run shared the
+cores at lower priority); with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 1 minute.*"""),
     ("code", SETUP + '''
 
 import tempfile
@@ -1421,6 +1535,17 @@ print(f"t = 0.15 (the fixed model's training ratio): fixed {fixed[0.15]:.2f}, un
 print(f"t = 1.0 (where generation starts):          fixed {fixed[1.0]:.2f}, uniform {uniform[1.0]:.2f} nats")
 print("ratios where the fixed-ratio model is worse:", [t for t in RATIOS if fixed[t] > uniform[t]])'''),
     ("md", """\
+The area under each curve is the model's diffusion NELBO, the bound on its negative log-likelihood that LLaDA's
+loss minimises (notebook 1b): `integral_0^1 CE(t) dt` nats per token, with CE(t) the loss per masked token at
+ratio t (`training.evaluation.nelbo_from_loss_curve`, trapezoids over the ratios measured). A model that is good
+only near 15% pays for the rest of the interval."""),
+    ("code", '''\
+from llada_play.training.evaluation import nelbo_from_loss_curve
+
+nelbo = {name: nelbo_from_loss_curve(losses) for name, losses in by_ratio.items()}
+for name, value in nelbo.items():
+    print(f"{name}: NELBO {value:.2f} nats per token")'''),
+    ("md", """\
 ## Generating from an all-mask sequence
 
 Both models run the same sampler (64 tokens, 64 steps, blocks of 32) from nothing but masks: the sampler needs
@@ -1453,14 +1578,57 @@ for name, trace in traces.items():
     print(f"{name}: {len(set(tokens))} distinct tokens of {len(tokens)}; the most frequent, "
           f"{tokenizer.decode([top])!r}, {count} times")'''),
     ("md", """\
+One generation each says little. Below, each model writes from all masks with temperature 1 and several seeds,
+and the shipped **autoregressive twin** of the default model (trained on the same plays, same tokenizer)
+scores every text: its negative log-likelihood in nats per token, cut at the first end-of-text. Lower means the
+text reads more like Shakespeare to another model; text that loops also scores low, so the share of distinct
+tokens is printed beside it. Mean ± standard error over the seeds."""),
+    ("code", '''\
+from llada_play.model.checkpoint import DEFAULT_AR_MODEL_DIR, load_model
+from llada_play.training.evaluation import autoregressive_nll_per_sequence, mean_and_standard_error
+
+twin, _ = load_model(DEFAULT_AR_MODEL_DIR)
+SEEDS = range(3 if QUICK else 12)
+written = {}
+for name, m in models.items():
+    nll, distinct = [], []
+    for seed in SEEDS:
+        out = generate(m, empty, steps=64, gen_length=64, block_length=32, temperature=1.0, seed=seed)[0]
+        ends = (out == tokenizer.eos_token_id).nonzero()
+        text = out[: int(ends[0]) if len(ends) else len(out)]
+        if len(text) < 2:
+            text = out[:2]  # ended at once: score its first two tokens
+        nll.append(autoregressive_nll_per_sequence(twin, text[None]).item())
+        distinct.append(len(set(text.tolist())) / len(text))
+    written[name] = (mean_and_standard_error(nll), mean_and_standard_error(distinct))
+    (m_nll, se_nll), (m_d, se_d) = written[name]
+    print(f"{name}: twin's NLL {m_nll:.2f} ± {se_nll:.2f} nats/token, distinct tokens {m_d:.0%} ± {se_d:.0%}")'''),
+    ("code", '''\
+# The conclusion, from this run's numbers.
+F, U = "fixed 15% (BERT-style)", "t ~ U(0,1) (LLaDA)"
+(f_nll, f_se), _ = written[F]
+(u_nll, u_se), _ = written[U]
+separated = abs(f_nll - u_nll) > 2 * (f_se ** 2 + u_se ** 2) ** 0.5
+better_bound = U if nelbo[U] < nelbo[F] else F
+print(f"Bound: the {better_bound} model has the lower NELBO ({nelbo[U]:.2f} against {nelbo[F]:.2f} nats per "
+      f"token for {U} and {F}).")
+if not separated:
+    verdict = "the two are within two standard errors of each other: no difference shown"
+else:
+    verdict = f"the {U if u_nll < f_nll else F} model's text reads more like the corpus, beyond two standard errors"
+print(f"Generation from all masks at {STEPS} training steps: {verdict} "
+      f"({u_nll:.2f} ± {u_se:.2f} against {f_nll:.2f} ± {f_se:.2f} nats/token under the twin).")
+if not (separated and u_nll < f_nll):
+    print("At this budget the uniform-t model does not yet write better than the fixed-ratio one; a larger budget "
+          "(more steps than fit in this notebook's minutes on a 2-core CPU) was not run here.")'''),
+    ("md", """\
 The fixed-ratio model has only ever seen sequences that are 85% visible. The loss curve measures what that
 costs: it is the better model near its training ratio and the worse one at the high ratios printed above, which
 is where sampling starts (every step of the reverse process walks *t* down from 1, so the model is asked to
-predict at every ratio along the way). The generations and their distinct-token counts above are what each model
-writes from all masks at this small budget; judge them side by side rather than by this text. The uniformly
-masked model is trained at every ratio it meets while sampling, which is what LLaDA relies on to make a masked
-language model generative (and why a BERT checkpoint plugged into the sampler should not be expected to write
-well from scratch)."""),
+predict at every ratio along the way). The bound and the generations are compared in the printed conclusion,
+computed from this run's numbers: read it rather than this paragraph. The uniformly masked model is trained at
+every ratio it meets while sampling, which is what LLaDA relies on to make a masked language model generative;
+whether that already shows in the text at a budget this small is what the measurement answers."""),
     ("md", """\
 ## Exercises
 
@@ -1498,9 +1666,9 @@ for t in (0.15, 0.85):
 ]
 
 
-NOTEBOOKS["05_cluster_training"] = [
+NOTEBOOKS["06_cluster_training"] = [
     ("md", """\
-# 5. Training as a job: this machine first, a Slurm cluster next
+# 6. Training as a job: this machine first, a Slurm cluster next
 
 `llada_play.jobs` runs any training recipe as a **job** through `submitit`: a subprocess on this machine
 (`executor="local"`, the default here) or a Slurm batch job (`executor="slurm"`), with the same code, the same
@@ -1542,16 +1710,17 @@ print(f"{STEPS} steps per run")'''),
 
 `submit` returns at once with a `JobHandle` (`status()`, `metrics()`, `log_tail()`, `cancel()`, `result()`,
 `model_dir()`). `JobMonitor(handle)` draws them: the status line, the loss read from the run's `metrics.jsonl`
-as it grows, the end of the job's log and a Cancel button. `monitor.show()` displays it; `monitor.follow()`
-refreshes until the job ends, so the cell finishes with the final state; the kernel holds button clicks while a
-cell runs, so to keep Cancel usable call `monitor.start()` instead, which refreshes from a background thread
-and returns at once. The stored output also holds a picture of the final loss curve, for readers without a
-kernel."""),
+as it grows, the end of the job's log and a Cancel button. `monitor.show()` displays it; `await
+monitor.follow_async()` refreshes until the job ends, so the cell finishes with the final state, and Cancel
+works meanwhile: the cell waits on the kernel's event loop, which hands button clicks through (a plain
+`monitor.follow()` blocks the kernel, and a click would wait for the cell to end; it is for scripts).
+`monitor.start()` refreshes from a background thread instead and returns at once. The stored output also holds
+a picture of the final loss curve, for readers without a kernel."""),
     ("code", '''\
 job = submit(config("pretrain"), "pretrain", ClusterConfig(executor="local"), **RECIPE)
 monitor = JobMonitor(job)
 monitor.show()
-status = monitor.follow()
+status = await monitor.follow_async()
 summary = job.result()
 print(f"job {job.job_id}: {status}; {len(job.metrics())} logged points, last loss {job.metrics()[-1]['loss']:.3f}")
 held_out = summary["metrics"]
@@ -1575,7 +1744,7 @@ while not long_job.metrics() and not long_monitor.done():
     long_monitor.refresh()
 print("before cancelling:", long_monitor.refresh(), "at step", long_job.metrics()[-1]["step"])
 long_monitor.cancel_button.click()
-print("after cancelling: ", long_monitor.follow(timeout_s=60), "; final model written:",
+print("after cancelling: ", await long_monitor.follow_async(timeout_s=60), "; final model written:",
       (RUNS / "cancelled" / "final").exists())'''),
     ("md", """\
 ## A job that fails
@@ -1587,7 +1756,7 @@ tiny preset's context: the job ends `FAILED`, the monitor shows the error with t
 bad_job = submit(config("failing"), "pretrain", **{**RECIPE, "seq_len": 1024})
 bad_monitor = JobMonitor(bad_job, poll_s=0.5)
 bad_monitor.show()
-bad_monitor.follow()
+await bad_monitor.follow_async()
 try:
     bad_job.result()
 except JobFailed as err:
@@ -1606,7 +1775,7 @@ between the two logged loss curves at the first logged step and the largest gap 
 ddp_job = submit(config("ddp"), "pretrain", ClusterConfig(tasks_per_node=2), **RECIPE)
 ddp_monitor = JobMonitor(ddp_job)
 ddp_monitor.show()
-print("2-process job:", ddp_monitor.follow())
+print("2-process job:", await ddp_monitor.follow_async())
 one, two = ([r["loss"] for r in j.metrics()] for j in (job, ddp_job))
 gap = max(abs(a - b) for a, b in zip(one, two))
 print(f"{len(two)} logged points; loss difference to the 1-process run at step {job.metrics()[0]['step']}: "

@@ -65,3 +65,14 @@ def test_mean_and_standard_error():
     assert se == pytest.approx(math.sqrt(5 / 3) / 2)
     with pytest.raises(ValueError, match="at least two"):
         mean_and_standard_error([1.0])
+
+
+def test_nelbo_from_a_loss_curve_integrates_it_over_t():
+    from llada_play.training.evaluation import nelbo_from_loss_curve
+
+    ratios = [0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0]
+    assert nelbo_from_loss_curve({t: 3.0 for t in ratios}) == pytest.approx(3.0)
+    # CE(t) = t: flat 0.05 below the first ratio (0.0025), trapezoids exact for a line above it (0.49875)
+    assert nelbo_from_loss_curve({t: t for t in ratios}) == pytest.approx(0.50125)
+    with pytest.raises(ValueError, match="end at 1.0"):
+        nelbo_from_loss_curve({0.1: 1.0, 0.5: 2.0})

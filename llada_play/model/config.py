@@ -92,7 +92,7 @@ PRESETS: dict[str, dict] = {
     # For unit tests: instantiates in milliseconds.
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=176,
                  max_position_embeddings=256),
-    # Between the two: 1.8M parameters with a 4096-token vocabulary; fast experiments (notebook 06, reversal --quick).
+    # Between the two: 1.8M parameters with a 4096-token vocabulary; fast experiments (notebook 05, reversal --quick).
     "mini": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=344,
                  max_position_embeddings=512),
     # The default CPU model: a few million parameters, trains on Shakespeare in minutes on two cores.

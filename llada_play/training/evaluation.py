@@ -109,6 +109,20 @@ def mean_and_standard_error(values) -> tuple[float, float]:
 
 
 @torch.no_grad()
+def nelbo_from_loss_curve(losses: dict[float, float]) -> float:
+    """The diffusion NELBO in nats per token from a loss-vs-ratio curve: the 1/t-weighted bound is
+    integral_0^1 CE(t) dt, with CE(t) the mean cross-entropy per masked token at ratio t (t L masks, each weighted
+    1/t). Trapezoids between the measured ratios, the curve taken flat from 0 to the first one; the ratios must
+    end at 1."""
+    ratios = sorted(losses)
+    if not ratios or ratios[-1] != 1.0 or ratios[0] <= 0:
+        raise ValueError(f"the ratios must lie in (0, 1] and end at 1.0, got {ratios}")
+    area = ratios[0] * losses[ratios[0]]
+    for low, high in zip(ratios, ratios[1:]):
+        area += (high - low) * (losses[low] + losses[high]) / 2
+    return area
+
+
 def loss_by_mask_ratio(model, batches: list[dict], mask_id: int, ratios=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
                        seed: int = 0) -> dict[float, float]:
     """Mean masked-token cross-entropy at fixed masking ratios t (the x axis of the 'why variable masking' plot)."""
