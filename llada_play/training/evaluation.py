@@ -108,7 +108,6 @@ def mean_and_standard_error(values) -> tuple[float, float]:
     return values.mean().item(), (values.std() / len(values) ** 0.5).item()
 
 
-@torch.no_grad()
 def nelbo_from_loss_curve(losses: dict[float, float]) -> float:
     """The diffusion NELBO in nats per token from a loss-vs-ratio curve: the 1/t-weighted bound is
     integral_0^1 CE(t) dt, with CE(t) the mean cross-entropy per masked token at ratio t (t L masks, each weighted
@@ -123,6 +122,7 @@ def nelbo_from_loss_curve(losses: dict[float, float]) -> float:
     return area
 
 
+@torch.no_grad()
 def loss_by_mask_ratio(model, batches: list[dict], mask_id: int, ratios=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
                        seed: int = 0) -> dict[float, float]:
     """Mean masked-token cross-entropy at fixed masking ratios t (the x axis of the 'why variable masking' plot)."""
