@@ -7,7 +7,7 @@
     monitor.follow()               # in a script: the same, blocking (in a notebook a click waits for the cell)
     monitor.start()                # or: refresh from a background thread; the cell returns at once
 
-Its display carries a PNG of the loss plot too (``ui/static.py``), taken again when ``follow()`` returns, so that
+Its display carries a PNG of the loss plot too (``ui/static.py``), taken again when a follow returns, so that
 the stored notebook shows the finished curve where widgets cannot run.
 
 The monitor only reads through the handle (``status``, ``metrics``, ``log_tail``, ``cancel``), so it works for
@@ -114,10 +114,8 @@ class JobMonitor(StaticFallback, widgets.VBox):
 
         Blocking: in a notebook the kernel holds widget events while a cell runs, so a click on Cancel would wait
         for the cell to end. Notebooks use ``await monitor.follow_async()``."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not self.done() and (deadline is None or time.monotonic() < deadline):
-            time.sleep(self.poll_s)
-            self.refresh()
+        for wait in self._polls(timeout_s):
+            time.sleep(wait)
         return self._finished()
 
     async def follow_async(self, timeout_s: float | None = None) -> str:
@@ -126,11 +124,17 @@ class JobMonitor(StaticFallback, widgets.VBox):
         waiting cell, so a click on Cancel stops the job at once."""
         import asyncio
 
+        for wait in self._polls(timeout_s):
+            await asyncio.sleep(wait)
+        return self._finished()
+
+    def _polls(self, timeout_s: float | None):
+        """The waits of a follow: yields ``poll_s`` (the caller waits it, blocking or not), then refreshes, until
+        the job ends or ``timeout_s`` passes."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self.done() and (deadline is None or time.monotonic() < deadline):
-            await asyncio.sleep(self.poll_s)
+            yield self.poll_s
             self.refresh()
-        return self._finished()
 
     def _finished(self) -> str:
         if self._display is not None:
