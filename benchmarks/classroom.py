@@ -85,10 +85,12 @@ def main() -> None:
     parser.add_argument("--students", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--serial-runs", type=int, default=8)
     parser.add_argument("--dtype", default="auto", choices=DTYPE_NAMES, help="app.py's --dtype (default: its default)")
+    parser.add_argument("--threads", type=int, default=None, help="app.py's --threads (default: its default)")
     args = parser.parse_args()
     answers: dict[int, str] = {}
     rows = []
-    with running_app("--serving", "--auth", ":".join(LOGIN), "--dtype", args.dtype, timeout=60) as url:
+    app_threads = ("--threads", str(args.threads)) if args.threads else ()
+    with running_app("--serving", "--auth", ":".join(LOGIN), "--dtype", args.dtype, *app_threads, timeout=60) as url:
         client = Client(url, auth=LOGIN, verbose=False)
         client.predict(*default_run(0), api_name="/denoise")  # warm-up
         serial = []
@@ -109,7 +111,7 @@ def main() -> None:
                              tokens_s=n * INTERACTIVE.gen_length / wall, ratio=n * alone / wall))
     want = library_texts(answers, args.dtype)
     wrong = [s for s, text in answers.items() if text != want[s]]
-    print(f"dtype {args.dtype} = {dtype_named(args.dtype)}")
+    print(f"dtype {args.dtype} = {dtype_named(args.dtype)}, app threads {args.threads or 'default'}")
     print(f"one at a time: median {alone:.2f} s a run ({args.serial_runs} runs), "
           f"{INTERACTIVE.gen_length / alone:.0f} tokens/s")
     print("| students | first step p50 / p95 (s) | done p50 / p95 (s) | all done (s) | tokens/s | vs one at a time |")

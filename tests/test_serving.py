@@ -51,6 +51,13 @@ def test_serving_beyond_loopback_without_a_login_refuses_to_start_in_one_line():
     assert "Traceback" not in proc.stderr and time.monotonic() - start < 60
 
 
+def test_a_bad_thread_count_is_refused_in_one_line():
+    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), "--threads", "0", "--port", "1"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and "--threads must be at least 1" in proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app in serving mode (as on 0.0.0.0, but bound to loopback for the test) with a login, on the

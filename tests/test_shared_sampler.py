@@ -138,3 +138,20 @@ def test_errors_are_raised_in_the_caller_and_unshareable_runs_run_alone(model):
         assert sampler.active == 0
     finally:
         sampler.close()
+
+
+def test_forward_passes_use_the_samplers_threads_and_leave_the_callers_alone(model):
+    seen = []
+    hook = model.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    threads = 1 if before > 1 else 2  # unlike the caller's
+    sampler = SharedSampler(model, threads=threads)
+    try:
+        output, _ = in_threads(sampler, [([5, 9, 12], CONFIG.replace(seed=3), None)])[0]
+        assert set(seen) == {threads} and torch.get_num_threads() == before  # torch's setting is per thread
+        assert torch.equal(output, alone(model, [5, 9, 12], CONFIG.replace(seed=3))[0])
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            SharedSampler(model, threads=0)
+    finally:
+        hook.remove()
+        sampler.close()

@@ -107,15 +107,18 @@ class SharedRun:
 class SharedSampler:
     """Denoising runs from many threads batched together on one model (see the module's docstring).
 
-    ``slots``: rows per forward pass in one group (more runs wait for a free slot). ``passes`` counts the
-    forward passes made, ``rows_stepped`` the row-steps they served (their ratio is the mean batch size).
+    ``slots``: rows per forward pass in one group (more runs wait for a free slot). ``threads``: torch's
+    intra-op threads for the forward passes (torch's setting is per thread; None keeps the process's), e.g. one
+    core fewer than the machine has, so that the callers streaming the runs are not starved. ``passes`` counts
+    the forward passes made, ``rows_stepped`` the row-steps they served (their ratio is the mean batch size).
     """
 
-    def __init__(self, model, slots: int = 32, mask_id: int | None = None):
-        if isinstance(slots, bool) or not isinstance(slots, int) or slots <= 0:
-            raise ValueError(f"slots must be a positive integer, got {slots!r}")
+    def __init__(self, model, slots: int = 32, mask_id: int | None = None, threads: int | None = None):
+        for name, value in (("slots", slots), ("threads", 1 if threads is None else threads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.model = as_denoiser(model, mask_id)
-        self.slots = slots
+        self.slots, self.threads = slots, threads
         self.passes = self.rows_stepped = 0
         self._cond = threading.Condition()
         self._waiting: deque[_Ticket] = deque()
@@ -206,6 +209,8 @@ class SharedSampler:
 
     def _work(self) -> None:
         torch.set_grad_enabled(False)  # a thread's own setting
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)  # this thread's own too
         while True:
             with self._cond:
                 while not self._stopping and not self._waiting and not self._runs:

@@ -25,8 +25,10 @@ class ModelRegistry:
     """
 
     def __init__(self, default: str | None, models_dir: str | None, trust_remote_code: bool = False,
-                 dtype: torch.dtype | None = torch.float32, device: str = "cpu", device_map: str | None = None):
+                 dtype: torch.dtype | None = torch.float32, device: str = "cpu", device_map: str | None = None,
+                 sampler_threads: int | None = None):
         self.default = default
+        self.sampler_threads = sampler_threads  # the shared samplers' torch threads (None: the process's)
         self.trust_remote_code = trust_remote_code
         self.load_options = dict(dtype=dtype, device=device, device_map=device_map)
         self.models_dir = Path(models_dir) if models_dir else None
@@ -74,7 +76,7 @@ class ModelRegistry:
         with self._lock:
             where = self._cache_key(key)
             if where not in self._samplers:
-                self._samplers[where] = SharedSampler(model)
+                self._samplers[where] = SharedSampler(model, threads=self.sampler_threads)
             return self._samplers[where]
 
     def denoising(self) -> tuple[int, float]:
