@@ -116,6 +116,21 @@ def _join_process_group_env() -> None:
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
+def _run_until_cancelled(run: Callable[[], object]) -> object:
+    """Run a job's work; a cancel (SIGINT) ends it with one line in its log instead of a traceback."""
+    from .training import distributed
+
+    _join_process_group_env()
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print("stopped by a cancel (SIGINT); submitting the same run again resumes from its latest saved step",
+              file=sys.stderr, flush=True)
+        raise SystemExit(130) from None  # submitit records no result, as for any killed job
+    finally:
+        distributed.shutdown()
+
+
 class RecipeJob(submitit.helpers.Checkpointable):
     """Runs ``recipes.<recipe>(config=..., resume=True, **options)``. Checkpointable: on preemption submitit
     requeues this same object, which resumes from the latest checkpoint."""
@@ -124,14 +139,10 @@ class RecipeJob(submitit.helpers.Checkpointable):
         self.recipe, self.config, self.options = recipe, config, options
 
     def __call__(self):
-        from .training import distributed
         from . import recipes
 
-        _join_process_group_env()
-        try:
-            return getattr(recipes, RECIPES[self.recipe])(config=self.config, resume=True, **self.options)
-        finally:
-            distributed.shutdown()
+        recipe = getattr(recipes, RECIPES[self.recipe])
+        return _run_until_cancelled(lambda: recipe(config=self.config, resume=True, **self.options))
 
 
 class CommandJob(submitit.helpers.Checkpointable):
@@ -142,16 +153,11 @@ class CommandJob(submitit.helpers.Checkpointable):
         self.argv = list(argv)
 
     def __call__(self):
-        from .training import distributed
         from .commands import build_parser
 
-        _join_process_group_env()
         args = build_parser().parse_args(self.argv)  # the training commands' handlers are built in
         args.resume = True
-        try:
-            return args.func(args)
-        finally:
-            distributed.shutdown()
+        return _run_until_cancelled(lambda: args.func(args))
 
 
 # ---- the handle ----------------------------------------------------------------------------------------

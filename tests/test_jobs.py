@@ -82,6 +82,11 @@ def test_local_job_can_be_cancelled(corpus, tmp_path, sigint, capfd):
         assert not _alive(controller), "the job's processes must be gone after cancel"
         # the controller shares this process's terminal (a notebook's output): it must not print a traceback there
         assert "KeyboardInterrupt" not in capfd.readouterr().err
+        # nor in the job's own log (a notebook's monitor shows its tail): one line says what happened
+        tail = job.log_tail(40)
+        assert "Traceback" not in tail and "KeyboardInterrupt" not in tail, tail
+        if sigint == "default":  # where SIGINT is ignored, the job is killed after the grace period and says nothing
+            assert "stopped by a cancel (SIGINT)" in tail, tail
     finally:
         job.cancel(grace_s=1)  # never leave a 100,000-step job running behind a failed assertion
 
