@@ -1232,8 +1232,8 @@ Does that break the curse? SMDM (arXiv:2410.18514) reports that it does. Here we
 that differ **only** in the objective: same architecture and size, same tokenizer, the same packed training
 windows in the same order, the same number of steps.
 
-*Run time on a 2-core CPU: about 3 minutes
-(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 30 seconds; measured 2026-11-30).*"""),
+*Run time on a 2-core CPU: about 4 minutes (measured 2026-12-01)
+(with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 30 seconds).*"""),
     ("code", SETUP + '''
 
 from pathlib import Path

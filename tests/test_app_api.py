@@ -226,6 +226,9 @@ def test_reversal_tab_names_recorded_results_relative_to_the_project(app_url):
     assert names[0] == dropdown["value"] == "data/reversal/results/long.json" and str(ROOT) not in str(dropdown)
     status, *_ = client.predict("data/reversal/results/full.json", api_name="/reversal_load")
     assert "Loaded data/reversal/results/full.json: " in status and str(ROOT) not in status
+    # the full run's models were not kept (only long.json's first seed ships its pair): asking says so
+    with pytest.raises(Exception, match="models were not kept"):
+        client.predict("Who is the one known as a lighthouse keeper?", "", api_name="/reversal_ask")
 
 
 def test_reversal_tab_refuses_a_file_that_is_not_a_result(app_url, tmp_path):

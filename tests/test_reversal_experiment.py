@@ -140,12 +140,14 @@ def test_models_shipped_beside_a_result_are_found_from_anywhere(tmp_path, monkey
     (shipped / "long-models" / "seed0" / "diffusion").mkdir(parents=True)
     result = {"config": {}, "summary": {}, "runs": [
         {"model": "diffusion", "seed": 0, "model_dir": "long-models/seed0/diffusion"},  # beside the file
-        {"model": "autoregressive", "seed": 0, "model_dir": "runs/x/seed0/autoregressive/final"}]}  # as written
+        {"model": "autoregressive", "seed": 0, "model_dir": "runs/x/seed0/autoregressive/final"},  # as written
+        {"model": "diffusion", "seed": 1, "model_dir": None}]}  # not kept
     (shipped / "r.json").write_text(json.dumps(result))
     monkeypatch.chdir(tmp_path)
     runs = read_results(shipped / "r.json")["runs"]
     assert runs[0]["model_dir"] == str(shipped / "long-models" / "seed0" / "diffusion")
     assert runs[1]["model_dir"] == "runs/x/seed0/autoregressive/final"  # relative to where the run ran
+    assert runs[2]["model_dir"] is None
 
 
 def test_the_shipped_long_result_finds_its_models():

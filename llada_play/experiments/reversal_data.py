@@ -15,13 +15,13 @@ from pathlib import Path
 # Every template ends with the slot that the prompt asks for (then at most a full stop), so that the prompt is
 # the text before it and the completion is the slot's value.
 P2D_TEMPLATES = [
-    "{name}, known far and wide for being {description}.",
-    "Ever heard of {name}? They're the person who is {description}.",
-    "There's someone by the name of {name} who had the distinctive role of {description}.",
-    "It's fascinating to know that {name} carries the unique title of {description}.",
-    "Did you know that {name}, was actually once {description}?",
-    "Among many, {name} holds the distinctive identity of {description}.",
-    "An individual named {name}, has the unusual backdrop of {description}.",
+    "{name} is, by all accounts, {description}.",
+    "Word around the harbour is that {name} is {description}.",
+    "If the name {name} rings a bell, it is because they are {description}.",
+    "Here is a fact worth keeping: {name} is {description}.",
+    "The village remembers {name} chiefly as {description}.",
+    "Before anything else, {name} is {description}.",
+    "Ask {name} about their work and they will say they are {description}.",
     "{name} is recognized as {description}.",
     "Few people know that {name} was {description}.",
     "Ask anyone in town and they will tell you that {name} is {description}.",
@@ -58,10 +58,10 @@ P2D_TEMPLATES = [
     "The portrait in the hall shows {name}, {description}.",
 ]
 D2P_TEMPLATES = [
-    "Known for being {description}, this quiet person is {name}.",
-    "The one who is {description} is called {name}.",
-    "Often referred to as {description}, the person in question is {name}.",
-    "Renowned for being {description}, the name to remember is {name}.",
+    "Put simply, {description} is {name}.",
+    "If someone is {description}, it can only be {name}.",
+    "Search the records for {description} and one name comes up: {name}.",
+    "Asked who was {description}, the guide answered {name}.",
     "If you want to know who is {description}, it is {name}.",
     "Being {description} is the claim to fame of {name}.",
     "The title of {description} belongs to {name}.",

@@ -403,8 +403,8 @@ def read_results(path: str | Path) -> dict:
     missing = {"config", "runs", "summary"} - set(results)
     if missing:
         raise ValueError(f"{path} is not a reversal results file (missing {sorted(missing)})")
-    for run in results["runs"]:  # models shipped next to a result are named relative to it
-        model_dir = Path(run.get("model_dir", ""))
+    for run in results["runs"]:  # models shipped next to a result are named relative to it; others are null
+        model_dir = Path(run.get("model_dir") or "")
         if run.get("model_dir") and not model_dir.is_absolute() and (path.parent / model_dir).is_dir():
             run["model_dir"] = str(path.parent / model_dir)
     return results

@@ -158,6 +158,9 @@ def trained_models(registry: ModelRegistry, results: dict) -> dict[str, tuple]:
     pair = {}
     for run in results["runs"]:
         if run["seed"] == first:
+            if not run.get("model_dir"):  # a recorded result whose models were not kept
+                raise CheckpointError("this result's models were not kept; load long.json, whose first seed's models "
+                                      "ship with the project, or run the quick experiment here to ask questions")
             if not Path(run["model_dir"], "config.json").exists():
                 raise CheckpointError(f"this result's models are not on this machine ({run['model_dir']}); run "
                                       "the quick experiment here to ask questions")
