@@ -1470,45 +1470,31 @@ what the reverse process needs: generation starts from a fully masked sequence (
 *t* = 0. This notebook trains both kinds of model, **same size, same data, same steps and tokens**, and shows
 where the fixed-ratio model breaks down.
 
-*Run time on a 2-core CPU: about 5 minutes idle (9 min 25 s measured 2026-12-01 while a training run shared the
-cores at lower priority); with `LLADA_PLAY_QUICK=1`, as `make test` runs it: about 1 minute.*"""),
+*Run time on a 2-core CPU: about 6 minutes (measured 2026-12-01, idle); with `LLADA_PLAY_QUICK=1`, as
+`make test` runs it: about 1 minute.*"""),
     ("code", SETUP + '''
 
-import tempfile
 from pathlib import Path
 from transformers import AutoTokenizer
+from llada_play.experiments import masking_ratio as mr
 from llada_play.model.checkpoint import DEFAULT_MODEL_DIR
-from llada_play.model.config import config_from_preset
-from llada_play.training.data import PackedBatches, pack_tokens, read_corpus, split_documents
-from llada_play.model.modeling import LladaForMaskedLM
-from llada_play.model.tokenizer import special_token_ids
-from llada_play.training.trainer import TrainConfig, train
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 hf_logging.set_verbosity_error()  # packing a whole play into one id stream is intended; skip the length warning
 tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL_DIR)  # the shipped model's BPE tokenizer
-train_docs, val_docs = split_documents(read_corpus(ROOT / "data/shakespeare"), 0.05, seed=0)
-SEQ = 128
-train_tokens = pack_tokens(tokenizer, train_docs.values(), SEQ)
-val_batches = PackedBatches(pack_tokens(tokenizer, val_docs.values(), SEQ), SEQ, 16).fixed_batches(8)
-print(f"{len(train_tokens):,} training tokens; held out: {', '.join(val_docs)}")'''),
+train_tokens, val_batches, held_out = mr.corpus_windows(tokenizer, ROOT / "data/shakespeare")
+print(f"{len(train_tokens):,} training tokens; held out: {', '.join(held_out)}")'''),
     ("md", """\
 Two models of the same shape (the `mini` preset: 4 layers, width 128), trained by the same loop and loss code; the only difference
 is `fixed_mask_ratio=0.15` (BERT's ratio; BERT's random-token and kept-token replacements are left out so that
-the masking ratio is the one thing that differs)."""),
+the masking ratio is the one thing that differs). The code is `llada_play/experiments/masking_ratio.py`, which
+also records the same comparison at larger budgets than this notebook has minutes for."""),
     ("code", '''\
 STEPS = 100 if QUICK else 1000
-models, curves = {}, {}
-for name, ratio in [("fixed 15% (BERT-style)", 0.15), ("t ~ U(0,1) (LLaDA)", None)]:
-    torch.manual_seed(0)
-    model = LladaForMaskedLM(config_from_preset("mini", **special_token_ids(tokenizer)))
-    config = TrainConfig(objective="pretrain", output_dir=tempfile.mkdtemp(), max_steps=STEPS, lr=2e-3,
-                         warmup_steps=50, fixed_mask_ratio=ratio, seed=0, progress=False, save_every=10_000)
-    curves[name] = []
-    result = train(model, PackedBatches(train_tokens, SEQ, 16), config,
-                   hooks=lambda record, name=name: curves[name].append(record.loss))
-    models[name] = model.eval()
-    print(f"{name}: {result.steps} steps x 16 x {SEQ} = {result.steps * 16 * SEQ:,} tokens, "
+curves = {name: [] for name in mr.OBJECTIVES}  # every step's training loss, for each model
+models = mr.train_pair(tokenizer, train_tokens, STEPS, on_step=lambda name, record: curves[name].append(record.loss))
+for name, model in models.items():
+    print(f"{name}: {STEPS} steps x {mr.BATCH} x {mr.SEQ} = {STEPS * mr.BATCH * mr.SEQ:,} tokens, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters")'''),
     ("md", """\
 ## Masked-token loss against the masking ratio
@@ -1517,11 +1503,9 @@ For each ratio *t*, mask the held-out windows at exactly that rate and measure t
 tokens (`llada_play.training.evaluation.loss_by_mask_ratio`)."""),
     ("code", '''\
 import plotly.graph_objects as go
-from llada_play.training.evaluation import loss_by_mask_ratio
 
-RATIOS = [0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0]
-by_ratio = {name: loss_by_mask_ratio(m, val_batches, m.config.mask_token_id, ratios=RATIOS)
-            for name, m in models.items()}
+RATIOS = mr.RATIOS
+by_ratio = mr.loss_curves(models, val_batches, RATIOS)
 fig = go.Figure()
 for name, losses in by_ratio.items():
     fig.add_scatter(x=list(losses), y=list(losses.values()), mode="lines+markers", name=name)
@@ -1530,7 +1514,7 @@ fig.update_layout(title="Held-out masked-token loss by masking ratio", xaxis_tit
                   yaxis_title="cross-entropy (nats per masked token)", template="plotly_white", height=400)
 fig.show()'''),
     ("code", '''\
-fixed, uniform = by_ratio["fixed 15% (BERT-style)"], by_ratio["t ~ U(0,1) (LLaDA)"]
+fixed, uniform = by_ratio[mr.FIXED], by_ratio[mr.UNIFORM]
 print(f"t = 0.15 (the fixed model's training ratio): fixed {fixed[0.15]:.2f}, uniform {uniform[0.15]:.2f} nats")
 print(f"t = 1.0 (where generation starts):          fixed {fixed[1.0]:.2f}, uniform {uniform[1.0]:.2f} nats")
 print("ratios where the fixed-ratio model is worse:", [t for t in RATIOS if fixed[t] > uniform[t]])'''),
@@ -1585,50 +1569,38 @@ text reads more like Shakespeare to another model; text that loops also scores l
 tokens is printed beside it. Mean ± standard error over the seeds."""),
     ("code", '''\
 from llada_play.model.checkpoint import DEFAULT_AR_MODEL_DIR, load_model
-from llada_play.training.evaluation import autoregressive_nll_per_sequence, mean_and_standard_error
 
 twin, _ = load_model(DEFAULT_AR_MODEL_DIR)
 SEEDS = range(3 if QUICK else 12)
-written = {}
-for name, m in models.items():
-    nll, distinct = [], []
-    for seed in SEEDS:
-        out = generate(m, empty, steps=64, gen_length=64, block_length=32, temperature=1.0, seed=seed)[0]
-        ends = (out == tokenizer.eos_token_id).nonzero()
-        text = out[: int(ends[0]) if len(ends) else len(out)]
-        if len(text) < 2:
-            text = out[:2]  # ended at once: score its first two tokens
-        nll.append(autoregressive_nll_per_sequence(twin, text[None]).item())
-        distinct.append(len(set(text.tolist())) / len(text))
-    written[name] = (mean_and_standard_error(nll), mean_and_standard_error(distinct))
-    (m_nll, se_nll), (m_d, se_d) = written[name]
+result = mr.compare(models, val_batches, twin, tokenizer.eos_token_id, SEEDS, STEPS, curves=by_ratio)
+for name, scores in result["written"].items():
+    (m_nll, se_nll), (m_d, se_d) = scores["nll"], scores["distinct"]
     print(f"{name}: twin's NLL {m_nll:.2f} ± {se_nll:.2f} nats/token, distinct tokens {m_d:.0%} ± {se_d:.0%}")'''),
+    ("md", """\
+The same comparison was recorded at larger budgets with `python -m llada_play.experiments.masking_ratio --steps N`
+(same code, same seeds; the files are in `data/masking_ratio/`). The conclusion reads this run and those."""),
     ("code", '''\
-# The conclusion, from this run's numbers.
-F, U = "fixed 15% (BERT-style)", "t ~ U(0,1) (LLaDA)"
-(f_nll, f_se), _ = written[F]
-(u_nll, u_se), _ = written[U]
-separated = abs(f_nll - u_nll) > 2 * (f_se ** 2 + u_se ** 2) ** 0.5
-better_bound = U if nelbo[U] < nelbo[F] else F
-print(f"Bound: the {better_bound} model has the lower NELBO ({nelbo[U]:.2f} against {nelbo[F]:.2f} nats per "
-      f"token for {U} and {F}).")
-if not separated:
-    verdict = "the two are within two standard errors of each other: no difference shown"
+# The conclusion, from this run's numbers and the recorded budgets'.
+recorded = [r for r in mr.recorded_results(ROOT / "data/masking_ratio") if r["steps"] != STEPS]
+for r in [result, *recorded]:
+    print(*mr.conclusion(r), sep="\\n  ")
+better = [f"{r['steps']:,}" for r in [result, *recorded] if mr.uniform_writes_better(r)]
+largest = max([result, *recorded], key=lambda r: r["steps"])
+if better:
+    print(f"\\nUniform-t writes better at {', '.join(better)} training steps, as LLaDA's argument predicts.")
 else:
-    verdict = f"the {U if u_nll < f_nll else F} model's text reads more like the corpus, beyond two standard errors"
-print(f"Generation from all masks at {STEPS} training steps: {verdict} "
-      f"({u_nll:.2f} ± {u_se:.2f} against {f_nll:.2f} ± {f_se:.2f} nats/token under the twin).")
-if not (separated and u_nll < f_nll):
-    print("At this budget the uniform-t model does not yet write better than the fixed-ratio one; a larger budget "
-          "(more steps than fit in this notebook's minutes on a 2-core CPU) was not run here.")'''),
+    print(f"\\nAt no budget measured, up to {largest['steps']:,} steps ({largest['tokens_per_model']:,} tokens a "
+          "model), does the uniform-t model write better than the fixed-ratio one; if it overtakes it, that happens "
+          "beyond the budgets a 2-core CPU could give here.")'''),
     ("md", """\
 The fixed-ratio model has only ever seen sequences that are 85% visible. The loss curve measures what that
 costs: it is the better model near its training ratio and the worse one at the high ratios printed above, which
 is where sampling starts (every step of the reverse process walks *t* down from 1, so the model is asked to
 predict at every ratio along the way). The bound and the generations are compared in the printed conclusion,
 computed from this run's numbers: read it rather than this paragraph. The uniformly masked model is trained at
-every ratio it meets while sampling, which is what LLaDA relies on to make a masked language model generative;
-whether that already shows in the text at a budget this small is what the measurement answers."""),
+every ratio it meets while sampling, which is what LLaDA relies on to make a masked language model generative.
+Whether that shows in the text depends on the budget: the printed conclusion says at which of the budgets
+measured it does (this notebook's own and the recorded ones in `data/masking_ratio/`)."""),
     ("md", """\
 ## Exercises
 
@@ -1638,9 +1610,8 @@ whether that already shows in the text at a budget this small is what the measur
     ("answer", '''\
 # Answer 1: the held-out loss of both models on a finer grid of ratios.
 FINE = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
-fine = {name: loss_by_mask_ratio(m, val_batches[:2], m.config.mask_token_id, ratios=FINE)
-        for name, m in models.items()}
-fixed_fine, uniform_fine = fine["fixed 15% (BERT-style)"], fine["t ~ U(0,1) (LLaDA)"]
+fine = mr.loss_curves(models, val_batches[:2], FINE)
+fixed_fine, uniform_fine = fine[mr.FIXED], fine[mr.UNIFORM]
 for t in FINE:
     print(f"t = {t:.2f}: fixed {fixed_fine[t]:.3f}, uniform {uniform_fine[t]:.3f} nats")
 worse = [t for t in FINE if fixed_fine[t] > uniform_fine[t]]
