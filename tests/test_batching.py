@@ -4,7 +4,7 @@ refilled as soon as a row finishes, clear errors."""
 import pytest
 import torch
 
-from llada_play import LladaForMaskedLM, config_from_preset, generate
+from llada_play import LladaForMaskedLM, SamplerConfig, config_from_preset, generate
 from llada_play.diffusion.batching import generate_many
 from tests.conftest import PerRowModel
 
@@ -86,3 +86,24 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match="must be divisible by block_length"):
         generate_many(model, [[5, 6]], steps=12, gen_length=24, block_length=7)
     assert generate_many(model, [], **KW) == []
+
+
+def test_logits_hooks_and_forbid_apply_to_every_prompt_as_alone():
+    model = small_model()
+    prompts = [[5, 9], [6, 9, 12], [7]]
+
+    def hook(context, logits):
+        logits[:, context.block_start, 17] = 1e4  # every block opens with token 17
+
+    options = dict(logits_hooks=hook, forbid=[11, 12])
+    out = generate_many(model, prompts, batch_size=2, **KW, **options)
+    for prompt, row in zip(prompts, out):
+        alone = generate(model, torch.tensor([prompt]), **KW, **options)[0]
+        assert torch.equal(row, alone)
+        generation = row[len(prompt):]
+        assert (generation[::KW["block_length"]] == 17).all() and not torch.isin(generation, torch.tensor([11, 12])).any()
+
+
+def test_a_config_and_options_together_are_refused():
+    with pytest.raises(ValueError, match="not both"):
+        generate_many(small_model(), [[5, 6]], config=SamplerConfig(**KW), temperature=1.0)

@@ -155,3 +155,73 @@ def test_forward_passes_use_the_samplers_threads_and_leave_the_callers_alone(mod
     finally:
         hook.remove()
         sampler.close()
+
+
+def love_hook(position: int, token: int):
+    """A logits hook that puts all the mass on ``token`` at ``position`` (of the run's own canvas)."""
+    def hook(context, logits):
+        logits[:, position] = float("-inf")
+        logits[:, position, token] = 0.0
+    return hook
+
+
+def test_logits_hooks_and_forbid_steer_shared_runs_as_they_steer_denoise(model):
+    config = CONFIG.replace(seed=3)
+    prompt = torch.tensor([[5, 9, 12]])
+    free = denoise(model, prompt, config).finish()
+    banned = int(free[0, 6])
+    options = dict(logits_hooks=love_hook(4, 17), forbid={3: [banned]})
+    expected = denoise(model, prompt, config, **options).finish()
+    assert expected[0, 4] == 17 and expected[0, 6] != banned  # generation position 3 is canvas position 6
+    sampler = SharedSampler(model, slots=4)
+    try:
+        others = [sampler.denoise(torch.tensor([[6, 9, 12]]), config.replace(seed=s)) for s in range(3)]
+        steered = sampler.denoise(prompt, config, **options)
+        assert torch.equal(steered.finish(), expected)
+        for other in others:
+            other.finish()
+    finally:
+        sampler.close()
+
+
+def test_a_steerable_shared_run_is_steered_exactly_as_denoise(model):
+    config = CONFIG.replace(seed=5)
+    prompt = torch.tensor([[5, 9, 12]])
+
+    def steer(run):
+        steps = []
+        for record in run:
+            steps.append(record.x_after.clone())
+            if record.step == 1:
+                masked = (record.x_after[0] == MASK).nonzero().flatten()
+                record.force(int(masked[-1]), 21)
+                record.forbid(int(masked[0]), int(record.predicted[0, masked[0]]))
+            if record.step == 9:
+                record.stop()
+        return run.output, steps
+
+    expected = steer(denoise(model, prompt, config))
+    sampler = SharedSampler(model, slots=4)
+    try:
+        busy = [sampler.denoise(torch.tensor([[7, 9, 12]]), config.replace(seed=s)) for s in range(2)]
+        got = steer(sampler.denoise(prompt, config, steer=True))
+        for run in busy:
+            run.finish()
+    finally:
+        sampler.close()
+    assert torch.equal(got[0], expected[0]) and len(got[1]) == len(expected[1]) == 10
+    assert all(torch.equal(a, b) for a, b in zip(got[1], expected[1]))
+
+
+def test_a_streaming_shared_run_refuses_steering_by_name(model):
+    sampler = SharedSampler(model)
+    try:
+        run = sampler.denoise(torch.tensor([[5, 9]]), CONFIG.replace(seed=1))
+        record = next(run)
+        with pytest.raises(ValueError, match="steer=True"):
+            record.force(10, 5)
+        with pytest.raises(ValueError, match="steer=True"):
+            record.stop()
+        run.close()
+    finally:
+        sampler.close()

@@ -59,18 +59,26 @@ class StepRecord:
     _forced: list[tuple[int, int, int]] = field(default_factory=list)
     _forbidden: list[tuple[int, int, int]] = field(default_factory=list)
     _stop: bool = False
+    _refusal: str | None = None  # why this record cannot steer its run (a run that only streams its records)
 
     def force(self, position: int, token: int, row: int = 0) -> None:
         """Commit ``token`` at a still-masked ``position`` before the next step (recorded in traces)."""
+        self._steerable()
         self._forced.append((row, position, token))
 
     def forbid(self, position: int, token: int, row: int = 0) -> None:
         """Never let the sampler commit ``token`` at ``position`` from the next step on."""
+        self._steerable()
         self._forbidden.append((row, position, token))
 
     def stop(self) -> None:
         """End the run after this step; still-masked positions stay masked in the output."""
+        self._steerable()
         self._stop = True
+
+    def _steerable(self) -> None:
+        if self._refusal is not None:
+            raise ValueError(self._refusal)
 
     @property
     def forced(self) -> list[tuple[int, int, int]]:

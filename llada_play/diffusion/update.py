@@ -1,5 +1,5 @@
-"""The reverse process's update rule, as small functions on tensors shared by ``denoise``/``generate`` (one
-block for the whole batch) and ``generate_many`` (each row in its own block):
+"""The reverse process's update rule, as small functions on tensors, called by the step engine (:mod:`engine`)
+for every row of its table, each row in its own block:
 
     logits -> block_logits (forbidden tokens out) -> predict -> score -> choose_commits -> commit
 
@@ -71,31 +71,6 @@ def resolve_rules(config: SamplerConfig, model: Denoiser) -> SamplingRules:
     last = sorted(set(eos) | set(model.end_of_turn_ids)) if config.confidence_eos_eot_inf else eos
     return SamplingRules(config, model.mask_id, get_scorer(config.remasking), eos_ids,
                          torch.tensor(last, dtype=torch.long, device=device))
-
-
-def check_against_model(config: SamplerConfig, model: Denoiser, longest_prompt: int, shortest_prompt: int) -> None:
-    """What a config cannot do with this model and these prompt lengths, as a ValueError."""
-    context = model.context_length
-    if context is not None and longest_prompt + config.gen_length > context:
-        raise ValueError(f"prompt ({longest_prompt} tokens) plus generation ({config.gen_length} tokens) is longer "
-                         f"than the model's context of {context} tokens")
-    if shortest_prompt == 0 and config.cfg_scale > 0:
-        raise ValueError("classifier-free guidance (cfg_scale > 0) needs a non-empty prompt")
-    if config.cache and not model.supports_block_cache:
-        model.new_block_cache()  # raises, naming the model and its family
-
-
-def check_token_ids(ids: torch.Tensor, vocab_size: int | None, what: str = "prompt") -> None:
-    """ValueError naming the first id outside [0, vocab_size) (torch's embedding would fail with an IndexError):
-    its row and position for a batch (batch, length), its position for one sequence (length,)."""
-    if vocab_size is None or ids.numel() == 0:
-        return
-    bad = ((ids < 0) | (ids >= vocab_size)).nonzero()
-    if len(bad):
-        where = tuple(int(i) for i in bad[0])
-        place = f"row {where[0]}, position {where[1]}" if ids.dim() == 2 else f"position {where[0]}"
-        raise ValueError(f"{what} token id {int(ids[where])} at {place} is outside the model's vocabulary "
-                         f"[0, {vocab_size})")
 
 
 def block_logits(logits: torch.Tensor, rules: SamplingRules) -> torch.Tensor:
@@ -175,24 +150,28 @@ def choose_commits(step: BlockStep, steps_left: int | torch.Tensor, rules: Sampl
     return (rank_within_rows(step.scores) < share[:, None]) & masked
 
 
-class RowGenerators(list):
-    """One ``torch.Generator`` (or None) per row of the step's table: each row then draws its random numbers
-    exactly as it would in a run of its own with that generator (requests from different users batched
-    together each keep their seed)."""
+class GeneratorChunks(list):
+    """(rows, generator) for consecutive runs of the step's table: each run then draws its random numbers exactly
+    as it would in a run of its own with that generator (requests from different users batched together each
+    keep their seed)."""
 
 
 def predict_and_score(candidate_logits: torch.Tensor, rows: torch.LongTensor, table_rows: int,
                       rules: SamplingRules, generator) -> tuple[torch.LongTensor, torch.Tensor]:
     """The predicted token and remasking score of every candidate (candidates in row-major order)."""
-    if not isinstance(generator, RowGenerators):
+    if not isinstance(generator, GeneratorChunks):
         predicted = predict(candidate_logits, rules, generator)
         return predicted, score(candidate_logits, predicted, rules, generator)
-    counts = torch.bincount(rows, minlength=table_rows).tolist()
-    parts = [(chunk, g) for chunk, g, n in zip(candidate_logits.split(counts), generator, counts) if n]
-    predicted = [predict(chunk, rules, g) for chunk, g in parts]
-    scores = [score(chunk, p, rules, g) for (chunk, g), p in zip(parts, predicted)]
+    per_row = torch.bincount(rows, minlength=table_rows).tolist()
+    counts, first = [], 0
+    for n, _ in generator:
+        counts.append(sum(per_row[first:first + n]))
+        first += n
+    parts = [(chunk, g) for chunk, (_, g), n in zip(candidate_logits.split(counts), generator, counts) if n]
     if not parts:
         return candidate_logits.new_zeros(0, dtype=torch.long), candidate_logits.new_zeros(0)
+    predicted = [predict(chunk, rules, g) for chunk, g in parts]
+    scores = [score(chunk, p, rules, g) for (chunk, g), p in zip(parts, predicted)]
     return torch.cat(predicted), torch.cat(scores)
 
 
@@ -201,7 +180,7 @@ def propose(block_x: torch.LongTensor, logits: torch.Tensor, steps_left: int | t
     """The whole update for one step: predict every candidate, score it, choose what to commit.
 
     ``block_x``: (rows, width) current blocks; ``logits``: their :func:`block_logits`; ``generator``: one for
-    the whole table, or a :class:`RowGenerators`."""
+    the whole table, or :class:`GeneratorChunks`."""
     masked = block_x == rules.mask_id
     rows, cols = masked.nonzero(as_tuple=True)
     candidate_logits = logits[rows, cols]
