@@ -1,6 +1,6 @@
 """The package's layout: no import cycles, and each layer imports only the layers below it.
 
-model < diffusion < training < experiments < recipes, jobs, commands, cli < ui. Every ``import`` counts,
+base (flags) < model < diffusion < training < experiments < recipes, runs, jobs, cli < ui. Every ``import`` counts,
 including those inside functions (the lazy ones), since they still tie the modules together. A package's
 ``__init__`` importing its own submodules stays within its layer; the top-level ``llada_play/__init__.py``,
 which re-exports the public API of several layers, is exempt.
@@ -13,14 +13,16 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "llada_play"
 
-BELOW_TOP = {"model", "diffusion", "training", "experiments"}
-TOP_MODULES = {"recipes", "jobs", "cli", "commands"}
+BASE_MODULES = {"flags"}  # below every layer: importable from all of them, imports none of them
+BELOW_TOP = {"base", "model", "diffusion", "training", "experiments"}
+TOP_MODULES = {"recipes", "runs", "jobs", "cli", "commands"}
 # layer -> the layers its modules may import ("root" is llada_play/__init__.py)
 ALLOWED = {
-    "model": {"model"},
-    "diffusion": {"model", "diffusion"},
-    "training": {"model", "diffusion", "training"},
-    "experiments": {"model", "diffusion", "training", "experiments"},
+    "base": {"base"},
+    "model": {"base", "model"},
+    "diffusion": {"base", "model", "diffusion"},
+    "training": {"base", "model", "diffusion", "training"},
+    "experiments": {"base", "model", "diffusion", "training", "experiments"},
     "top": BELOW_TOP | {"top", "root"},
     "ui": BELOW_TOP | {"top", "root", "ui"},
 }
@@ -87,6 +89,8 @@ def layer_of(module: str, root: str = "llada_play") -> str | None:
         return "root"
     if parts[1] in BELOW_TOP | {"ui"}:
         return parts[1]
+    if len(parts) == 2 and parts[1] in BASE_MODULES:
+        return "base"
     if len(parts) == 2 and parts[1] in TOP_MODULES:
         return "top"
     return None

@@ -134,33 +134,20 @@ def option_names() -> list[str]:
     return [f.name for f in fields(SamplerConfig)]
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def add_sampler_arguments(parser: argparse.ArgumentParser, defaults: SamplerConfig = INTERACTIVE) -> None:
-    """One command-line flag per :class:`SamplerConfig` field (``--gen-length``...), defaults from ``defaults``."""
+    """One command-line flag per :class:`SamplerConfig` field (``--gen-length``...), defaults from ``defaults``:
+    the project's one rule from a dataclass to flags (:mod:`llada_play.flags`)."""
+    from ..flags import add_config_arguments
     from .remasking import REMASKING
 
-    group = parser.add_argument_group("sampler")
-    for f in fields(SamplerConfig):
-        default = getattr(defaults, f.name)
-        help_text = f.metadata["help"] + ("" if default in (None, False) else f" (default {default})")
-        kind = f.type if isinstance(f.type, str) else f.type.__name__
-        if kind == "bool":
-            group.add_argument(_flag(f.name), action="store_true", default=default, help=help_text)
-        elif f.name == "eos_token_ids":
-            group.add_argument(_flag(f.name), type=int, nargs="+", default=default, metavar="ID", help=help_text)
-        elif f.name == "remasking":
-            group.add_argument(_flag(f.name), default=default, choices=sorted(REMASKING), help=help_text)
-        else:
-            convert = float if kind.startswith("float") else int if kind.startswith("int") else str
-            metavar = None if "choices" in f.metadata else {int: "N", float: "X"}.get(convert)
-            group.add_argument(_flag(f.name), type=convert, default=default, choices=f.metadata.get("choices"),
-                               metavar=metavar, help=help_text)
+    add_config_arguments(parser.add_argument_group("sampler"), SamplerConfig, defaults,
+                         overrides={"remasking": {"choices": sorted(REMASKING)}, "eos_token_ids": {"metavar": "ID"}})
 
 
 def sampler_config_from_args(args: argparse.Namespace) -> SamplerConfig:
-    """The :class:`SamplerConfig` of parsed flags made by :func:`add_sampler_arguments`."""
-    return SamplerConfig(**{name: getattr(args, name) for name in option_names()})
+    """The :class:`SamplerConfig` of parsed flags made by :func:`add_sampler_arguments` (the flags given, over the
+    defaults it was given)."""
+    from ..flags import config_from_args
+
+    return config_from_args(SamplerConfig, args)
 

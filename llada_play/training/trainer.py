@@ -30,26 +30,26 @@ OBJECTIVES = ("pretrain", "sft", "autoregressive")
 @dataclass
 class TrainConfig:
     objective: str = "pretrain"  # pretrain | sft | autoregressive
-    output_dir: str = "runs/default"
-    max_steps: int = 1000
-    lr: float = 1e-3
+    output_dir: str = "runs/default"  # run directory (checkpoints, metrics.jsonl, final/)
+    max_steps: int = 1000  # optimizer steps
+    lr: float = 1e-3  # peak learning rate
     min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    mask_eps: float = 1e-3
-    random_length_prob: float = 0.01
-    fixed_mask_ratio: float | None = None  # pretrain only: one ratio for all sequences (BERT-style baseline)
-    seed: int = 0
+    warmup_steps: int = 100  # linear warm-up steps before the cosine decay
+    weight_decay: float = 0.1  # AdamW weight decay
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.95  # AdamW beta2
+    grad_clip: float = 1.0  # clip the gradient norm to this
+    grad_accum: int = 1  # batches accumulated per optimizer step
+    mask_eps: float = 1e-3  # the smallest masking ratio drawn (t in [eps, 1])
+    random_length_prob: float = 0.01  # pretrain: share of batches cut to a random length, as LLaDA does
+    fixed_mask_ratio: float | None = None  # pretrain only: one ratio for all sequences (0.15: the BERT-style baseline)
+    seed: int = 0  # seed of the masks and the data order
     precision: str = "auto"  # auto (bf16 where the device runs it fast) | bf16 | fp32
-    device: str = "cpu"
-    log_every: int = 10
-    save_every: int = 250
-    keep_last: int = 2
-    progress: bool = True
+    device: str = "cpu"  # where to train (cpu, cuda, cuda:1...)
+    log_every: int = 10  # steps between rows of metrics.jsonl
+    save_every: int = 250  # steps between checkpoints
+    keep_last: int = 2  # checkpoints kept
+    progress: bool = True  # show a progress bar
     ddp_backend: str = "auto"  # several processes: auto (nccl on GPUs, gloo on CPU) | gloo | nccl
 
     def __post_init__(self):
