@@ -8,6 +8,7 @@ The page itself is built in ``llada_play/ui`` (``app.build_app`` composes one mo
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 
@@ -57,6 +58,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--training-slots", type=int, default=1,
                         help="training runs (Quick SFT, reversal experiment) at once; the others queue (default 1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--logits-hook", action="append", default=[], metavar="MODULE:FUNCTION",
+                        help="a logits hook (a function (LogitsContext, logits) -> logits or None) applied to every "
+                             "run of the sampling tabs, imported from an importable module; repeat for more")
     parser.add_argument("--reversal-overrides", default=None, metavar="JSON",
                         help="settings for the reversal tab's quick run, e.g. '{\"steps\": 200}' on a slow machine")
     return parser
@@ -92,6 +96,23 @@ def serving_options(parser: argparse.ArgumentParser, args) -> tuple[list[tuple[s
         LOCAL if args.training_slots == 1 else ServingPolicy(training_slots=args.training_slots)
 
 
+def logits_hooks(parser: argparse.ArgumentParser, names: list[str]) -> list:
+    """The functions named ``module:function``, imported; a bad name ends the app with one line."""
+    hooks = []
+    for name in names:
+        module_name, sep, function = name.partition(":")
+        if not sep or not module_name or not function:
+            parser.error(f"--logits-hook {name!r} should look like module:function")
+        try:
+            hook = getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as err:
+            parser.error(f"--logits-hook {name!r}: {err}")
+        if not callable(hook):
+            parser.error(f"--logits-hook {name!r} is not callable")
+        hooks.append(hook)
+    return hooks
+
+
 def sampling_threads() -> int:
     """One core fewer than this process may use, at least 1: the model shares the machine with the server's own
     threads and often a browser, and torch's threads slow down a lot when one of them has to wait for a core."""
@@ -109,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_grad_enabled(False)
     registry = ModelRegistry(args.model, args.models_dir, trust_remote_code=args.trust_remote_code,
                              dtype=dtype_named(args.dtype, args.device), device=args.device, device_map=args.device_map,
-                             sampler_threads=args.threads or sampling_threads())
+                             sampler_threads=args.threads or sampling_threads(),
+                             logits_hooks=logits_hooks(parser, args.logits_hook))
     launch(build_app(registry, overrides, policy), args.host, args.port, logins, policy)
 
 

@@ -310,3 +310,42 @@ def test_puzzle_tab_refuses_bad_givens_with_the_library_message(app_url, givens,
     client = Client(url, verbose=False)
     with pytest.raises(Exception, match=message):
         client.predict(givens, "low_confidence", 36, 0, api_name="/puzzle_solve")
+
+
+def test_never_write_forbids_words_in_the_denoise_tab_as_in_the_library(app_url):
+    url, path = app_url
+    client = Client(url, verbose=False)
+    model, tokenizer = load_model(path, dtype=APP_DTYPE)
+    prompt = encode_prompt(tokenizer, ARGS["prompt_text"])
+    free = client.predict(*ARGS.values(), api_name="/denoise")[2]
+    common = max(set(free.replace(" ", "")), key=free.count)  # the free run's most frequent character
+    steered = client.predict(*ARGS.values(), common, api_name="/denoise")[2]
+    assert common not in steered and steered != free
+    ids = tokenizer(common, add_special_tokens=False).input_ids
+    out = generate(model, prompt, steps=8, gen_length=16, block_length=8, temperature=0.7, seed=11, forbid=ids)
+    assert steered == decode_generation(tokenizer, out[0], prompt.shape[1])
+    with pytest.raises(Exception, match="not one"):
+        client.predict(*ARGS.values(), "To be", api_name="/denoise")
+
+
+def test_a_logits_hook_named_on_the_command_line_steers_denoise_and_chat(app_url):
+    from tests.app_hooks import OPENING_TOKEN, open_blocks_with_a_token
+    _, path = app_url
+    model, tokenizer = load_model(path, dtype=APP_DTYPE)
+    with running_app("--model", str(path), "--logits-hook", "tests.app_hooks:open_blocks_with_a_token") as url:
+        client = Client(url, verbose=False)
+        text = client.predict(*ARGS.values(), api_name="/denoise")[2]
+        history, _, _ = client.predict("Hi", [], 16, 8, 8, 0.0, 0.0, "low_confidence", 0.0, 0, api_name="/chat")
+    prompt = encode_prompt(tokenizer, ARGS["prompt_text"])
+    out = generate(model, prompt, steps=8, gen_length=16, block_length=8, temperature=0.7, seed=11,
+                   logits_hooks=open_blocks_with_a_token)
+    assert (out[0, prompt.shape[1]::8] == OPENING_TOKEN).all()
+    assert text == decode_generation(tokenizer, out[0], prompt.shape[1])
+    # the chat reply went through the shared sampler with the hook too: the library's reply, token for token
+    from llada_play.model.text import stop_token_ids
+    from llada_play.ui.tabs.chat import plain
+    chat = encode_prompt(tokenizer, [{"role": "user", "content": "Hi"}], chat=True)
+    reply = generate(model, chat, steps=8, gen_length=16, block_length=8, seed=0, eos_last=True,
+                     eos_token_ids=sorted(stop_token_ids(tokenizer)), logits_hooks=open_blocks_with_a_token)
+    assert (reply[0, chat.shape[1]::8] == OPENING_TOKEN).all()
+    assert plain(history[-1]["content"]) == decode_generation(tokenizer, reply[0], chat.shape[1]).strip()

@@ -56,7 +56,9 @@ def test_the_default_first_run_does_not_loop(shipped):
 
 def test_the_apps_first_denoise_run_is_the_default_and_does_not_loop(shipped):
     """The page as a new user opens it: no model given, every control left as it is, Denoise clicked. The app
-    runs in bfloat16 where the processor has it (--dtype auto); the first run reads the same in float32."""
+    runs in bfloat16 where the processor has it (--dtype auto): its first run is the library's in that dtype,
+    and does not loop in either dtype (on an AMX processor the float32 run parts from the bfloat16 one after
+    about 30 tokens, at a near tie; on processors without bfloat16 both are float32)."""
     from gradio_client import Client
 
     from tests.browser import APP_DTYPE, running_app
@@ -65,8 +67,8 @@ def test_the_apps_first_denoise_run_is_the_default_and_does_not_loop(shipped):
         status, _canvas, text = Client(url, verbose=False).predict(api_name="/denoise")[:3]
     assert status.startswith("Done: 64 steps")
     assert text == first_run(*load_model(dtype=APP_DTYPE), INTERACTIVE)
-    assert text == first_run(*shipped, INTERACTIVE)
-    assert bench.repeated_ngram_fraction(bench.words(text)) < LOOPING_REP3 and not bench.has_repeated_line(text)
+    for run in (text, first_run(*shipped, INTERACTIVE)):  # the app's dtype, float32
+        assert bench.repeated_ngram_fraction(bench.words(run)) < LOOPING_REP3 and not bench.has_repeated_line(run)
 
 
 def test_the_default_is_reproducible_and_keeps_its_shape():

@@ -222,3 +222,30 @@ def test_functions_stay_readable():
     too_long = {name: n for name, n in lengths.items() if n >= 80}
     assert not too_long, f"functions of 80 lines or more: {too_long}"
     assert lengths["llada_play/diffusion/sampling.py:generate"] < 60
+
+
+def callers_of(names: set[str]) -> dict[str, set[str]]:
+    """name -> the library modules (paths under llada_play/) that call a function of that name."""
+    found: dict[str, set[str]] = {name: set() for name in names}
+    for path in PACKAGE_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+                if name in found:
+                    found[name].add(str(path.relative_to(PACKAGE_DIR)))
+    return found
+
+
+def test_one_step_engine_and_one_set_up():
+    """No second implementation of the denoising step: the update rule's pieces are called by the engine alone
+    (update.py calls its own helpers; guided_logits, the model call under guidance, is also the likelihood's);
+    the set-up checks by requests.prepare alone."""
+    step = callers_of({"propose", "choose_commits", "block_logits", "end_rows_after_eos_block",
+                       "call_logits_hooks", "step_predictions"})
+    for name, modules in step.items():
+        assert modules <= {"diffusion/update.py", "diffusion/engine.py"}, (name, modules)
+    assert step["propose"] == {"diffusion/engine.py"}
+    set_up = callers_of({"check_against_model", "check_token_ids", "resolve_rules", "pinned_tokens"})
+    for name, modules in set_up.items():
+        assert modules == {"diffusion/requests.py"}, (name, modules)

@@ -38,7 +38,7 @@ def in_threads(sampler, jobs):
 
     def work(i, prompt, config, constraints):
         barrier.wait()
-        run = sampler.denoise(torch.tensor([prompt]), config, constraints)
+        run = sampler.start(torch.tensor([prompt]), config, constraints)
         records = [r.x_after.clone() for r in run]
         results[i] = (run.output, records)
 
@@ -83,7 +83,7 @@ def test_settings_and_lengths_that_cannot_share_run_in_their_own_groups(model):
 def test_records_are_those_of_a_run_of_one(model):
     sampler = SharedSampler(model)
     try:
-        shared = list(sampler.denoise(torch.tensor([[5, 9, 12]]), CONFIG.replace(seed=7, topk=3)))
+        shared = list(sampler.start(torch.tensor([[5, 9, 12]]), CONFIG.replace(seed=7, topk=3)))
     finally:
         sampler.close()
     own = list(denoise(model, torch.tensor([[5, 9, 12]]), CONFIG.replace(seed=7, topk=3)))
@@ -108,18 +108,18 @@ def test_a_closed_or_dropped_run_frees_its_slot(model):
     sampler = SharedSampler(model, slots=1)
     slow = CONFIG.replace(steps=16, seed=0)
     try:
-        first = sampler.denoise(torch.tensor([[5, 9]]), slow)
+        first = sampler.start(torch.tensor([[5, 9]]), slow)
         next(first)
-        waiting = sampler.denoise(torch.tensor([[6, 9]]), slow)  # no free slot: waits
+        waiting = sampler.start(torch.tensor([[6, 9]]), slow)  # no free slot: waits
         first.close()
         assert len(list(waiting)) == 16  # it got the slot
         assert (first.output == MASK).any()  # abandoned: masked positions stay masked
-        dropped = sampler.denoise(torch.tensor([[7, 9]]), slow)
+        dropped = sampler.start(torch.tensor([[7, 9]]), slow)
         next(dropped)
         del dropped  # a caller that went away (a closed browser) without closing
         gc.collect()
         wait_until(lambda: sampler.active == 0)
-        assert len(list(sampler.denoise(torch.tensor([[8, 9]]), slow))) == 16
+        assert len(list(sampler.start(torch.tensor([[8, 9]]), slow))) == 16
     finally:
         sampler.close()
 
@@ -128,12 +128,12 @@ def test_errors_are_raised_in_the_caller_and_unshareable_runs_run_alone(model):
     sampler = SharedSampler(model)
     try:
         with pytest.raises(ValueError, match="outside the model's vocabulary"):
-            sampler.denoise(torch.tensor([[5, 99]]), CONFIG)
+            sampler.start(torch.tensor([[5, 99]]), CONFIG)
         with pytest.raises(ValueError, match="constraint position 40"):
-            sampler.denoise(torch.tensor([[5, 9]]), CONFIG, {40: 5})
+            sampler.start(torch.tensor([[5, 9]]), CONFIG, {40: 5})
         with pytest.raises(ValueError, match="slots must be"):
             SharedSampler(model, slots=0)
-        cached = sampler.denoise(torch.tensor([[5, 9]]), CONFIG.replace(cache="prefix", seed=1))
+        cached = sampler.start(torch.tensor([[5, 9]]), CONFIG.replace(cache="prefix", seed=1))
         assert isinstance(cached, Denoising) and not isinstance(cached, SharedRun)
         assert sampler.active == 0
     finally:
@@ -175,8 +175,8 @@ def test_logits_hooks_and_forbid_steer_shared_runs_as_they_steer_denoise(model):
     assert expected[0, 4] == 17 and expected[0, 6] != banned  # generation position 3 is canvas position 6
     sampler = SharedSampler(model, slots=4)
     try:
-        others = [sampler.denoise(torch.tensor([[6, 9, 12]]), config.replace(seed=s)) for s in range(3)]
-        steered = sampler.denoise(prompt, config, **options)
+        others = [sampler.start(torch.tensor([[6, 9, 12]]), config.replace(seed=s)) for s in range(3)]
+        steered = sampler.start(prompt, config, **options)
         assert torch.equal(steered.finish(), expected)
         for other in others:
             other.finish()
@@ -203,8 +203,8 @@ def test_a_steerable_shared_run_is_steered_exactly_as_denoise(model):
     expected = steer(denoise(model, prompt, config))
     sampler = SharedSampler(model, slots=4)
     try:
-        busy = [sampler.denoise(torch.tensor([[7, 9, 12]]), config.replace(seed=s)) for s in range(2)]
-        got = steer(sampler.denoise(prompt, config, steer=True))
+        busy = [sampler.start(torch.tensor([[7, 9, 12]]), config.replace(seed=s)) for s in range(2)]
+        got = steer(sampler.start(prompt, config, steer=True))
         for run in busy:
             run.finish()
     finally:
@@ -216,7 +216,7 @@ def test_a_steerable_shared_run_is_steered_exactly_as_denoise(model):
 def test_a_streaming_shared_run_refuses_steering_by_name(model):
     sampler = SharedSampler(model)
     try:
-        run = sampler.denoise(torch.tensor([[5, 9]]), CONFIG.replace(seed=1))
+        run = sampler.start(torch.tensor([[5, 9]]), CONFIG.replace(seed=1))
         record = next(run)
         with pytest.raises(ValueError, match="steer=True"):
             record.force(10, 5)

@@ -33,7 +33,7 @@ from .hooks import StepRecord
 from .requests import Forbid, Pins, Run, as_prompt_batch, prepare
 from .sampler_config import SamplerConfig
 from .sampling import Denoising, denoise
-from .update import resolve_rules
+from .update import SamplingRules
 
 _END = object()
 STREAMING = ("this shared run streams its records ahead of its caller, so they cannot steer it: start it with "
@@ -139,11 +139,11 @@ class SharedSampler:
         self._answers: deque[_Ticket] = deque()  # steerable runs whose caller asked for the next step
         self._groups: dict[tuple, DenoisingEngine] = {}
         self._tickets: dict[int, _Ticket] = {}  # id of a Run in a group -> its ticket
-        self._configs: dict[tuple, SamplerConfig] = {}
+        self._configs: dict[tuple, tuple[SamplerConfig, SamplingRules]] = {}
         self._worker: threading.Thread | None = None
         self._stopping = False
 
-    def denoise(self, prompt, config: SamplerConfig, constraints: Pins | None = None, *,
+    def start(self, prompt, config: SamplerConfig, constraints: Pins | None = None, *,
                 forbid: Forbid | None = None, logits_hooks=None, steer: bool = False) -> SharedRun | Denoising:
         """Start a run (validated now, in the caller's thread, as ``denoise`` does); iterate it for its steps.
         ``constraints``, ``forbid`` and ``logits_hooks`` mean what they mean in ``denoise`` (hooks run in the
@@ -164,7 +164,7 @@ class SharedSampler:
         with self._cond:
             if self._stopping:
                 raise RuntimeError("this SharedSampler is closed")
-            self._configs.setdefault(key, shared)
+            self._configs.setdefault(key, (shared, prepared.rules))  # the rules do not depend on the seed
             self._waiting.append(ticket)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="llada-play-shared-sampler", daemon=True)
@@ -229,9 +229,8 @@ class SharedSampler:
         for ticket in self._waiting:
             group = self._groups.get(ticket.key)
             if group is None:
-                config = self._configs[ticket.key]
-                group = DenoisingEngine(self.model, config, resolve_rules(config, self.model), self.slots,
-                                        longest=ticket.run.prompt_length)
+                config, rules = self._configs[ticket.key]
+                group = DenoisingEngine(self.model, config, rules, self.slots, longest=ticket.run.prompt_length)
                 self._groups[ticket.key] = group
             if not group.add(ticket.run):
                 still_waiting.append(ticket)

@@ -80,3 +80,19 @@ def parse_constraints(tokenizer, spec: str, gen_length: int | None = None) -> di
                 raise ValueError(f"constraints overlap at position {pos}")
             pins[pos] = token
     return pins
+
+
+def parse_forbidden(tokenizer, spec: str) -> list[int]:
+    """Token ids never to write, from text like ``"thee, thou"``: each word as it appears mid-sentence (with a
+    leading space) and as it starts a line, wherever either is one token. Raises ValueError naming a word that
+    is one token in neither form (forbidding its pieces would forbid far more than the word)."""
+    ids: set[int] = set()
+    for word in filter(None, (w.strip() for w in (spec or "").split(","))):
+        forms = [tokenizer(form, add_special_tokens=False).input_ids for form in (" " + word, word)]
+        single = [form[0] for form in forms if len(form) == 1]
+        if not single:
+            pieces = "|".join(tokenizer.convert_ids_to_tokens(forms[1]))
+            raise ValueError(f"{word!r} is {len(forms[1])} tokens ({pieces}), not one: list words that are one "
+                             "token each")
+        ids.update(single)
+    return sorted(ids)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .controls import CONFIG_FIELDS, Inputs
 from .registry import DEFAULT_KEY, ModelRegistry
 from .serving import LOCAL, ServingPolicy
 from .tabs.chat import chat_tab
@@ -32,7 +33,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None,
         model_key = gr.State(DEFAULT_KEY)  # per session: each browser tab chooses its own model
         model_info = gr.Markdown(registry.describe(DEFAULT_KEY))
         prompt = denoise_tab(registry, model_key, policy)
-        chat_tab(registry, model_key, prompt.sampler)
+        chat_tab(registry, model_key, Inputs({k: v for k, v in prompt.items() if k in CONFIG_FIELDS}))
         step_tab(registry, model_key, prompt)
         compare_tab(registry, model_key, prompt)
         sft_tab(registry, model_key, model_info, policy)

@@ -1,7 +1,10 @@
-"""The sampler's controls on the page, and the one conversion from their values to a :class:`SamplerConfig`."""
+"""The sampler's controls on the page, the one conversion from their values to a :class:`SamplerConfig`, and
+handlers that take their inputs by name."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 
 import gradio as gr
 
@@ -14,38 +17,68 @@ NO_CACHE = "none"  # what the page shows for cache=None
 CACHE_CHOICES = [NO_CACHE, *CACHE_MODES]
 
 
-def config_from_controls(gen_length: float, steps: float, block_length: float,
-                         temperature: float = INTERACTIVE.temperature, cfg_scale: float = INTERACTIVE.cfg_scale,
-                         remasking: str = INTERACTIVE.remasking, threshold: float | None = 0,
-                         seed: float | None = INTERACTIVE.seed, cache: str | None = NO_CACHE,
-                         eos_early_exit: bool = False) -> SamplerConfig:
-    """The config of the page's control values: sliders give floats, a threshold of 0 and the "none" cache
+class Inputs(dict):
+    """Components by name, in the order Gradio passes their values (and an API client gives them): a handler
+    wired with :func:`by_name` gets one dict of these values keyed by the same names, so adding a control
+    touches the place that builds it and the place that reads it, never a list of positions."""
+
+    def components(self) -> list[gr.components.Component]:
+        return list(self.values())
+
+
+def by_name(fn: Callable, before: Sequence[gr.components.Component], inputs: Inputs,
+            after: Sequence[gr.components.Component] = ()) -> tuple[Callable, list[gr.components.Component]]:
+    """(handler, input components) for ``event(handler, components, ...)``: ``fn`` gets the values of
+    ``before`` positionally, then the values of ``inputs`` as one dict by name, then those of ``after``. The
+    handler's signature names every value (the API's parameter names); a generator stays a generator, so that
+    Gradio streams it."""
+    names, n = list(inputs), len(before)
+
+    def split(values: tuple) -> tuple:
+        return (*values[:n], dict(zip(names, values[n:n + len(names)])), *values[n + len(names):])
+
+    if inspect.isgeneratorfunction(fn):
+        def handler(*values):
+            yield from fn(*split(values))
+    else:
+        def handler(*values):
+            return fn(*split(values))
+    labels = [f"input_{i}" for i in range(n)] + names + [f"after_{i}" for i in range(len(after))]
+    handler.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in labels])
+    return handler, [*before, *inputs.components(), *after]
+
+
+CONFIG_FIELDS = {f.name: f for f in fields(SamplerConfig)}
+
+
+def config_from_controls(values: Mapping[str, object]) -> SamplerConfig:
+    """The config of the page's control values, each named after its :class:`SamplerConfig` field (other
+    names are not the sampler's and are left out): sliders give floats, a threshold of 0 and the "none" cache
     mean off, an empty seed box means 0. Raises ValueError (the config's own message) on a bad combination."""
-    return SamplerConfig(steps=int(steps), gen_length=int(gen_length), block_length=int(block_length),
-                         temperature=float(temperature), cfg_scale=float(cfg_scale), remasking=remasking,
-                         threshold=float(threshold) if threshold else None, seed=int(seed or 0),
-                         cache=None if cache in (None, NO_CACHE) else cache, eos_early_exit=bool(eos_early_exit))
+    options = {}
+    for name, value in values.items():
+        if name not in CONFIG_FIELDS:
+            continue
+        if name == "threshold":
+            value = float(value) if value else None
+        elif name == "cache":
+            value = None if value in (None, NO_CACHE) else value
+        elif name == "seed":
+            value = int(value or 0)
+        elif name in ("steps", "gen_length", "block_length", "topk", "cache_refresh_every"):
+            value = int(value)
+        elif name in ("temperature", "cfg_scale"):
+            value = float(value)
+        elif name in ("forbid_eos", "eos_last", "confidence_eos_eot_inf", "eos_early_exit"):
+            value = bool(value)
+        options[name] = value
+    return SamplerConfig(**options)
 
 
-@dataclass(frozen=True)
-class SamplerControls:
-    """The Denoise tab's sampler controls, in the order of :func:`config_from_controls`'s parameters."""
-
-    gen_length: gr.Slider
-    steps: gr.Slider
-    block_length: gr.Slider
-    temperature: gr.Slider
-    cfg_scale: gr.Slider
-    remasking: gr.Dropdown
-    threshold: gr.Slider
-    seed: gr.Number
-
-    def inputs(self) -> list[gr.components.Component]:
-        return [getattr(self, f.name) for f in fields(self)]  # not astuple: it would deep-copy the components
-
-
-def sampler_controls() -> SamplerControls:
-    """Three rows of controls (length, noise, choice of tokens), starting from :data:`INTERACTIVE`."""
+def sampler_controls() -> Inputs:
+    """Three rows of controls (length, noise, choice of tokens), starting from :data:`INTERACTIVE`, each named
+    after the :class:`SamplerConfig` field it sets."""
     with gr.Row():
         gen_length = gr.Slider(8, 256, value=INTERACTIVE.gen_length, step=8, label="Generation length")
         steps = gr.Slider(1, 256, value=INTERACTIVE.steps, step=1, label="Steps")
@@ -58,4 +91,5 @@ def sampler_controls() -> SamplerControls:
         remasking = gr.Dropdown(STRATEGIES, value=INTERACTIVE.remasking, label="Remasking")
         threshold = gr.Slider(0, 1, value=INTERACTIVE.threshold or 0, step=0.05,
                               label="Confidence threshold (0 = off: fixed tokens per step)")
-    return SamplerControls(gen_length, steps, block_length, temperature, cfg_scale, remasking, threshold, seed)
+    return Inputs(gen_length=gen_length, steps=steps, block_length=block_length, temperature=temperature,
+                  cfg_scale=cfg_scale, remasking=remasking, threshold=threshold, seed=seed)

@@ -35,14 +35,15 @@ class GenerationDone:
 
 
 def stream(model, prompt, config: SamplerConfig, tokenizer=None, *, record_trace: bool = True,
-           constraints: Mapping[int, int] | None = None,
+           constraints: Mapping[int, int] | None = None, forbid=None, logits_hooks=None,
            sampler: SharedSampler | None = None) -> Iterator[StepRecord | GenerationDone]:
     """Yield every :class:`StepRecord` as the sampler makes it, then a :class:`GenerationDone` (with the
     run's :class:`Trace` when ``record_trace``). The sampler's errors are raised before the first step.
-    With ``sampler`` the run shares its forward passes with other callers' runs (the same tokens); closing
-    this iterator early (a consumer gone) abandons the run."""
-    run = (sampler.denoise(prompt, config, constraints) if sampler is not None
-           else denoise(model, prompt, config, constraints=constraints))
+    ``constraints``, ``forbid``, ``logits_hooks``: as in ``denoise``. With ``sampler`` the run shares its forward
+    passes with other callers' runs (the same tokens); closing this iterator early (a consumer gone) abandons
+    the run."""
+    options = dict(constraints=constraints, forbid=forbid, logits_hooks=logits_hooks)
+    run = sampler.start(prompt, config, **options) if sampler is not None else denoise(model, prompt, config, **options)
     recorder = TraceRecorder(tokenizer, config=config) if record_trace else None
     try:
         for record in run:
@@ -82,11 +83,11 @@ class Stepper:
     """
 
     def __init__(self, model, prompt, config: SamplerConfig, tokenizer=None,
-                 constraints: Mapping[int, int] | None = None):
+                 constraints: Mapping[int, int] | None = None, forbid=None, logits_hooks=None):
         config = config if config.topk else config.replace(topk=5)  # candidates need the top-k
         self.tokenizer = tokenizer
         self.confidences: dict[int, float] = {}  # position -> confidence of its commit (row 0), for viewers
-        self._run = denoise(model, prompt, config, constraints=constraints)
+        self._run = denoise(model, prompt, config, constraints=constraints, forbid=forbid, logits_hooks=logits_hooks)
         self._recorder = TraceRecorder(tokenizer, config=config)
         self.last: StepRecord | None = None
         self.done: GenerationDone | None = None

@@ -26,8 +26,9 @@ class ModelRegistry:
 
     def __init__(self, default: str | None, models_dir: str | None, trust_remote_code: bool = False,
                  dtype: torch.dtype | None = torch.float32, device: str = "cpu", device_map: str | None = None,
-                 sampler_threads: int | None = None):
+                 sampler_threads: int | None = None, logits_hooks=()):
         self.default = default
+        self.logits_hooks = list(logits_hooks)  # applied to every run the app's sampling tabs start
         self.sampler_threads = sampler_threads  # the shared samplers' torch threads (None: the process's)
         self.trust_remote_code = trust_remote_code
         self.load_options = dict(dtype=dtype, device=device, device_map=device_map)

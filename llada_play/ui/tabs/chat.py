@@ -6,7 +6,7 @@ from functools import partial
 import gradio as gr
 
 from ...model.text import decode_generation, encode_prompt, stop_token_ids
-from ..controls import SamplerControls, config_from_controls
+from ..controls import Inputs, by_name, config_from_controls
 from ..errors import shown_in_page
 from ..live import GenerationDone, stream
 from ..registry import ModelRegistry
@@ -22,8 +22,9 @@ def plain(content) -> str:
     return str(content)
 
 
-def chat_turn(registry: ModelRegistry, key: str, message: str, history: list[dict] | None, *controls):
-    """Stream (conversation, cleared input box, canvas) while the reply is denoised."""
+def chat_turn(registry: ModelRegistry, key: str, message: str, history: list[dict] | None, controls: dict):
+    """Stream (conversation, cleared input box, canvas) while the reply is denoised: through the shared
+    sampler, as the Denoise tab's runs, with the app's logits hooks; ``controls``: the sampler's, by name."""
     if not message or not message.strip():
         raise gr.Error("the message is empty")
     history = list(history or [])
@@ -34,9 +35,10 @@ def chat_turn(registry: ModelRegistry, key: str, message: str, history: list[dic
         ids = encode_prompt(tokenizer, messages, chat=True)
         eos = stop_token_ids(tokenizer)
         # end-of-text committed last, so that the reply is not cut short while its block still fills in
-        config = config_from_controls(*controls).replace(eos_last=True, eos_token_ids=sorted(eos))
+        config = config_from_controls(controls).replace(eos_last=True, eos_token_ids=sorted(eos))
         pieces = PieceCache(tokenizer)
-        for item in stream(model, ids, config, tokenizer, record_trace=False):
+        for item in stream(model, ids, config, tokenizer, record_trace=False, logits_hooks=registry.logits_hooks,
+                           sampler=registry.sampler(key)):
             if isinstance(item, GenerationDone):
                 reply = decode_generation(tokenizer, item.output[0], ids.shape[1]).strip()
                 yield shown + [{"role": "assistant", "content": reply}], "", gr.update()
@@ -46,7 +48,7 @@ def chat_turn(registry: ModelRegistry, key: str, message: str, history: list[dic
                                            eos_ids=eos)
 
 
-def chat_tab(registry: ModelRegistry, model_key: gr.State, sampler: SamplerControls) -> None:
+def chat_tab(registry: ModelRegistry, model_key: gr.State, sampler: Inputs) -> None:
     """Build the tab and wire it; the reply uses the Denoise tab's sampler controls."""
     with gr.Tab("Chat"):
         gr.Markdown("Multi-turn chat through the tokenizer's chat template, for instruct-style models (for "
@@ -59,8 +61,8 @@ def chat_tab(registry: ModelRegistry, model_key: gr.State, sampler: SamplerContr
             send = gr.Button("Send", variant="primary", scale=1)
             clear = gr.Button("Clear", scale=1)
         canvas = gr.HTML()
-    turn = partial(chat_turn, registry)
-    inputs, outputs = [model_key, message, chatbot, *sampler.inputs()], [chatbot, message, canvas]
+    turn, inputs = by_name(partial(chat_turn, registry), [model_key, message, chatbot], sampler)
+    outputs = [chatbot, message, canvas]
     send.click(turn, inputs, outputs, api_name="chat", concurrency_limit=2)
     message.submit(turn, inputs, outputs, api_name=False, concurrency_limit=2)
     clear.click(lambda: ([], ""), None, [chatbot, canvas], api_name=False)

@@ -10,12 +10,11 @@ from ...diffusion.sampler_config import INTERACTIVE, SamplerConfig
 from ...experiments.compare import SamplerSetting, accuracy_by_setting, compare_settings
 from ...model.text import encode_prompt, stop_token_ids
 from ...training.data import load_sft_rows
-from ..controls import CACHE_CHOICES, NO_CACHE, STRATEGIES, config_from_controls
+from ..controls import CACHE_CHOICES, NO_CACHE, STRATEGIES, Inputs, config_from_controls
 from ..errors import shown_in_page
 from ..paths import TASK_FILE
 from ..registry import ModelRegistry
 from ..viz import commit_order_panels
-from .denoise import PromptInputs
 
 # (remasking, steps, block length, threshold, cache, early exit) of each row; the last is the fast setting:
 # threshold decoding with the block cache and early exit
@@ -50,9 +49,10 @@ class SettingRow:
     def config(self, gen_length: float, temperature: float, eos_token_ids: list[int], steps: int | None = None,
                block_length: int | None = None) -> SamplerConfig:
         """This row's settings for ``gen_length`` tokens (``steps``, ``block_length``: in place of the row's)."""
-        return config_from_controls(gen_length, steps or self.steps, block_length or self.block_length, temperature,
-                                    remasking=self.remasking, threshold=self.threshold, cache=self.cache,
-                                    eos_early_exit=self.eos_early_exit).replace(eos_token_ids=eos_token_ids)
+        return config_from_controls(dict(
+            gen_length=gen_length, steps=steps or self.steps, block_length=block_length or self.block_length,
+            temperature=temperature, remasking=self.remasking, threshold=self.threshold, cache=self.cache,
+            eos_early_exit=self.eos_early_exit)).replace(eos_token_ids=eos_token_ids)
 
 
 def ticked_rows(values: tuple) -> list[SettingRow]:
@@ -112,7 +112,7 @@ def setting_row(number: int, strategy: str, steps: int, block: int, threshold: f
                 gr.Checkbox(value=early, label="Early exit on end-of-text", scale=1)]
 
 
-def compare_tab(registry: ModelRegistry, model_key: gr.State, prompt: PromptInputs) -> None:
+def compare_tab(registry: ModelRegistry, model_key: gr.State, prompt: Inputs) -> None:
     """Build the tab and wire it; it uses the Denoise tab's prompt, length, temperature and seed."""
     with gr.Tab("Compare"):
         gr.Markdown("The same prompt and seed under up to four sampler settings (uses the prompt, length "
@@ -125,9 +125,8 @@ def compare_tab(registry: ModelRegistry, model_key: gr.State, prompt: PromptInpu
         table = gr.Dataframe(headers=["setting", "forward passes (windowed)", "wall time (s)", "text"],
                              label="Results", wrap=True)
         plots = gr.Plot(label="Commit order of each setting")
-    sampler = prompt.sampler
     run.click(partial(compare, registry),
-              [model_key, prompt.prompt, prompt.chat, sampler.gen_length, sampler.temperature, sampler.seed,
+              [model_key, *(prompt[name] for name in ("prompt", "chat", "gen_length", "temperature", "seed")),
                *settings], [table, plots], api_name="compare", concurrency_limit=2)
-    task.click(partial(task_accuracy, registry), [model_key, sampler.temperature, sampler.seed, *settings],
+    task.click(partial(task_accuracy, registry), [model_key, prompt["temperature"], prompt["seed"], *settings],
                [table, plots], api_name="task_accuracy", concurrency_limit=1)

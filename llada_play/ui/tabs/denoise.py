@@ -10,8 +10,9 @@ import torch
 from ...diffusion.sampler_config import SamplerConfig
 from ...diffusion.trace import Trace
 from ...experiments.compare import forward_passes
-from ...model.text import decode_generation, decode_partial, encode_prompt, parse_constraints, stop_token_ids
-from ..controls import SamplerControls, config_from_controls, sampler_controls
+from ...model.text import (decode_generation, decode_partial, encode_prompt, parse_constraints, parse_forbidden,
+                           stop_token_ids)
+from ..controls import Inputs, by_name, config_from_controls, sampler_controls
 from ..errors import shown_in_page
 from ..live import GenerationDone, frame_interval, paced, stream
 from ..registry import ModelRegistry
@@ -22,50 +23,40 @@ DEFAULT_PROMPT = "Romeo.\n"
 
 
 @dataclass(frozen=True)
-class PromptInputs:
-    """The Denoise tab's prompt and sampler controls, which the other sampling tabs use too."""
-
-    prompt: gr.Textbox
-    chat: gr.Checkbox
-    pins: gr.Textbox
-    sampler: SamplerControls
-
-    def inputs(self) -> list[gr.components.Component]:
-        """The order :func:`prepare_run` takes them in (after the model key)."""
-        return [self.prompt, self.chat, self.pins, *self.sampler.inputs()]
-
-
-@dataclass(frozen=True)
 class PreparedRun:
     model: torch.nn.Module
     tokenizer: object
     ids: torch.LongTensor
     config: SamplerConfig
     constraints: dict[int, int] | None
+    forbid: list[int] | None
+    logits_hooks: list
 
 
-def prepare_run(registry: ModelRegistry, key: str, prompt: str, chat: bool, pins: str, *controls) -> PreparedRun:
-    """The model, prompt ids, config and pinned tokens of the Denoise tab's inputs; raises ValueError."""
+def prepare_run(registry: ModelRegistry, key: str, values: dict) -> PreparedRun:
+    """The model, prompt ids, config, pinned and forbidden tokens of the Denoise tab's inputs (by name, see
+    :func:`prompt_inputs`), with the app's logits hooks; raises ValueError."""
     model, tokenizer = registry.get(key)
-    ids = encode_prompt(tokenizer, prompt, chat=chat)
-    config = config_from_controls(*controls)
-    constraints = parse_constraints(tokenizer, pins, config.gen_length) or None
-    return PreparedRun(model, tokenizer, ids, config, constraints)
+    ids = encode_prompt(tokenizer, values["prompt"], chat=values["chat"])
+    config = config_from_controls(values)
+    constraints = parse_constraints(tokenizer, values["pins"], config.gen_length) or None
+    forbid = parse_forbidden(tokenizer, values.get("forbid", "")) or None
+    return PreparedRun(model, tokenizer, ids, config, constraints, forbid, list(registry.logits_hooks))
 
 
-def denoise(registry: ModelRegistry, key: str, *inputs):
+def denoise_in_page(registry: ModelRegistry, key: str, values: dict):
     """Stream (trace, status, canvas, text, scrub, commit order, confidence) as the run goes, then the end.
 
     The run shares its forward passes with the other sessions' runs (the same tokens as alone); the page is
     redrawn at its own pace, slower when many canvases stream at once (:func:`paced`, :func:`frame_interval`):
     every step is still recorded for the scrub slider."""
     with shown_in_page():
-        run = prepare_run(registry, key, *inputs)
+        run = prepare_run(registry, key, values)
         pieces, eos = PieceCache(run.tokenizer), stop_token_ids(run.tokenizer)
         hidden = gr.update(visible=False)
         confidences: dict[int, float] = {}
         steps = stream(run.model, run.ids, run.config, run.tokenizer, constraints=run.constraints,
-                       sampler=registry.sampler(key))
+                       forbid=run.forbid, logits_hooks=run.logits_hooks, sampler=registry.sampler(key))
         for frame in paced(steps, lambda: frame_interval(registry.denoising()[0])):
             *skipped, item = frame
             for record in skipped:
@@ -100,20 +91,24 @@ def show_step(registry: ModelRegistry, key: str, trace: dict | None, step: float
     return trace_step_html(Trace.from_dict(trace), int(step), eos_ids=stop_token_ids(tokenizer))
 
 
-def prompt_inputs() -> tuple[PromptInputs, gr.Button]:
+def prompt_inputs() -> tuple[Inputs, gr.Button]:
+    """The prompt and sampler controls that every sampling tab uses, by name: ``prompt``, ``chat``, ``pins``,
+    the sampler's fields, ``forbid`` (last, so that API clients written before it keep their positions)."""
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=3)
             chat = gr.Checkbox(label="Chat template (instruct models)", value=False)
             pins = gr.Textbox(label="Pinned words (infilling): position: word, ...", value="",
                               placeholder="e.g. 0: Romeo, 20: love")
+            forbid = gr.Textbox(label="Never write (words of one token each): word, ...", value="",
+                                placeholder="e.g. thee, thou")
             run = gr.Button("Denoise", variant="primary")
         with gr.Column(scale=3):
             sampler = sampler_controls()
-    return PromptInputs(prompt, chat, pins, sampler), run
+    return Inputs(prompt=prompt, chat=chat, pins=pins, **sampler, forbid=forbid), run
 
 
-def denoise_tab(registry: ModelRegistry, model_key: gr.State, policy: ServingPolicy = LOCAL) -> PromptInputs:
+def denoise_tab(registry: ModelRegistry, model_key: gr.State, policy: ServingPolicy = LOCAL) -> Inputs:
     """Build the tab and wire it; returns its inputs for the tabs that reuse them. Up to
     ``policy.denoise_sessions`` runs go at once: they share forward passes, so more at once is faster overall."""
     with gr.Tab("Denoise"):
@@ -126,7 +121,7 @@ def denoise_tab(registry: ModelRegistry, model_key: gr.State, policy: ServingPol
             order_plot = gr.Plot(label="Commit order")
             confidence_plot = gr.Plot(label="Confidence")
     trace = gr.State(None)
-    run.click(partial(denoise, registry), [model_key, *inputs.inputs()],
+    run.click(*by_name(partial(denoise_in_page, registry), [model_key], inputs),
               [trace, status, canvas, text, scrub, order_plot, confidence_plot], api_name="denoise",
               concurrency_limit=policy.denoise_sessions)
     scrub.change(partial(show_step, registry), [model_key, trace, scrub], canvas, show_progress="hidden",

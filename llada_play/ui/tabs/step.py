@@ -10,7 +10,8 @@ from ..errors import shown_in_page
 from ..live import Stepper
 from ..registry import ModelRegistry
 from ..viz import PieceCache, record_canvas, token_text, trace_step_html
-from .denoise import PromptInputs, prepare_run
+from ..controls import Inputs, by_name
+from .denoise import prepare_run
 
 PICK_ID = "lp-pick"
 # Clicking a masked cell (see viz.render_canvas) writes its position into a hidden textbox, whose change event
@@ -44,14 +45,15 @@ def step_view(stepper: Stepper, note: str = "") -> tuple:
     return stepper, f"Paused after step {record.step + 1} (block {record.block + 1}). {note}", html, ""
 
 
-def start(registry: ModelRegistry, key: str, *values) -> tuple:
-    """A new run of the Denoise tab's inputs, paused after its first step (the old one, if any, is ended)."""
-    *inputs, old = values
+def start(registry: ModelRegistry, key: str, values: dict, old: Stepper | None) -> tuple:
+    """A new run of the Denoise tab's inputs (by name), paused after its first step (the old one, if any, is
+    ended)."""
     if old is not None and old.done is None:
         old.stop()
     with shown_in_page():
-        run = prepare_run(registry, key, *inputs)
-        stepper = Stepper(run.model, run.ids, run.config, run.tokenizer, constraints=run.constraints)
+        run = prepare_run(registry, key, values)
+        stepper = Stepper(run.model, run.ids, run.config, run.tokenizer, constraints=run.constraints,
+                          forbid=run.forbid, logits_hooks=run.logits_hooks)
         stepper.step()
     return step_view(stepper)
 
@@ -105,7 +107,7 @@ def commit(stepper: Stepper | None, position: str, chosen: int | None, typed: st
     return step_view(stepper, f"Committed {token_label(tokenizer, int(chosen))!r} at position {position} by hand.")
 
 
-def step_tab(registry: ModelRegistry, model_key: gr.State, prompt: PromptInputs) -> None:
+def step_tab(registry: ModelRegistry, model_key: gr.State, prompt: Inputs) -> None:
     """Build the tab and wire it; runs use the Denoise tab's prompt and sampler controls."""
     with gr.Tab("Step by step"):
         gr.Markdown("Pause after every step (uses the prompt and parameters of the Denoise tab). Click a masked "
@@ -127,7 +129,7 @@ def step_tab(registry: ModelRegistry, model_key: gr.State, prompt: PromptInputs)
             commit_button = gr.Button("Commit by hand", scale=1)
         text = gr.Textbox(label="Text", lines=3)
     outputs = [stepper, status, canvas, text]
-    start_button.click(partial(start, registry), [model_key, *prompt.inputs(), stepper], outputs,
+    start_button.click(*by_name(partial(start, registry), [model_key], prompt, [stepper]), outputs,
                        api_name="step_start")
     next_button.click(next_step, [stepper], outputs, api_name="step_next")
     finish_button.click(finish, [stepper], outputs, api_name="step_finish")
