@@ -2,7 +2,24 @@
 and a recorded budget is the JSON that the notebook reads back."""
 import json
 
+import pytest
+
 from llada_play.experiments import masking_ratio as mr
+
+# The numbers of `--steps 2 --seeds 2` as the code before the twin skeleton (experiments/twins.py) recorded them:
+# the same seeds must give the same numbers.
+RECORDED_2_STEPS = {
+    "loss_by_ratio": {
+        mr.FIXED: {"0.05": 8.260384716171602, "0.15": 8.239789165713923, "0.3": 8.234566806787704,
+                   "0.5": 8.235910018421903, "0.7": 8.243418514125219, "0.85": 8.246961344090138,
+                   "1.0": 8.250509023666382},
+        mr.UNIFORM: {"0.05": 8.292269723379293, "0.15": 8.253742596385925, "0.3": 8.228865994751908,
+                     "0.5": 8.216804198618453, "0.7": 8.218272541039486, "0.85": 8.219637163352376,
+                     "1.0": 8.22199273109436}},
+    "nelbo": {mr.FIXED: 8.242673930564044, mr.UNIFORM: 8.232149909708287},
+    "written": {mr.FIXED: {"nll": [12.87615156173706, 0.06070280075073242], "distinct": [0.9296875, 0.0078125]},
+                mr.UNIFORM: {"nll": [12.954776287078857, 0.06206941604614258], "distinct": [0.9375, 0.03125]}},
+}
 
 
 def result(steps, fixed_nll, uniform_nll, se=0.1, nelbo_fixed=5.8, nelbo_uniform=5.9):
@@ -24,7 +41,8 @@ def test_the_verdict_needs_two_standard_errors_and_names_the_lower_bound():
     assert not mr.uniform_writes_better(result(4000, 5.6, 6.2))  # separated, the other way
 
 
-def test_a_recorded_budget_is_written_and_read_back(tmp_path):
+def test_a_recorded_budget_is_written_and_read_back(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the models go to the config's default folder, runs/masking_ratio, from here
     out = tmp_path / "budget-2.json"
     mr.main(["--steps", "2", "--seeds", "2", "--out", str(out)])
     recorded = mr.recorded_results(tmp_path)
@@ -34,3 +52,30 @@ def test_a_recorded_budget_is_written_and_read_back(tmp_path):
     assert [float(t) for t in r["loss_by_ratio"][mr.FIXED]] == mr.RATIOS
     assert all(0 < v < 20 for v in r["nelbo"].values()) and r["wall_minutes"] >= 0
     assert len(mr.conclusion(r)) == 2
+    for key, expected in RECORDED_2_STEPS.items():
+        for name in (mr.FIXED, mr.UNIFORM):
+            got, want = r[key][name], expected[name]
+            if key == "written":  # {"nll": [mean, se], "distinct": [mean, se]}
+                got, want = {k: tuple(v) for k, v in got.items()}, {k: tuple(v) for k, v in want.items()}
+                assert set(got) == set(want) and all(got[k] == pytest.approx(want[k], rel=1e-6) for k in want)
+            else:
+                assert got == pytest.approx(want, rel=1e-6), (key, name)
+    # the skeleton's results file beside the models, each named relative to it; a resume keeps both models
+    results = json.loads((tmp_path / "runs" / "masking_ratio" / "results.json").read_text())
+    assert [run["model_dir"] for run in results["runs"]] == ["seed0/fixed-15-bert-style/final",
+                                                             "seed0/t-u-0-1-llada/final"]
+    assert all((tmp_path / "runs" / "masking_ratio" / run["model_dir"] / "config.json").exists()
+               for run in results["runs"])
+    again = mr.run_masking_ratio_experiment(mr.MaskingRatioConfig(**results["config"]), resume=True,
+                                            train_hooks=lambda *step: pytest.fail("a finished model was retrained"))
+    assert again["runs"] == results["runs"] and again["nelbo"] == r["nelbo"]
+
+
+def test_the_config_holds_the_flags_and_their_defaults(tmp_path, monkeypatch):
+    config = mr.MaskingRatioConfig(steps=5)
+    assert (config.seeds, config.out, config.output_dir, config.progress) == (12, None, "runs/masking_ratio", True)
+    assert config.corpus_path().resolve() == mr.RESULTS_DIR.parent / "shakespeare"
+    monkeypatch.chdir(tmp_path)  # the default corpus is the project's, wherever the command runs
+    assert config.corpus_path() == mr.RESULTS_DIR.parent / "shakespeare"
+    with pytest.raises(ValueError, match="seeds >= 2"):
+        mr.MaskingRatioConfig(steps=5, seeds=1)

@@ -1,5 +1,8 @@
 """Sudoku: generation, exact solving, validation, the token encoding, and a tiny end-to-end training run."""
+import dataclasses
+import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +14,20 @@ from llada_play.experiments.sudoku import (Puzzle, check_grid, check_puzzle, gri
                                            parse_grid, solve, solve_by_singles, units)
 
 SOLVED_4 = "1234341221434321"
+QUICK = dict(size=4, givens=6, train_puzzles=40, test_puzzles=8, preset="tiny", steps=12, batch_size=8, seeds=[0, 1],
+             warmup=2)
+# (seed, kind, final training loss, scores) of a QUICK run, as the code before the twin skeleton
+# (experiments/twins.py) recorded them: the same seeds must give the same numbers.
+RECORDED_QUICK = [
+    (0, "diffusion", 2.990948438644409,
+     {"solved": 0.0, "cell_accuracy": 0.3, "n": 8, "cells_before_first_mistake": 0.625, "forced_commits": 0.7875}),
+    (0, "autoregressive", 1.550048589706421,
+     {"solved": 0.0, "cell_accuracy": 0.2125, "n": 8, "cells_before_first_mistake": 0.0, "forced_commits": 0.6375}),
+    (1, "diffusion", 1.5938494205474854,
+     {"solved": 0.0, "cell_accuracy": 0.3125, "n": 8, "cells_before_first_mistake": 0.625, "forced_commits": 0.8625}),
+    (1, "autoregressive", 1.5354084968566895,
+     {"solved": 0.0, "cell_accuracy": 0.2375, "n": 8, "cells_before_first_mistake": 0.25, "forced_commits": 0.7}),
+]
 
 
 def valid(grid, size):
@@ -139,14 +156,79 @@ def test_score_counts_cells_before_the_first_mistake():
 
 
 def test_a_tiny_run_trains_both_kinds_saves_and_scores(tmp_path):
-    config = PuzzleConfig(out_dir=str(tmp_path), size=4, givens=6, train_puzzles=40, test_puzzles=8, preset="tiny",
-                          steps=3, batch_size=8, seeds=[0], warmup=1)
+    config = PuzzleConfig(output_dir=str(tmp_path), size=4, givens=6, train_puzzles=40, test_puzzles=8,
+                          preset="tiny", steps=3, batch_size=8, seeds=[0], warmup=1)
     results = run_puzzle_experiment(config)
     assert [(r["model"], r["seed"]) for r in results["runs"]] == [("diffusion", 0), ("autoregressive", 0)]
     for run in results["runs"]:
         assert 0 <= run["scores"]["cell_accuracy"] <= 1 and run["scores"]["n"] == 8
         assert (tmp_path / "seed0" / run["model"] / "final" / "config.json").exists()
     assert PuzzleConfig.from_dict(results["config"]) == config
+
+
+def _assert_recorded_numbers(results: dict) -> None:
+    assert [(r["seed"], r["model"]) for r in results["runs"]] == [(s, k) for s, k, _, _ in RECORDED_QUICK]
+    for run, (seed, kind, loss, scores) in zip(results["runs"], RECORDED_QUICK):
+        assert run["final_train_loss"] == pytest.approx(loss, rel=1e-6), (seed, kind)
+        assert run["scores"] == pytest.approx(scores, rel=1e-6, abs=1e-9), (seed, kind)
+        assert run["model_dir"] == f"seed{seed}/{kind}/final"  # relative to results.json: no machine path
+
+
+def test_a_quick_run_gives_the_numbers_recorded_before_the_twin_skeleton(tmp_path):
+    results = run_puzzle_experiment(PuzzleConfig(output_dir=str(tmp_path), progress=False, **QUICK))
+    _assert_recorded_numbers(results)
+    assert json.loads((tmp_path / "results.json").read_text()) == json.loads(json.dumps(results))
+
+
+class Stop(Exception):
+    """Stands for the job being killed."""
+
+
+def test_a_stopped_run_resumes_where_it_stopped_with_the_same_numbers(tmp_path, monkeypatch):
+    """The twin skeleton's resume: a kind already scored is kept, one trained but not scored is scored from its
+    saved model, and one stopped in training continues from its last checkpoint; the numbers are those of a
+    run straight through."""
+    from llada_play.experiments import puzzle
+
+    config = PuzzleConfig(output_dir=str(tmp_path), progress=False, **QUICK)
+    scoring, scored = puzzle.evaluate, []
+
+    def stop_scoring_the_third(*args, **kwargs):
+        scored.append(args[0])
+        if len(scored) == 3:
+            raise Stop
+        return scoring(*args, **kwargs)
+
+    monkeypatch.setattr(puzzle, "evaluate", stop_scoring_the_third)
+    with pytest.raises(Stop):  # seed 1's diffusion model: trained and saved, then stopped while scoring
+        run_puzzle_experiment(config)
+    monkeypatch.setattr(puzzle, "evaluate", scoring)
+    trained = []
+
+    def stop_in_training(kind, seed, record):  # seed 1's twin: checkpoints every 3 steps, stopped after step 7
+        trained.append((kind, seed, record.step))
+        if (kind, seed, record.step) == ("autoregressive", 1, 7):
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_puzzle_experiment(config, resume=True, train_hooks=stop_in_training)
+    assert {(k, s) for k, s, _ in trained} == {("autoregressive", 1)}  # seed 1's diffusion model was not retrained
+    trained.clear()
+    results = run_puzzle_experiment(config, resume=True,
+                                    train_hooks=lambda kind, seed, record: trained.append((kind, seed, record.step)))
+    assert trained == [("autoregressive", 1, step) for step in range(7, 13)]  # on from its checkpoint at step 6
+    _assert_recorded_numbers(results)
+    with pytest.raises(ValueError, match=r"started with other settings \(steps\)"):
+        run_puzzle_experiment(dataclasses.replace(config, steps=13), resume=True)
+
+
+def test_the_config_speaks_the_run_registry_names_and_reads_older_results():
+    config = PuzzleConfig(out_dir="elsewhere")  # the former name of output_dir
+    assert config.output_dir == config.out_dir == "elsewhere" and config.progress is True
+    swept = dataclasses.replace(config, output_dir="sweep/0", progress=False)
+    assert (swept.output_dir, swept.progress) == ("sweep/0", False)
+    shipped = json.loads((Path(__file__).resolve().parent.parent / "data" / "puzzle" / "results.json").read_text())
+    assert "out_dir" in shipped["config"] and PuzzleConfig.from_dict(shipped["config"]).steps == 3000
 
 
 def test_the_command_line_runs_a_puzzle_experiment(tmp_path, capsys):
@@ -213,7 +295,7 @@ def test_the_decoding_study_scores_every_decoding_of_a_tiny_run(tmp_path):
     from llada_play.experiments.puzzle import held_out, load_pair
     from llada_play.experiments.puzzle_decoding import STUDY, Decoding, decoding_study, study_figure, study_markdown
 
-    config = PuzzleConfig(out_dir=str(tmp_path / "run"), size=4, givens=6, train_puzzles=30, test_puzzles=6,
+    config = PuzzleConfig(output_dir=str(tmp_path / "run"), size=4, givens=6, train_puzzles=30, test_puzzles=6,
                           preset="tiny", steps=2, batch_size=8, seeds=[0, 1], warmup=1)
     run_puzzle_experiment(config)
     moved = tmp_path / "moved"

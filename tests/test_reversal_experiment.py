@@ -1,5 +1,7 @@
 """The reversal-curse runner end to end on a tiny model, its CLI, its data options and its views."""
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,33 @@ from llada_play.experiments.reversal_experiment import (ReversalConfig, conclusi
 
 TINY = dict(people_per_subset=5, steps=6, preset="tiny", seeds=[0, 1], eval_rows=5, mc_samples=4, batch_size=4,
             seq_len=32, warmup=2)
+# (seed, kind, final training loss, scores) of the TINY run, as the code before the twin skeleton
+# (experiments/twins.py) recorded them: the same seeds must give the same numbers.
+RECORDED_TINY = [
+    (0, "diffusion", 5.027624130249023, {
+        "generation": {"p2d_forward": 0.0, "p2d_reverse": 0.0, "d2p_forward": 0.0, "d2p_reverse": 0.0, "both_forward": 0.0},
+        "ranking": {"p2d_forward": 0.6, "p2d_reverse": 0.6, "d2p_forward": 0.2, "d2p_reverse": 0.2, "both_forward": 0.0},
+        "infilling": {"p2d": 0.0}, "infilling_ranking": {"p2d": 0.2}}),
+    (0, "autoregressive", 7.702376842498779, {
+        "generation": {"p2d_forward": 0.0, "p2d_reverse": 0.0, "d2p_forward": 0.0, "d2p_reverse": 0.0, "both_forward": 0.0},
+        "ranking": {"p2d_forward": 0.4, "p2d_reverse": 0.2, "d2p_forward": 0.2, "d2p_reverse": 0.0, "both_forward": 0.4},
+        "infilling": {"p2d": None}, "infilling_ranking": {"p2d": 0.2}}),
+    (1, "diffusion", 9.268267631530762, {
+        "generation": {"p2d_forward": 0.0, "p2d_reverse": 0.0, "d2p_forward": 0.0, "d2p_reverse": 0.0, "both_forward": 0.0},
+        "ranking": {"p2d_forward": 0.6, "p2d_reverse": 0.2, "d2p_forward": 0.0, "d2p_reverse": 0.0, "both_forward": 0.2},
+        "infilling": {"p2d": 0.0}, "infilling_ranking": {"p2d": 0.2}}),
+    (1, "autoregressive", 7.849498748779297, {
+        "generation": {"p2d_forward": 0.0, "p2d_reverse": 0.0, "d2p_forward": 0.0, "d2p_reverse": 0.0, "both_forward": 0.0},
+        "ranking": {"p2d_forward": 0.4, "p2d_reverse": 0.2, "d2p_forward": 0.0, "d2p_reverse": 0.0, "both_forward": 0.2},
+        "infilling": {"p2d": None}, "infilling_ranking": {"p2d": 0.2}}),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
+    """(output folder, results) of the TINY run, trained once for the tests below."""
+    out = tmp_path_factory.mktemp("reversal") / "runs"
+    return out, run_reversal_experiment(ReversalConfig(output_dir=str(out), progress=False, **TINY))
 
 
 def test_facts_are_recovered_from_published_files():
@@ -31,10 +60,14 @@ def test_training_sentences_are_every_train_row_once():
     assert not any(s.startswith(p + " ") for s in sentences for p in tests)  # held-out templates stay out
 
 
-def test_tiny_run_writes_a_well_formed_result_file(tmp_path):
-    results = run_reversal_experiment(ReversalConfig(out_dir=str(tmp_path / "runs"), **TINY))
-    on_disk = read_results(tmp_path / "runs" / "results.json")
+def test_tiny_run_writes_a_well_formed_result_file(tiny_run):
+    out, results = tiny_run
+    on_disk = read_results(out / "results.json")
     assert on_disk == json.loads(json.dumps(results))
+    # the file names each model relative to itself (no machine path); the results returned and read open them
+    as_written = json.loads((out / "results.json").read_text())["runs"]
+    assert [r["model_dir"] for r in as_written] == [f"seed{r['seed']}/{r['model']}/final" for r in results["runs"]]
+    assert [r["model_dir"] for r in results["runs"]] == [str(out / r["model_dir"]) for r in as_written]
     assert len(results["runs"]) == 4 and {r["model"] for r in results["runs"]} == {"diffusion", "autoregressive"}
     assert results["tokens_per_model"] == 6 * 4 * 32
     for run in results["runs"]:
@@ -45,7 +78,7 @@ def test_tiny_run_writes_a_well_formed_result_file(tmp_path):
             for v in values.values():
                 assert v is None or 0.0 <= v <= 1.0
         assert (run["scores"]["infilling"]["p2d"] is None) == (run["model"] == "autoregressive")
-        assert (tmp_path / "runs" / f"seed{run['seed']}" / run["model"] / "final" / "config.json").exists()
+        assert (out / f"seed{run['seed']}" / run["model"] / "final" / "config.json").exists()
     summary = results["summary"]["diffusion"]["ranking/p2d_reverse"]
     values = [r["scores"]["ranking"]["p2d_reverse"] for r in results["runs"] if r["model"] == "diffusion"]
     assert summary["values"] == values and summary["mean"] == pytest.approx(sum(values) / 2)
@@ -54,6 +87,38 @@ def test_tiny_run_writes_a_well_formed_result_file(tmp_path):
     assert "ranking/p2d_reverse" in table and "diffusion" in table
     fig = results_figure(results)
     assert [t.name for t in fig.data] == ["diffusion", "autoregressive"]
+
+
+def _same_numbers(got, expected, where: str = "") -> None:
+    """Every number of ``got`` equals ``expected``'s (to float rounding), key for key."""
+    if isinstance(expected, dict):
+        assert set(got) == set(expected), where
+        for key in expected:
+            _same_numbers(got[key], expected[key], f"{where}/{key}")
+    else:
+        assert got == (expected if expected is None else pytest.approx(expected, rel=1e-6, abs=1e-9)), where
+
+
+def test_the_tiny_run_gives_the_numbers_recorded_before_the_twin_skeleton(tiny_run):
+    _, results = tiny_run
+    assert [(r["seed"], r["model"]) for r in results["runs"]] == [(s, k) for s, k, _, _ in RECORDED_TINY]
+    for run, (seed, kind, loss, scores) in zip(results["runs"], RECORDED_TINY):
+        assert run["final_train_loss"] == pytest.approx(loss, rel=1e-6), (seed, kind)
+        _same_numbers(run["scores"], scores, f"seed {seed} {kind}")
+
+
+def test_the_config_speaks_the_run_registry_names_and_still_takes_out_dir(tiny_run):
+    out, results = tiny_run
+    config = ReversalConfig.from_dict(results["config"])
+    assert config.output_dir == str(out) and results["config"]["progress"] is False
+    assert ReversalConfig().progress is True and ReversalConfig().output_dir == "runs/reversal"
+    old = ReversalConfig(out_dir="elsewhere")  # the former name: built with it and read by it
+    assert old.output_dir == old.out_dir == "elsewhere"
+    moved = dataclasses.replace(old, output_dir="sweep/1", progress=False)  # what a sweep does to a config
+    assert (moved.output_dir, moved.progress, moved.steps) == ("sweep/1", False, old.steps)
+    assert ReversalConfig.quick(out_dir="q").output_dir == "q"
+    assert ReversalConfig.from_dict({"out_dir": "runs/reversal-long", "steps": 7}).output_dir == "runs/reversal-long"
+    assert "out_dir" not in dataclasses.asdict(old)
 
 
 def test_cli_runs_on_data_in_the_published_layout(tmp_path, capsys):
@@ -67,6 +132,8 @@ def test_cli_runs_on_data_in_the_published_layout(tmp_path, capsys):
     assert results["config"]["data_dir"] == str(data)
     assert results["data"]["p2d_prompts_train"] == 5 * 4
     assert [r["model"] for r in results["runs"]] == ["diffusion"]
+    # the copy beside --out finds the models under the run's folder
+    assert all(Path(r["model_dir"], "config.json").exists() for r in results["runs"])
     assert "generation/p2d_reverse" in capsys.readouterr().out
 
 

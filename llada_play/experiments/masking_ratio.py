@@ -1,15 +1,17 @@
 """Why LLaDA draws the masking ratio at random: two models of one shape trained on the same windows, one at
 BERT's fixed 15%, one at t ~ U(0, 1), compared by their loss at every ratio, their diffusion NELBO and what they
 write from all masks (scored by the shipped autoregressive twin). Notebook 05 runs it at a small budget and reads
-the recorded larger ones; ``python -m llada_play.experiments.masking_ratio --steps N`` records one.
+the recorded larger ones; ``python -m llada_play.experiments.masking_ratio --steps N`` records one
+(:func:`run_masking_ratio_experiment`, on the twin skeleton of :mod:`.twins`).
 """
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,13 +23,37 @@ from ..model.tokenizer import special_token_ids
 from ..training.data import PackedBatches, pack_tokens, read_corpus, split_documents
 from ..training.evaluation import (autoregressive_nll_per_sequence, loss_by_mask_ratio, mean_and_standard_error,
                                    nelbo_from_loss_curve)
-from ..training.trainer import TrainConfig, train
+from ..training.trainer import TrainConfig
+from .twins import Progress, TrainHooks, Twins, run_twins, train_twins
 
 FIXED, UNIFORM = "fixed 15% (BERT-style)", "t ~ U(0,1) (LLaDA)"
 OBJECTIVES = {FIXED: 0.15, UNIFORM: None}  # name -> TrainConfig.fixed_mask_ratio
 RATIOS = [0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0]
 SEQ, BATCH = 128, 16
-RESULTS_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "masking_ratio"
+TRAIN_SEEDS = [0]  # both models start from one initial weights; the spread measured is the generations'
+PROJECT = Path(__file__).resolve().parent.parent.parent
+RESULTS_DIR = PROJECT / "data" / "masking_ratio"
+
+
+@dataclass
+class MaskingRatioConfig:
+    """One budget of the comparison: the flags of ``python -m llada_play.experiments.masking_ratio``, saved into
+    its results."""
+
+    steps: int  # training steps per model
+    seeds: int = 12  # generations per model, each scored by the twin
+    corpus: str = "data/shakespeare"  # a folder of plays; a relative one not found here is the project's
+    out: str | None = None  # also write the result to this JSON file (main: data/masking_ratio/budget-<steps>.json)
+    output_dir: str = "runs/masking_ratio"  # the two models, their checkpoints and results.json
+    progress: bool = True  # a bar on stderr when run_masking_ratio_experiment is given no progress callback
+
+    def __post_init__(self):
+        if self.steps < 1 or self.seeds < 2:
+            raise ValueError(f"steps must be >= 1 and seeds >= 2, got {self.steps} and {self.seeds}")
+
+    def corpus_path(self) -> Path:
+        path = Path(self.corpus)
+        return path if path.exists() else PROJECT / path
 
 
 def corpus_windows(tokenizer, corpus: str | Path, seq: int = SEQ) -> tuple[list[int], list[dict], list[str]]:
@@ -38,20 +64,36 @@ def corpus_windows(tokenizer, corpus: str | Path, seq: int = SEQ) -> tuple[list[
     return pack_tokens(tokenizer, train_docs.values(), seq), val, list(val_docs)
 
 
+def pair_twins(tokenizer, train_tokens, steps: int, score: Callable[[str, torch.nn.Module, Progress], dict],
+               seq: int = SEQ) -> Twins:
+    """The experiment's part of the twin skeleton: the two models (``mini`` preset, same initial weights, same
+    batches), in which only the masking ratio differs (BERT's random-token and kept-token replacements are left
+    out), scored by ``score``."""
+    def build(kind: str, seed: int) -> LladaForMaskedLM:
+        torch.manual_seed(seed)
+        return LladaForMaskedLM(config_from_preset("mini", **special_token_ids(tokenizer)))
+
+    def training(kind: str, seed: int) -> tuple[PackedBatches, TrainConfig]:
+        return PackedBatches(train_tokens, seq, BATCH), TrainConfig(
+            objective="pretrain", max_steps=steps, lr=2e-3, warmup_steps=50, fixed_mask_ratio=OBJECTIVES[kind],
+            seed=seed, save_every=max(1, steps // 4), keep_last=1)
+
+    return Twins(list(OBJECTIVES), tokenizer, build, training, score)
+
+
 def train_pair(tokenizer, train_tokens, steps: int, seq: int = SEQ,
                on_step: Callable[[str, object], None] | None = None) -> dict[str, LladaForMaskedLM]:
-    """The two models (``mini`` preset, same initial weights, same batches): only the masking ratio differs
-    (BERT's random-token and kept-token replacements are left out). ``on_step(name, record)`` sees every step."""
+    """The two models of :func:`pair_twins`, trained and returned unscored (the notebook scores them itself).
+    ``on_step(name, record)`` sees every step."""
     models = {}
-    for name, ratio in OBJECTIVES.items():
-        torch.manual_seed(0)
-        model = LladaForMaskedLM(config_from_preset("mini", **special_token_ids(tokenizer)))
-        hooks = (lambda record, name=name: on_step(name, record)) if on_step else None
-        with tempfile.TemporaryDirectory() as out:  # the model is kept in memory; its training state is not
-            config = TrainConfig(objective="pretrain", output_dir=out, max_steps=steps, lr=2e-3, warmup_steps=50,
-                                 fixed_mask_ratio=ratio, seed=0, progress=False, save_every=10**9)
-            train(model, PackedBatches(train_tokens, seq, BATCH), config, hooks=hooks)
-        models[name] = model.eval()
+
+    def keep(kind: str, model: torch.nn.Module, _progress: Progress) -> dict:
+        models[kind] = model
+        return {}
+
+    hooks = (lambda kind, seed, record: on_step(kind, record)) if on_step else None
+    with tempfile.TemporaryDirectory() as out:  # the models are kept in memory; their training state is not
+        train_twins(pair_twins(tokenizer, train_tokens, steps, keep, seq), TRAIN_SEEDS, out, train_hooks=hooks)
     return models
 
 
@@ -78,14 +120,59 @@ def written_from_all_masks(model, twin, eos_id: int, seeds) -> dict:
     return {"nll": mean_and_standard_error(nll), "distinct": mean_and_standard_error(distinct)}
 
 
+def model_scores(model, val_batches: list[dict], twin, eos_id: int, seeds: Iterable[int],
+                 curve: dict[float, float] | None = None) -> dict:
+    """One model's numbers: its held-out loss at every ratio (``curve``, if measured already), the NELBO from it
+    and its generations under the twin."""
+    curve = curve if curve is not None else loss_by_mask_ratio(model, val_batches, model.config.mask_token_id,
+                                                               ratios=RATIOS)
+    return {"loss_by_ratio": {str(t): v for t, v in curve.items()}, "nelbo": nelbo_from_loss_curve(curve),
+            "written": written_from_all_masks(model, twin, eos_id, seeds)}
+
+
+def budget_result(steps: int, seeds: int, scores: dict[str, dict]) -> dict:
+    """One budget's JSON (what :func:`conclusion` and the notebook read) from each model's :func:`model_scores`."""
+    return {"steps": steps, "tokens_per_model": steps * BATCH * SEQ, "seeds": seeds,
+            **{key: {name: s[key] for name, s in scores.items()} for key in ("loss_by_ratio", "nelbo", "written")}}
+
+
 def compare(models: dict, val_batches: list[dict], twin, eos_id: int, seeds, steps: int,
             curves: dict[str, dict[float, float]] | None = None) -> dict:
     """Everything the conclusion needs, as JSON-ready numbers (``curves``: the loss curves, if measured already)."""
     curves = curves or loss_curves(models, val_batches)
-    return {"steps": steps, "tokens_per_model": steps * BATCH * SEQ, "seeds": len(list(seeds)),
-            "loss_by_ratio": {name: {str(t): v for t, v in c.items()} for name, c in curves.items()},
-            "nelbo": {name: nelbo_from_loss_curve(c) for name, c in curves.items()},
-            "written": {name: written_from_all_masks(m, twin, eos_id, seeds) for name, m in models.items()}}
+    seeds = list(seeds)
+    return budget_result(steps, len(seeds), {name: model_scores(m, val_batches, twin, eos_id, seeds, curves[name])
+                                             for name, m in models.items()})
+
+
+def run_masking_ratio_experiment(config: MaskingRatioConfig, resume: bool = False,
+                                 progress: Progress | None = None, train_hooks: TrainHooks | None = None) -> dict:
+    """Train both models and score each as it finishes; write ``results.json`` (the budget's numbers, as
+    :func:`budget_result` names them, beside the skeleton's config and runs) under ``output_dir``, and a copy to
+    ``out`` if given. With ``resume``, what a stopped run finished is kept (:mod:`.twins`)."""
+    from transformers import AutoTokenizer
+
+    from ..model.checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model
+
+    tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
+    train_tokens, val, _ = corpus_windows(tokenizer, config.corpus_path())
+    twin, _ = load_model(DEFAULT_AR_MODEL_DIR)
+    start = time.monotonic()
+
+    def score(kind: str, model: torch.nn.Module, report: Progress) -> dict:
+        report(0.0, f"scoring {config.seeds} generations")
+        return model_scores(model, val, twin, tokenizer.eos_token_id, range(config.seeds))
+
+    def summarise(runs: list[dict]) -> dict:
+        return {**budget_result(config.steps, config.seeds, {r["model"]: r["scores"] for r in runs}),
+                "wall_minutes": round((time.monotonic() - start) / 60, 1), "recorded": time.strftime("%Y-%m-%d")}
+
+    twins = replace(pair_twins(tokenizer, train_tokens, config.steps, score), summarise=summarise)
+    results = run_twins(twins, config, TRAIN_SEEDS, resume, progress, train_hooks)
+    if config.out:
+        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.out).write_text(json.dumps(results, indent=1) + "\n")
+    return results
 
 
 def _separated(result: dict) -> bool:
@@ -122,30 +209,17 @@ def recorded_results(folder: Path = RESULTS_DIR) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from transformers import AutoTokenizer
+    """``python -m llada_play.experiments.masking_ratio --steps N``: ``llada-play masking-ratio`` (the same flags,
+    MaskingRatioConfig's fields, by :mod:`llada_play.flags`), except that the result is also recorded in
+    ``data/masking_ratio/budget-<steps>.json`` unless ``--out`` names another file."""
+    from ..flags import parse_config
 
-    from ..model.checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model
-
-    parser = argparse.ArgumentParser(description="Record the fixed-15% vs uniform-t comparison at one budget.")
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--seeds", type=int, default=12, help="generations per model (default 12)")
-    parser.add_argument("--corpus", default=str(RESULTS_DIR.parent / "shakespeare"))
-    parser.add_argument("--out", default=None, help=f"JSON file (default {RESULTS_DIR}/budget-<steps>.json)")
-    args = parser.parse_args(argv)
-    if args.steps < 1 or args.seeds < 2:
-        parser.error("--steps must be >= 1 and --seeds >= 2")
-    tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
-    train_tokens, val, _ = corpus_windows(tokenizer, args.corpus)
-    start = time.monotonic()
-    models = train_pair(tokenizer, train_tokens, args.steps)
-    twin, _ = load_model(DEFAULT_AR_MODEL_DIR)
-    result = compare(models, val, twin, tokenizer.eos_token_id, range(args.seeds), args.steps)
-    result["wall_minutes"] = round((time.monotonic() - start) / 60, 1)
-    result["recorded"] = time.strftime("%Y-%m-%d")
-    out = Path(args.out) if args.out else RESULTS_DIR / f"budget-{args.steps}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print("\n".join(conclusion(result)), f"\nwritten to {out}", sep="")
+    config = parse_config(MaskingRatioConfig, argv, description="Record the fixed-15% vs uniform-t comparison at "
+                                                                "one budget.")
+    if config.out is None:  # named from here (relative where it can be), so that the file records no machine path
+        config = replace(config, out=os.path.relpath(RESULTS_DIR / f"budget-{config.steps}.json"))
+    result = run_masking_ratio_experiment(config)
+    print("\n".join(conclusion(result)), f"\nwritten to {config.out}", sep="")
 
 
 if __name__ == "__main__":

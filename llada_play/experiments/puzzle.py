@@ -9,9 +9,7 @@ surest of first (or in any order a remasking strategy picks), the twin must go l
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,24 +17,26 @@ import torch
 from ..diffusion.autoregressive import generate_autoregressive
 from ..diffusion.sampler_config import SamplerConfig
 from ..diffusion.sampling import denoise
-from ..model.checkpoint import load_model, save_model
+from ..model.checkpoint import load_model
 from ..model.config import config_from_preset
 from ..model.modeling import LladaForMaskedLM
 from ..model.tokenizer import build_char_tokenizer, special_token_ids
 from ..training.data import SFTBatches
-from ..training.trainer import TrainConfig, TrainStepRecord, train
+from ..training.trainer import TrainConfig
 from .reversal_experiment import mean_spread
 from .sudoku import BLANK, Puzzle, forced_cells, make_puzzles
+from .twins import Progress, TrainHooks, Twins, accepts_out_dir, former_out_dir, run_twins
 
 MODEL_KINDS = ("diffusion", "autoregressive")
-Progress = Callable[[float, str], None]
+OUTPUT_DIR = "runs/puzzle"
 
 
+@accepts_out_dir
 @dataclass
 class PuzzleConfig:
     """Everything a puzzle run depends on; saved into its results so that it can be repeated."""
 
-    out_dir: str = "runs/puzzle"
+    output_dir: str = OUTPUT_DIR  # the models, their checkpoints and results.json
     size: int = 6
     givens: int = 14
     singles_only: bool = True
@@ -52,8 +52,11 @@ class PuzzleConfig:
     models: list[str] = field(default_factory=lambda: list(MODEL_KINDS))
     precision: str = "auto"
     device: str = "cpu"
+    progress: bool = True  # a bar on stderr when run_puzzle_experiment is given no progress callback
+    out_dir: InitVar[str | None] = None  # the former name of output_dir, still accepted (older results use it)
 
-    def __post_init__(self):
+    def __post_init__(self, out_dir: str | None = None):
+        former_out_dir(self, out_dir, OUTPUT_DIR)
         unknown = set(self.models) - set(MODEL_KINDS)
         if unknown:
             raise ValueError(f"unknown model kinds {sorted(unknown)}; choose from {list(MODEL_KINDS)}")
@@ -191,20 +194,16 @@ def build_model(kind: str, config: PuzzleConfig, tokenizer, seed: int) -> LladaF
     return LladaForMaskedLM(preset)
 
 
-def train_puzzle_model(kind: str, config: PuzzleConfig, tokenizer, train_set: list[Puzzle], seed: int,
-                       run_dir: Path, hooks=None, resume: bool = False):
-    """Train one model of ``kind`` on the training puzzles (the puzzle is the prompt, the solution the answer)."""
-    model = build_model(kind, config, tokenizer, seed)
+def puzzle_training(kind: str, config: PuzzleConfig, tokenizer, train_set: list[Puzzle],
+                    seed: int) -> tuple[SFTBatches, TrainConfig]:
+    """The batches and settings of one model of ``kind`` (the puzzle is the prompt, the solution the answer)."""
     prompts, solutions = encode_puzzles(tokenizer, train_set)
     batches = SFTBatches(torch.cat([prompts, solutions], 1), torch.full((len(train_set),), prompts.shape[1]),
                          config.batch_size)
-    train_config = TrainConfig(objective="autoregressive" if kind == "autoregressive" else "sft",
-                               output_dir=str(run_dir), max_steps=config.steps, lr=config.lr,
-                               warmup_steps=min(config.warmup, config.steps), seed=seed, precision=config.precision,
-                               device=config.device, save_every=max(1, config.steps // 4), keep_last=1,
-                               progress=False, log_every=50)
-    result = train(model, batches, train_config, tokenizer=tokenizer, hooks=hooks, resume=resume)
-    return model.to("cpu").eval(), result
+    return batches, TrainConfig(objective="autoregressive" if kind == "autoregressive" else "sft",
+                                max_steps=config.steps, lr=config.lr, warmup_steps=min(config.warmup, config.steps),
+                                seed=seed, precision=config.precision, device=config.device,
+                                save_every=max(1, config.steps // 4), keep_last=1, log_every=50)
 
 
 def evaluate(kind: str, model, tokenizer, puzzles: list[Puzzle], size: int) -> dict:
@@ -228,44 +227,17 @@ def datasets(config: PuzzleConfig) -> tuple[list[Puzzle], list[Puzzle]]:
     return train_set, test
 
 
-def run_puzzle_experiment(config: PuzzleConfig, progress: Progress | None = None,
-                          train_hooks: Callable[[str, int, TrainStepRecord], None] | None = None,
-                          resume: bool = False) -> dict:
-    """Train and score every (seed, kind); write ``results.json`` and the models under ``out_dir`` (each run's
-    ``model_dir`` relative to it, so that the folder can be moved or shipped as it is)."""
-    started = time.perf_counter()
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def run_puzzle_experiment(config: PuzzleConfig, resume: bool = False, progress: Progress | None = None,
+                          train_hooks: TrainHooks | None = None) -> dict:
+    """Train and score every (seed, kind); write ``results.json`` and the models under ``output_dir`` (each run's
+    ``model_dir`` relative to it, so that the folder can be moved or shipped as it is). With ``resume``, what a
+    stopped run finished is kept and its model in training continues (:mod:`.twins`)."""
     tokenizer = puzzle_tokenizer(config.size)
     train_set, test = datasets(config)
-    jobs = [(seed, kind) for seed in config.seeds for kind in config.models]
-    runs = []
-    for j, (seed, kind) in enumerate(jobs):
-        run_dir = out / f"seed{seed}" / kind
-        if resume and (run_dir / "run.json").exists():
-            runs.append(json.loads((run_dir / "run.json").read_text()))
-            continue
-        if progress:
-            progress(j / len(jobs), f"[{j + 1}/{len(jobs)}] {kind}, seed {seed}: training")
-
-        def on_step(record: TrainStepRecord, kind=kind, seed=seed) -> None:
-            if train_hooks:
-                train_hooks(kind, seed, record)
-
-        tic = time.perf_counter()
-        model, result = train_puzzle_model(kind, config, tokenizer, train_set, seed, run_dir, on_step, resume)
-        train_s = time.perf_counter() - tic
-        save_model(model, tokenizer, run_dir / "final")
-        run = {"seed": seed, "model": kind, "final_train_loss": result.final_loss, "train_time_s": round(train_s, 1),
-               "model_dir": str((run_dir / "final").relative_to(out)),
-               "scores": evaluate(kind, model, tokenizer, test, config.size)}
-        (run_dir / "run.json").write_text(json.dumps(run, indent=2))
-        runs.append(run)
-    results = {"config": asdict(config), "runs": runs, "wall_time_s": round(time.perf_counter() - started, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    if progress:
-        progress(1.0, f"done in {results['wall_time_s']:.0f} s")
-    return results
+    twins = Twins(config.models, tokenizer, lambda kind, seed: build_model(kind, config, tokenizer, seed),
+                  lambda kind, seed: puzzle_training(kind, config, tokenizer, train_set, seed),
+                  lambda kind, model, _: evaluate(kind, model, tokenizer, test, config.size))
+    return run_twins(twins, config, config.seeds, resume, progress, train_hooks)
 
 
 def solve_rates(results: dict) -> dict[str, dict]:

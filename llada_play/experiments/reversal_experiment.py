@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..model.checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model, save_model
+from ..model.checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model
 from ..model.config import PRESETS, config_from_preset
 from ..training.data import PackedBatches, pack_tokens
 from ..model.modeling import LladaForMaskedLM
@@ -25,7 +23,8 @@ from .reversal import (candidate_scores, draw_candidates, generation_accuracy, i
                        infilling_ranking_accuracy, normalise, ranking_accuracy)
 from .reversal_data import facts_from_files, make_dataset, read_dataset
 from ..model.tokenizer import special_token_ids
-from ..training.trainer import TrainConfig, TrainStepRecord, train
+from ..training.trainer import TrainConfig
+from .twins import Progress, TrainHooks, Twins, accepts_out_dir, former_out_dir, run_twins
 
 MODEL_KINDS = ("diffusion", "autoregressive")
 # (metric key, test file, direction): "forward" asks in the trained order, "reverse" in the other one.
@@ -38,11 +37,15 @@ QUESTIONS = [
 ]
 
 
+OUTPUT_DIR = "runs/reversal"
+
+
+@accepts_out_dir
 @dataclass
 class ReversalConfig:
     """Everything the experiment depends on; saved into the results so a run can be repeated."""
 
-    out_dir: str = "runs/reversal"
+    output_dir: str = OUTPUT_DIR  # the models, their checkpoints and results.json
     data_dir: str | None = None  # a directory in the published layout; None generates the data
     people_per_subset: int = 30  # generated data: the published shape is 30 people, 30 + 10 templates
     train_templates: int = 30
@@ -65,8 +68,11 @@ class ReversalConfig:
     mc_samples: int = 32
     precision: str = "auto"
     device: str = "cpu"
+    progress: bool = True  # a bar on stderr when run_reversal_experiment is given no progress callback
+    out_dir: InitVar[str | None] = None  # the former name of output_dir, still accepted
 
-    def __post_init__(self):
+    def __post_init__(self, out_dir: str | None = None):
+        former_out_dir(self, out_dir, OUTPUT_DIR)
         if self.init not in {"scratch", "pretrained"}:
             raise ValueError(f"init must be 'scratch' or 'pretrained', got {self.init!r}")
         if self.preset not in PRESETS or self.preset == "llada-8b":
@@ -92,11 +98,8 @@ class ReversalConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ReversalConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-
-Progress = Callable[[float, str], None]
+        """The config saved in a results file (older ones name the output folder ``out_dir``)."""
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 
 def load_experiment_data(config: ReversalConfig) -> dict[str, list[dict]]:
@@ -169,80 +172,40 @@ def evaluate_reversal(model, tokenizer, files: dict[str, list[dict]], config: Re
     return scores
 
 
-def run_reversal_experiment(config: ReversalConfig, progress: Progress | None = None,
-                            train_hooks: Callable[[str, int, TrainStepRecord], None] | None = None,
-                            resume: bool = False) -> dict:
-    """Train and score every (seed, model kind); write ``results.json`` (and each model) under ``out_dir``.
+def reversal_twins(config: ReversalConfig) -> Twins:
+    """The experiment's part of the twin skeleton: both kinds on the same packed windows of the facts, scored
+    on every question set."""
+    files = load_experiment_data(config)
+    tokenizer = reference_tokenizer()
+    tokens = pack_tokens(tokenizer, training_sentences(files, config.data_seed), config.seq_len)
+
+    def training(kind: str, seed: int) -> tuple[PackedBatches, TrainConfig]:
+        return PackedBatches(tokens, config.seq_len, config.batch_size), TrainConfig(
+            objective="autoregressive" if kind == "autoregressive" else "pretrain", max_steps=config.steps,
+            lr=config.lr, warmup_steps=min(config.warmup, config.steps), seed=seed, precision=config.precision,
+            device=config.device, save_every=max(1, config.steps // 4), keep_last=1, random_length_prob=0.0)
+
+    def summary(runs: list[dict]) -> dict:
+        return {"data": {name: len(rows) for name, rows in sorted(files.items())}, "train_tokens": len(tokens),
+                "tokens_per_model": config.steps * config.batch_size * config.seq_len,
+                "parameters": runs[0]["parameters"],  # the same for every run: one preset for both kinds
+                "summary": summarise(runs)}
+
+    return Twins(config.models, tokenizer, lambda kind, seed: build_model(kind, config, tokenizer, seed), training,
+                 lambda kind, model, progress: evaluate_reversal(model, tokenizer, files, config, progress), summary)
+
+
+def run_reversal_experiment(config: ReversalConfig, resume: bool = False, progress: Progress | None = None,
+                            train_hooks: TrainHooks | None = None) -> dict:
+    """Train and score every (seed, model kind); write ``results.json`` (and each model) under ``output_dir``.
 
     ``progress(fraction, message)`` is called as the run advances (the app's progress bar);
     ``train_hooks(kind, seed, record)`` sees every training step (live loss plots). With ``resume`` (a job
     restarted after preemption), models already scored are kept and a model in training continues from its
-    latest checkpoint.
+    latest checkpoint (:mod:`.twins`).
     """
-    started = time.perf_counter()
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = load_experiment_data(config)
-    tokenizer = reference_tokenizer()
-    tokens = pack_tokens(tokenizer, training_sentences(files, config.data_seed), config.seq_len)
-    jobs = [(seed, kind) for seed in config.seeds for kind in config.models]
-    runs = []
-    for j, (seed, kind) in enumerate(jobs):
-        def report(fraction: float, message: str, j=j) -> None:
-            if progress:
-                progress((j + fraction) / len(jobs), f"[{j + 1}/{len(jobs)}] {kind}, seed {seed}: {message}")
-
-        run_dir = out / f"seed{seed}" / kind
-        if resume and (run_dir / "run.json").exists():
-            runs.append(json.loads((run_dir / "run.json").read_text()))
-            continue
-        model = build_model(kind, config, tokenizer, seed)
-        train_config = TrainConfig(
-            objective="autoregressive" if kind == "autoregressive" else "pretrain", output_dir=str(run_dir),
-            max_steps=config.steps, lr=config.lr, warmup_steps=min(config.warmup, config.steps), seed=seed,
-            precision=config.precision, device=config.device, save_every=max(1, config.steps // 4), keep_last=1,
-            progress=False, random_length_prob=0.0)
-
-        def on_step(record: TrainStepRecord, kind=kind, seed=seed) -> None:
-            if train_hooks:
-                train_hooks(kind, seed, record)
-            if record.step % 10 == 0 or record.step == config.steps:
-                report(0.7 * record.step / config.steps, f"training, step {record.step}, loss {record.loss:.3f}")
-
-        report(0.0, "training")
-        result = train(model, PackedBatches(tokens, config.seq_len, config.batch_size), train_config,
-                       tokenizer=tokenizer, hooks=on_step, resume=resume)
-        model.to("cpu").eval()
-        scores = evaluate_reversal(model, tokenizer, files, config,
-                                   progress=lambda f, m: report(0.7 + 0.3 * f, m))
-        save_model(model, tokenizer, run_dir / "final")
-        run = {"seed": seed, "model": kind, "final_train_loss": result.final_loss,
-               "parameters": sum(p.numel() for p in model.parameters()), "model_dir": str(run_dir / "final"),
-               "scores": scores}
-        (run_dir / "run.json").write_text(json.dumps(run, indent=2))
-        runs.append(run)
-    results = {
-        "config": asdict(config),
-        "data": {name: len(rows) for name, rows in sorted(files.items())},
-        "train_tokens": len(tokens),
-        "tokens_per_model": config.steps * config.batch_size * config.seq_len,
-        "parameters": runs[0]["parameters"],  # the same for every run: one preset for both kinds
-        "runs": runs,
-        "summary": summarise(runs),
-        "wall_time_s": round(time.perf_counter() - started, 1),
-        "machine": _machine(),
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    if progress:
-        progress(1.0, f"done in {results['wall_time_s']:.0f} s")
-    return results
-
-
-def _machine() -> str:
-    import os
-    import platform
-
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    results = run_twins(reversal_twins(config), config, config.seeds, resume, progress, train_hooks)
+    return with_model_paths(results, Path(config.output_dir))  # as read_results gives them: they open from here
 
 
 def _count(n: int, noun: str) -> str:
@@ -390,11 +353,25 @@ def conclusions(results: dict, margin: float = 0.05) -> list[str]:
     return lines
 
 
-def read_results(path: str | Path) -> dict:
-    """A results file written by :func:`run_reversal_experiment`, checked for the keys the views need.
+def with_model_paths(results: dict, folder: Path) -> dict:
+    """``results`` (written in ``folder``) with each run's ``model_dir`` made a path that opens from here.
 
-    A run's ``model_dir`` is as the run wrote it (relative to where it ran), or relative to the results file
-    when the models were shipped beside it (``data/reversal/results/long-models/``)."""
+    The file names each model relative to itself (the run's ``output_dir``, or a folder of models shipped
+    beside it: ``data/reversal/results/long-models/``); a copy kept elsewhere (``llada-play reversal --out``)
+    finds them under its config's ``output_dir``, and older files name them relative to where they ran (left
+    as they are). Models not kept are null."""
+    bases = [folder, Path(results["config"].get("output_dir") or ".")]
+    for run in results["runs"]:
+        model_dir = run.get("model_dir")
+        found = [base / model_dir for base in bases if model_dir and (base / model_dir).is_dir()]
+        if found and not Path(model_dir).is_absolute():
+            run["model_dir"] = str(found[0])
+    return results
+
+
+def read_results(path: str | Path) -> dict:
+    """A results file written by :func:`run_reversal_experiment`, checked for the keys the views need, its
+    models named by paths that open from here (:func:`with_model_paths`)."""
     path = Path(path)
     try:
         results = json.loads(path.read_text())
@@ -403,8 +380,4 @@ def read_results(path: str | Path) -> dict:
     missing = {"config", "runs", "summary"} - set(results)
     if missing:
         raise ValueError(f"{path} is not a reversal results file (missing {sorted(missing)})")
-    for run in results["runs"]:  # models shipped next to a result are named relative to it; others are null
-        model_dir = Path(run.get("model_dir") or "")
-        if run.get("model_dir") and not model_dir.is_absolute() and (path.parent / model_dir).is_dir():
-            run["model_dir"] = str(path.parent / model_dir)
-    return results
+    return with_model_paths(results, path.parent)

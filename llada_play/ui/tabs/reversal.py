@@ -90,7 +90,7 @@ def run_experiment(registry: ModelRegistry, overrides: dict | None, _running: Ca
     from ...experiments.reversal_experiment import ReversalConfig, run_reversal_experiment
 
     out = registry.new_run_dir("reversal-app")
-    config = ReversalConfig.quick(**{**(overrides or {}), "out_dir": str(out)})
+    config = ReversalConfig.quick(**{**(overrides or {}), "output_dir": str(out)})
     cancel = Cancel()
 
     def work(report):
