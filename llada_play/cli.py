@@ -1,6 +1,8 @@
-"""The ``llada-play`` command line: ``main``, and the commands that are not training (sample, eval, submit).
+"""The ``llada-play`` command line: ``sample``, one subcommand per run of :data:`llada_play.runs.RUNS` (train,
+sft, eval, reversal, puzzle, masking-ratio) and ``submit`` (any of those runs as a job).
 
-The parser and the training commands live in ``commands.py``, which ``jobs`` uses without importing this module.
+Every settings dataclass becomes flags by one rule (:mod:`llada_play.flags`: a field's name is its flag):
+``SamplerConfig`` for sample, each run's config and options, ``ClusterConfig`` for submit.
 """
 from __future__ import annotations
 
@@ -8,9 +10,36 @@ import argparse
 import json
 import sys
 
-import torch
+from . import runs
+from .flags import add_config_arguments, config_from_args
 
-from .commands import build_parser as build_command_parser
+
+def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    """How sample opens a model directory."""
+    from .model.checkpoint import DTYPES
+
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a checkpoint that ships its own Python code (not needed for LLaDA and Dream, "
+                             "which are read natively; off by default)")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
+                        help="weights dtype (default float32; bfloat16 halves memory, use it for LLaDA-8B)")
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of ``llada-play sample``, in the order ``--help`` lists them: the prompt, the model, then one
+    flag per SamplerConfig field."""
+    from .diffusion.sampler_config import add_sampler_arguments
+
+    parser.add_argument("--prompt", required=True, help="text to continue")
+    parser.add_argument("--model", default=None, help="model directory or cached hub id (default: the shipped model)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device-map", default=None,
+                        help="spread a large model over the GPUs and the CPU (e.g. auto; needs accelerate)")
+    add_loading_arguments(parser)
+    parser.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
+    parser.add_argument("--keep-eos", action="store_true", help="print end-of-text tokens and what follows")
+    parser.add_argument("--trace", default=None, metavar="OUT.json", help="write the denoising trace as JSON")
+    add_sampler_arguments(parser)
 
 
 def cmd_sample(args) -> int:
@@ -39,39 +68,34 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from .recipes import run_evaluation
+def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``llada-play submit``: one per ClusterConfig field, --wait, then ``--`` and a run's command line."""
+    from .jobs import CLUSTER_ALIASES, EXECUTORS, ClusterConfig
 
-    result = run_evaluation(args.model, args.data, seq_len=args.seq_len, batches=args.batches,
-                            mc_samples=args.mc_samples, rows=args.rows, samples=args.samples, seed=args.seed)
-    print(json.dumps(result, indent=2))
-    return 0
+    add_config_arguments(parser, ClusterConfig, aliases=CLUSTER_ALIASES,
+                         overrides={"executor": {"choices": list(EXECUTORS)}, "setup": {"repeat": True}})
+    parser.add_argument("--wait", action="store_true", help="wait for the job and print its status and model")
+    parser.add_argument("training", nargs=argparse.REMAINDER,
+                        help=f"-- then a run's command line ({', '.join(runs.RUNS)})")
 
 
 def cluster_config_from_args(args):
+    """The ClusterConfig of parsed ``submit`` flags."""
     from .jobs import ClusterConfig
 
-    extra = {}
-    for item in args.sbatch or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--sbatch takes KEY=VALUE (e.g. qos=high), got {item!r}")
-        extra[key.lstrip("-")] = value
-    return ClusterConfig(executor=args.executor, tasks_per_node=args.tasks_per_node, nodes=args.nodes,
-                         gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
-                         partition=args.partition, account=args.account, time_min=args.time, sbatch=extra,
-                         setup=args.setup or [], folder=args.folder)
+    return config_from_args(ClusterConfig, args)
 
 
 def cmd_submit(args) -> int:
-    """Submit a training command as a job; print its id and where it writes; with --wait, follow it."""
+    """Submit a run's command line as a job; print its id and where it writes; with --wait, follow it."""
     from .jobs import submit_command
 
     if not args.training:
-        raise ValueError("give the training command after --, e.g. llada-play submit -- train --data d --out runs/x")
+        raise ValueError("give the run's command line after --, e.g. llada-play submit -- train --data d --out runs/x")
     argv = args.training[1:] if args.training[0] == "--" else args.training
-    handle = submit_command(argv, cluster_config_from_args(args))
-    print(json.dumps({"job_id": handle.job_id, "executor": args.executor, "output_dir": str(handle.output_dir),
+    cluster = cluster_config_from_args(args)
+    handle = submit_command(argv, cluster)
+    print(json.dumps({"job_id": handle.job_id, "executor": cluster.executor, "output_dir": str(handle.output_dir),
                       "log": str(handle.log_paths()[0])}))
     if not args.wait:
         return 0
@@ -82,8 +106,18 @@ def cmd_submit(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``llada-play`` parser, every subcommand with its handler."""
-    return build_command_parser({"sample": cmd_sample, "eval": cmd_eval, "submit": cmd_submit})
+    """The ``llada-play`` parser, every subcommand with its handler (``func``)."""
+    parser = argparse.ArgumentParser(prog="llada-play", description="Play with masked-diffusion language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sample = sub.add_parser("sample", help="generate text by denoising", description="generate text by denoising")
+    add_sample_arguments(sample)
+    sample.set_defaults(func=cmd_sample)
+    runs.add_run_commands(sub)
+    submit = sub.add_parser("submit", help="run any run's command line as a job (local or Slurm)",
+                            description="llada-play submit [options] -- train --data data/shakespeare --out runs/x")
+    add_submit_arguments(submit)
+    submit.set_defaults(func=cmd_submit)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -179,7 +179,8 @@ def _argument_options(cls: type, f: dataclasses.Field, kind: FieldType, default,
     extra = dict(extra)
     repeat = extra.pop("repeat", False)
     help_text = extra.pop("help", None) or field_help(cls, f)
-    if default is not dataclasses.MISSING and default is not None and default is not False and default not in ((), [], {}):
+    nothing = default is None or default is False or default in ((), [], {})
+    if default is not dataclasses.MISSING and not nothing:
         help_text = f"{help_text} (default {'on' if default is True else _shown(default)})".strip()
     options: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text.replace("%", "%%")}
     if kind.element is bool and not kind.sequence:
@@ -290,17 +291,20 @@ def config_from_args(cls: type, args: argparse.Namespace, base=None, **fixed):
     return cls(**values)
 
 
-def config_to_argv(config, base=None, always: Iterable[str] = (), spelling: Mapping[str, str] | None = None) -> list[str]:
-    """The flags that give ``config`` from ``base`` (default: the class's defaults): one per field that differs,
-    in field order, and the fields in ``always``; ``spelling``: field -> the flag to write instead of its name's
-    (an alias). Parsing them back with :func:`config_from_args` gives ``config``."""
+def config_to_argv(config, base=None, always: Iterable[str] = (),
+                   spelling: Mapping[str, str] | None = None) -> list[str]:
+    """The flags that give ``config`` from ``base`` (default: the class's defaults): one per field that differs
+    (or has no default), in field order, and the fields in ``always``; ``spelling``: field -> the flag to write
+    instead of its name's (an alias). Parsed back by :func:`config_from_args` over ``base``, they give ``config``."""
     cls, always, spelling = type(config), set(always), dict(spelling or {})
-    base = base if base is not None else cls()
     hints = typing.get_type_hints(cls)
     argv: list[str] = []
     for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
         value = getattr(config, f.name)
-        if f.name not in always and value == getattr(base, f.name):
+        start = getattr(base, f.name) if base is not None else _default_of(f)
+        if f.name not in always and start is not dataclasses.MISSING and value == start:
             continue
         flag, kind = spelling.get(f.name, flag_of(f.name)), field_type(hints[f.name])
         if kind.element is bool and not kind.sequence:

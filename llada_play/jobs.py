@@ -5,10 +5,11 @@
                  cluster=ClusterConfig(executor="slurm", partition="gpu", gpus_per_node=4, tasks_per_node=4))
     job.status(); job.log_tail(); job.metrics(); job.cancel(); job.result(); job.model_dir()
 
-A job runs a recipe (``recipes.run_pretraining`` / ``run_sft`` / ``run_reversal``) or a ``llada-play``
-command line with the same configuration the CLI takes. Several tasks per node (and several nodes) train
-with torch.distributed, one process per task, as Slurm's srun starts them. Every job continues from the
-latest checkpoint in its output directory, so a preempted job that Slurm requeues picks up where it was.
+A job runs one entry of :data:`llada_play.runs.RUNS` (pretrain/train, sft, eval, reversal, puzzle,
+masking-ratio), from its config and options (``submit``, ``submit_sweep``) or from its ``llada-play`` command
+line (``submit_command``). Several tasks per node (and several nodes) train with torch.distributed, one process
+per task, as Slurm's srun starts them (the runs that train one model: train and sft). Every job continues from
+the latest checkpoints in its output directory, so a preempted job that Slurm requeues picks up where it was.
 """
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ from pathlib import Path
 
 import submitit
 
-from .training.trainer import TrainConfig, checkpoint_dirs
+from . import runs
+from .flags import config_to_argv
+from .training.trainer import checkpoint_dirs
 
 EXECUTORS = ("local", "slurm")
-# recipe name -> function name in llada_play.recipes (looked up when the job runs)
-RECIPES = {"pretrain": "run_pretraining", "sft": "run_sft", "reversal": "run_reversal"}
 FINISHED_OK = {"COMPLETED"}
 RUNNING = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "CONFIGURING", "RESIZING", "SUSPENDED", "READY"}
 
@@ -62,16 +63,16 @@ class JobFailed(RuntimeError):
 class ClusterConfig:
     """Where and how a job runs. ``local`` needs nothing; ``slurm`` submits with sbatch (through submitit)."""
 
-    executor: str = "local"
+    executor: str = "local"  # local: a subprocess on this machine; slurm: sbatch through submitit
     tasks_per_node: int = 1  # training processes per node (torch.distributed when nodes * tasks > 1)
-    nodes: int = 1
-    gpus_per_node: int = 0
-    cpus_per_task: int | None = None
-    partition: str | None = None
-    account: str | None = None
-    time_min: int = 60  # time limit
-    sbatch: dict[str, str] = field(default_factory=dict)  # extra sbatch options, e.g. {"qos": "high"}
-    setup: list[str] = field(default_factory=list)  # shell lines run first (module load, conda activate...)
+    nodes: int = 1  # nodes (Slurm)
+    gpus_per_node: int = 0  # GPUs per node
+    cpus_per_task: int | None = None  # CPUs per training process (Slurm)
+    partition: str | None = None  # Slurm partition
+    account: str | None = None  # Slurm account
+    time_min: int = 60  # time limit in minutes
+    sbatch: dict[str, str] = field(default_factory=dict)  # extra sbatch option, e.g. qos=high (repeatable)
+    setup: list[str] = field(default_factory=list)  # shell line run first: module load, conda activate... (repeatable)
     folder: str | None = None  # submitit's logs and pickles (default: <output_dir>/submitit)
     max_requeues: int = 3  # preemptions/time-outs a job survives by requeueing itself
 
@@ -91,10 +92,15 @@ class ClusterConfig:
         return self.nodes * self.tasks_per_node
 
 
-def check_compatible(config: TrainConfig, cluster: ClusterConfig, batch_size: int | None = None) -> None:
-    """Refuse, before submitting, what would only fail on the cluster."""
-    gpu = config.device.startswith("cuda")
-    if config.ddp_backend == "nccl" and cluster.gpus_per_node == 0:
+# ClusterConfig's flags (``llada-play submit``) are its fields'; the short spellings the README uses stay aliases
+CLUSTER_ALIASES = {"--time": "time_min"}
+
+
+def check_compatible(config, cluster: ClusterConfig, batch_size: int | None = None) -> None:
+    """Refuse, before submitting, what would only fail on the cluster (``config``: a TrainConfig, or any run's
+    config with a ``device``)."""
+    gpu = str(getattr(config, "device", "cpu")).startswith("cuda")
+    if getattr(config, "ddp_backend", "auto") == "nccl" and cluster.gpus_per_node == 0:
         raise ValueError("ddp_backend 'nccl' needs GPUs, but the job asks for gpus_per_node=0 "
                          "(ask for GPUs, or use ddp_backend 'gloo' / 'auto' on CPUs)")
     if gpu and cluster.gpus_per_node == 0:
@@ -132,32 +138,26 @@ def _run_until_cancelled(run: Callable[[], object]) -> object:
 
 
 class RecipeJob(submitit.helpers.Checkpointable):
-    """Runs ``recipes.<recipe>(config=..., resume=True, **options)``. Checkpointable: on preemption submitit
-    requeues this same object, which resumes from the latest checkpoint."""
+    """Runs the run ``recipe`` of :data:`llada_play.runs.RUNS` with ``config=..., resume=True, **options``.
+    Checkpointable: on preemption submitit requeues this same object, which resumes from the latest checkpoint."""
 
-    def __init__(self, recipe: str, config: TrainConfig, options: dict):
+    def __init__(self, recipe: str, config, options: dict):
         self.recipe, self.config, self.options = recipe, config, options
 
     def __call__(self):
-        from . import recipes
-
-        recipe = getattr(recipes, RECIPES[self.recipe])
-        return _run_until_cancelled(lambda: recipe(config=self.config, resume=True, **self.options))
+        run = runs.find(self.recipe)
+        return _run_until_cancelled(lambda: run(self.config, resume=True, **self.options))
 
 
 class CommandJob(submitit.helpers.Checkpointable):
-    """Runs a ``llada-play train/sft/reversal ...`` command line (with ``--resume``) inside the job; errors
-    propagate so that the job fails with its traceback in the log."""
+    """Runs a run's ``llada-play`` command line (with ``--resume``) inside the job, printing what the command
+    prints; errors propagate so that the job fails with its traceback in the log."""
 
     def __init__(self, argv: list[str]):
         self.argv = list(argv)
 
     def __call__(self):
-        from .commands import build_parser
-
-        args = build_parser().parse_args(self.argv)  # the training commands' handlers are built in
-        args.resume = True
-        return _run_until_cancelled(lambda: args.func(args))
+        return _run_until_cancelled(lambda: runs.run_command(self.argv, resume=True))
 
 
 # ---- the handle ----------------------------------------------------------------------------------------
@@ -366,21 +366,14 @@ def sbatch_script(cluster: ClusterConfig, name: str = "llada-play", folder: str 
 
 
 def submit_command_line(argv: list[str], cluster: ClusterConfig) -> str:
-    """The ``llada-play submit ...`` command line that runs ``argv`` (a training command) with these settings."""
+    """The ``llada-play submit ...`` command line that runs ``argv`` (a run's command line) with these settings:
+    a flag for each setting that differs from ClusterConfig's defaults (``--executor`` always; ``--time`` as the
+    README writes it)."""
     import shlex
 
-    default = ClusterConfig()
-    opts = [f"--executor {cluster.executor}"]
-    for field_name, flag in [("tasks_per_node", "--tasks-per-node"), ("nodes", "--nodes"),
-                             ("gpus_per_node", "--gpus-per-node"), ("cpus_per_task", "--cpus-per-task"),
-                             ("partition", "--partition"), ("account", "--account"), ("time_min", "--time"),
-                             ("folder", "--folder")]:
-        value = getattr(cluster, field_name)
-        if value != getattr(default, field_name):
-            opts.append(f"{flag} {shlex.quote(str(value))}")
-    opts += [f"--sbatch {shlex.quote(f'{k}={v}')}" for k, v in cluster.sbatch.items()]
-    opts += [f"--setup {shlex.quote(line)}" for line in cluster.setup]
-    return f"llada-play submit {' '.join(opts)} -- {shlex.join(argv)}"
+    spelling = {field_name: flag for flag, field_name in CLUSTER_ALIASES.items()}
+    opts = config_to_argv(cluster, always=["executor"], spelling=spelling)
+    return f"llada-play submit {shlex.join(opts)} -- {shlex.join(argv)}"
 
 
 def _submit_all(executor, jobs: list, cluster: ClusterConfig) -> list:
@@ -396,10 +389,10 @@ def _submit_all(executor, jobs: list, cluster: ClusterConfig) -> list:
         raise ValueError(f"{cluster.executor} refused the job: " + " | ".join(w.strip() for w in words[:3])) from err
 
 
-def submit(config: TrainConfig, recipe: str = "pretrain", cluster: ClusterConfig | None = None,
-           **options) -> JobHandle:
-    """Run ``recipes.<recipe>`` with ``config`` (and the recipe's other keyword ``options``, e.g. ``corpus``,
-    ``preset``, ``batch_size``) as a job; returns its :class:`JobHandle` at once."""
+def submit(config, recipe: str = "pretrain", cluster: ClusterConfig | None = None, **options) -> JobHandle:
+    """Run the run ``recipe`` of :data:`llada_play.runs.RUNS` with ``config`` (its config class: a TrainConfig for
+    pretrain and sft, a ReversalConfig for reversal...) and the recipe's other keyword ``options`` (e.g.
+    ``corpus``, ``preset``, ``batch_size``) as a job; returns its :class:`JobHandle` at once."""
     return submit_sweep(config, [{}], recipe, cluster, **options)[0]
 
 
@@ -413,25 +406,57 @@ def _variant_name(variant: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in variant.items()) or "run"
 
 
-def submit_sweep(config: TrainConfig, variants: list[dict], recipe: str = "pretrain",
-                 cluster: ClusterConfig | None = None, **options) -> list[JobHandle]:
-    """One job per variant, as a single job array on Slurm. A variant overrides TrainConfig fields (``seed``,
-    ``objective``, ``lr``...) or recipe options (``preset``...); each writes to
-    ``<config.output_dir>/<k=v,...>`` unless it is the only one."""
+def _needs_output_dir(run: runs.Run, config) -> None:
+    if getattr(config, "output_dir", None) is None:
+        raise ValueError(f"{run.name} as a job needs an output_dir (its results and the job's logs go there)")
+
+
+def _check_run(run: runs.Run, config, cluster: ClusterConfig, batch_size: int | None) -> None:
+    """What a run's job would only fail with later: no output folder, several processes for a run that trains
+    in one, settings the cluster cannot give."""
+    _needs_output_dir(run, config)
+    if not run.processes and cluster.world_size > 1:
+        raise ValueError(f"{run.name} runs in one process; a job of {cluster.world_size} tasks would run it "
+                         f"{cluster.world_size} times over (give tasks_per_node=1 and nodes=1)")
+    check_compatible(config, cluster, batch_size)
+
+
+def _run_config(run: runs.Run, config):
+    """``config`` as the run's config class (a dict of its fields is read too)."""
+    if isinstance(config, dict):
+        config = run.config.from_dict(config) if hasattr(run.config, "from_dict") else run.config(**config)
+    if not isinstance(config, run.config):
+        raise ValueError(f"recipe {run.name!r} takes a {run.config.__name__}, got {type(config).__name__}")
+    return config
+
+
+def submit_sweep(config, variants: list[dict], recipe: str = "pretrain", cluster: ClusterConfig | None = None,
+                 **options) -> list[JobHandle]:
+    """One job per variant of the run ``recipe``, as a single job array on Slurm. A variant overrides fields of
+    the config (``seed``, ``objective``, ``lr``, ``steps``...) or the recipe's options (``preset``...); each
+    writes to ``<config.output_dir>/<k=v,...>`` unless it is the only one. Unknown names are refused here."""
     cluster = cluster or ClusterConfig()
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+    run = runs.find(recipe)
+    config = _run_config(run, config)
     if not variants:
         raise ValueError("a sweep needs at least one variant")
-    config_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config_fields = {f.name for f in dataclasses.fields(run.config)}
+    option_fields = run.option_names()
+    for names in (options, *variants):
+        unknown = sorted(set(names) - config_fields - option_fields)
+        if unknown:
+            raise ValueError(f"{run.name} has no setting(s) {unknown}; its config's are {sorted(config_fields)}"
+                             + (f", its options {sorted(option_fields)}" if option_fields else ""))
+    _needs_output_dir(run, config)
+    quiet = {"progress": False} if "progress" in config_fields else {}
     jobs, dirs = [], []
     for variant in variants:
         own = {k: v for k, v in variant.items() if k in config_fields}
         out = Path(config.output_dir) if len(variants) == 1 else Path(config.output_dir) / _variant_name(variant)
-        run_config = dataclasses.replace(config, **own, output_dir=str(out), progress=False)
+        run_config = dataclasses.replace(config, **own, output_dir=str(out), **quiet)
         run_options = {**options, **{k: v for k, v in variant.items() if k not in config_fields}}
-        check_compatible(run_config, cluster, run_options.get("batch_size"))
-        jobs.append(RecipeJob(recipe, run_config, run_options))
+        _check_run(run, run_config, cluster, run_options.get("batch_size"))
+        jobs.append(RecipeJob(run.name, run_config, run_options))
         dirs.append(out)
     folder = Path(cluster.folder or Path(config.output_dir) / "submitit")
     earlier = [_latest_step(d) for d in dirs]  # before the jobs start writing their own checkpoints
@@ -447,23 +472,15 @@ def _latest_step(output_dir: Path) -> int | None:
 
 
 def submit_command(argv: list[str], cluster: ClusterConfig | None = None) -> JobHandle:
-    """Run a ``llada-play train/sft/reversal ...`` command line as a job (parsed here first, so that a typo
-    fails now rather than on the cluster)."""
-    from .commands import build_parser, reversal_run_dir, train_config_from_args
-
+    """Run a run's ``llada-play`` command line (``["train", "--data", ...]``, any run of
+    :data:`llada_play.runs.RUNS`) as a job. It is parsed here first, so that a typo or a bad setting fails now
+    rather than on the cluster; the job writes its logs under the run's output directory."""
     cluster = cluster or ClusterConfig()
-    if not argv or argv[0] not in {"train", "sft", "reversal"}:
-        raise ValueError(f"submit runs a training command (train, sft or reversal), got {argv[:1] or 'nothing'}")
-    args = build_parser().parse_args(argv)
-    objective = {"train": "pretrain", "sft": "sft"}.get(argv[0], "pretrain")
-    if getattr(args, "autoregressive", False):
-        objective = "autoregressive"
-    if argv[0] in {"train", "sft"}:
-        check_compatible(train_config_from_args(args, objective), cluster, getattr(args, "batch_size", None))
-        out = Path(args.out)
-    else:  # reversal: --out is the results file; its models (and the job's logs) go to the run directory
-        out = reversal_run_dir(args)
+    run, args, (config, options) = runs.parse_command(list(argv))
+    _check_run(run, config, cluster, options.get("batch_size"))
+    out = Path(config.output_dir)
     folder = Path(cluster.folder or out / "submitit")
-    argv = [*argv, "--no-progress"] if "--no-progress" not in argv else list(argv)
+    quiet = "progress" in {f.name for f in dataclasses.fields(run.config)} and "--no-progress" not in argv
+    argv = [*argv, "--no-progress"] if quiet else list(argv)
     futures = _submit_all(make_executor(cluster, folder, f"llada-{argv[0]}"), [CommandJob(argv)], cluster)
     return JobHandle(futures[0], out, cluster, argv[0])

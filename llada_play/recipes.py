@@ -1,11 +1,18 @@
 """End-to-end runs that the CLI, the app, the notebooks and cluster jobs share: pre-train on a corpus,
-fine-tune on prompt/response rows. Each writes its checkpoints, metrics, final model and a summary."""
+fine-tune on prompt/response rows, evaluate a model. Each writes its checkpoints, metrics, final model and a
+summary.
+
+The settings of each run beside its :class:`TrainConfig` are dataclasses too (:class:`PretrainOptions`,
+:class:`SFTOptions`, :class:`EvalConfig`), so that the command line's flags and a job's options come from their
+fields (:mod:`llada_play.flags`, :mod:`llada_play.runs`).
+"""
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -18,6 +25,42 @@ from .training.evaluation import autoregressive_eval, masked_token_loss, unigram
 from .model.modeling import LladaForMaskedLM
 from .model.tokenizer import special_token_ids, train_bpe_tokenizer
 from .training.trainer import TrainConfig, train
+
+
+SHIPPED_SFT = Path(__file__).resolve().parent.parent / "data" / "sft"
+
+
+@dataclass
+class PretrainOptions:
+    """:func:`run_pretraining`'s settings beside its TrainConfig."""
+
+    corpus: str  # a .txt file or a directory of .txt files
+    preset: str = "small"  # model shape: tiny, mini, small...
+    vocab_size: int = 4096  # the BPE tokenizer trained on the corpus
+    seq_len: int = 256  # tokens per training window
+    batch_size: int = 32  # windows per batch (the global batch, split between processes)
+    held_out_fraction: float = 0.05  # share of the documents held out
+    tokenizer_dir: str | None = None  # reuse this tokenizer directory instead of training one
+    eval_batches: int = 20  # held-out batches scored before and after training
+    split_seed: int = 0  # seed of the held-out split
+
+
+@dataclass
+class SFTOptions:
+    """:func:`run_sft`'s settings beside its TrainConfig (the command line's defaults)."""
+
+    model_dir: str | None = None  # model directory or cached hub id (default: the shipped model)
+    data: str = str(SHIPPED_SFT / "arithmetic_train.jsonl")  # rows (.jsonl/.json/.csv/.parquet): prompt+response
+    eval_data: str | None = None  # held-out rows answered before and after training
+    batch_size: int = 32  # rows per batch
+    seq_len: int | None = None  # pad/cut length (default: the longest row)
+    on_error: Literal["stop", "skip"] = "stop"  # what a malformed row does
+    lora_rank: int = 0  # train LoRA adapters of this rank (peft) instead of all weights
+    lora_alpha: int = 16  # LoRA scaling numerator
+    merge_lora: bool = True  # also save the model with the adapters merged (off: OUT/adapter only)
+    eval_limit: int = 200  # held-out rows answered at most
+    trust_remote_code: bool = False  # allow a checkpoint that ships its own Python code (not LLaDA or Dream)
+    dtype: str = "float32"  # weights dtype: float32, bfloat16 (halves memory; LLaDA-8B), float16, stored
 
 
 def _tokenizer_for_run(out: Path, tokenizer_dir, train_texts, vocab_size, context):
@@ -98,7 +141,7 @@ def _answer_eval(model, tokenizer, conversations, causal: bool) -> dict:
 def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len: int | None = None,
             on_error: str = "stop", lora_rank: int = 0, lora_alpha: int = 16, resume: bool = False,
             hooks=None, eval_data=None, eval_limit: int = 200, trust_remote_code: bool = False,
-            dtype: torch.dtype | None = torch.float32, merge_lora: bool = True) -> dict:
+            dtype: torch.dtype | str | None = torch.float32, merge_lora: bool = True) -> dict:
     """Fine-tune a model directory on prompt/response rows (SFT for diffusion, response-only next-token loss
     when ``config.objective`` is autoregressive). With ``eval_data``, held-out prompts are answered before and
     after training and the exact-match accuracies are reported side by side.
@@ -109,6 +152,12 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
     model. Large models: ``dtype=torch.bfloat16`` with ``config.device="cuda"`` loads the weights in bf16
     straight onto the GPU; ``trust_remote_code`` is needed for checkpoints with their own code (LLaDA-8B)."""
     started = time.perf_counter()
+    if isinstance(dtype, str):  # a name, as the command line and jobs give it
+        from .model.checkpoint import DTYPES
+
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
+        dtype = DTYPES[dtype]
     if lora_rank <= 0 and not merge_lora:
         raise ValueError("merge_lora=False only applies to LoRA runs (lora_rank > 0)")
     env = distributed.init_distributed(config.device, config.ddp_backend)
@@ -214,6 +263,36 @@ def run_evaluation(model_dir, data, seq_len: int = 256, batches: int = 20, batch
     return result
 
 
+@dataclass
+class EvalConfig:
+    """What :func:`evaluate` scores, and where its result goes."""
+
+    data: str  # held-out text (.txt or a directory) or SFT rows (.jsonl...)
+    model_dir: str | None = None  # model directory (default: the shipped model)
+    output_dir: str | None = None  # writes evaluation.json here (a job's results and logs go here too)
+    seq_len: int = 256  # text windows' length
+    batches: int = 20  # fixed batches of text windows scored
+    batch_size: int = 16  # text windows per batch
+    mc_samples: int = 64  # Monte-Carlo samples per row for the likelihood bound
+    rows: int = 50  # SFT rows scored
+    samples: int = 3  # sample generations shown
+    sample_length: int = 64  # tokens per sample generation
+    seed: int = 0  # seed of the windows, the masks and the samples
+
+
+def evaluate(config: EvalConfig, resume: bool = False) -> dict:
+    """:func:`run_evaluation` with an :class:`EvalConfig`; with ``output_dir``, also written to
+    ``<output_dir>/evaluation.json``. (``resume`` is accepted like every run's; an evaluation starts over.)"""
+    result = run_evaluation(config.model_dir, config.data, seq_len=config.seq_len, batches=config.batches,
+                            batch_size=config.batch_size, mc_samples=config.mc_samples, rows=config.rows,
+                            samples=config.samples, sample_length=config.sample_length, seed=config.seed)
+    if config.output_dir is not None:
+        out = Path(config.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
 def encode_data_pair(tokenizer, conversation) -> tuple[torch.LongTensor, torch.LongTensor]:
     """(prompt ids, response ids) of one conversation as tensors."""
     from .training.data import encode_conversation
@@ -221,11 +300,3 @@ def encode_data_pair(tokenizer, conversation) -> tuple[torch.LongTensor, torch.L
     p, r = encode_conversation(tokenizer, conversation)
     return torch.tensor(p), torch.tensor(r)
 
-
-def run_reversal(config, resume: bool = False, progress=None, train_hooks=None) -> dict:
-    """The reversal-curse experiment (:mod:`llada_play.experiments.reversal_experiment`) as a recipe, so that jobs can run it."""
-    from .experiments.reversal_experiment import ReversalConfig, run_reversal_experiment
-
-    if isinstance(config, dict):
-        config = ReversalConfig.from_dict(config)
-    return run_reversal_experiment(config, progress=progress, train_hooks=train_hooks, resume=resume)

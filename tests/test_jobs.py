@@ -126,6 +126,104 @@ def test_sweep_grid_names_each_run():
     assert len(grid) == 4 and grid[1] == {"seed": 0, "objective": "autoregressive"}
 
 
+# ---- every run of the table, as a job and as a sweep ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory, char_tokenizer):
+    """A tiny model of the character tokenizer, and rows and text it can be fine-tuned and evaluated on."""
+    from llada_play.model.checkpoint import save_model
+    from llada_play.model.config import config_from_preset
+    from llada_play.model.modeling import LladaForMaskedLM
+    from llada_play.model.tokenizer import special_token_ids
+
+    folder = tmp_path_factory.mktemp("small")
+    tokenizer = char_tokenizer
+    torch.manual_seed(0)
+    model = LladaForMaskedLM(config_from_preset("tiny", **special_token_ids(tokenizer)))
+    rows = folder / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"{a}+{b}=", "response": str(a + b)}) + "\n"
+                            for a in range(4) for b in range(4)))
+    text = folder / "held.txt"
+    text.write_text("to be, or not to be, that is the question.\n" * 20)
+    return {"model": str(save_model(model, tokenizer, folder / "model")), "rows": str(rows), "text": str(text)}
+
+
+def tiny_settings(name: str, out: Path, corpus: Path, small: dict):
+    """(config, options, what the run writes into its folder) of each run, at settings that take seconds."""
+    from llada_play.experiments.masking_ratio import MaskingRatioConfig
+    from llada_play.experiments.puzzle import PuzzleConfig
+    from llada_play.experiments.reversal_experiment import ReversalConfig
+    from llada_play.recipes import EvalConfig
+
+    train = dict(output_dir=str(out), max_steps=4, warmup_steps=2, log_every=2, save_every=4)
+    twins = dict(output_dir=str(out), preset="tiny", steps=2, batch_size=4, seeds=[0], models=["diffusion"])
+    return {
+        "train": (TrainConfig(**train), dict(corpus=str(corpus), **RECIPE), "summary.json"),
+        "sft": (TrainConfig(objective="sft", **train),
+                dict(model_dir=small["model"], data=small["rows"], batch_size=8), "summary.json"),
+        "eval": (EvalConfig(data=small["text"], model_dir=small["model"], output_dir=str(out), seq_len=16,
+                            batches=2, batch_size=4, samples=1, sample_length=32), {}, "evaluation.json"),
+        "reversal": (ReversalConfig(people_per_subset=3, train_templates=2, test_templates=1, eval_rows=2,
+                                    distractors=2, mc_samples=2, **twins), {}, "results.json"),
+        "puzzle": (PuzzleConfig(size=4, givens=6, train_puzzles=12, test_puzzles=4, **twins), {}, "results.json"),
+        "masking-ratio": (MaskingRatioConfig(steps=2, seeds=2, corpus=str(corpus), output_dir=str(out)), {},
+                          "results.json"),
+    }[name]
+
+
+VARIED = {"train": "seed", "sft": "seed", "eval": "seed", "reversal": "data_seed", "puzzle": "data_seed",
+          "masking-ratio": "seeds"}
+
+
+@pytest.mark.parametrize("name", ["train", "sft", "eval", "reversal", "puzzle", "masking-ratio"])
+def test_every_run_runs_as_a_job_and_as_a_sweep(name, corpus, small_model, tmp_path):
+    """Each entry of runs.RUNS: its command line as a job (what `llada-play submit -- <run> ...` does) and a sweep
+    of two variants of one setting, side by side on the local executor; each run writes into its own folder."""
+    from llada_play.jobs import submit_command
+    from llada_play.runs import RUNS, build_parser
+
+    run = RUNS[name]
+    config, options, written = tiny_settings(name, tmp_path / "cli", corpus, small_model)
+    argv = run.argv(config, **options)  # the settings' command line parses back to the same settings
+    assert run.settings(build_parser().parse_args(argv)) == (config, {**_option_defaults(run), **options})
+    command_job = submit_command(argv)
+    sweep_config, _, _ = tiny_settings(name, tmp_path / "sweep", corpus, small_model)
+    key = VARIED[name]
+    values = [2, 3] if key == "seeds" else [0, 1]
+    sweep = submit_sweep(sweep_config, sweep_grid(**{key: values}), name, **options)
+    assert command_job.wait(timeout_s=240) == "COMPLETED", command_job.log_tail(40)
+    assert (tmp_path / "cli" / written).exists() and command_job.output_dir == tmp_path / "cli"
+    for handle, value in zip(sweep, values):
+        result = handle.result(timeout_s=240)
+        assert handle.output_dir == tmp_path / "sweep" / f"{key}={value}"
+        assert (handle.output_dir / written).exists(), handle.log_tail(40)
+        if "config" in result:  # the variant's setting is the one the run used
+            assert result["config"][key] == value
+
+
+def _option_defaults(run) -> dict:
+    import dataclasses
+
+    return {f.name: f.default for f in dataclasses.fields(run.options)
+            if f.default is not dataclasses.MISSING} if run.options else {}
+
+
+def test_a_run_is_refused_settings_it_does_not_have_and_processes_it_cannot_use(tmp_path):
+    from llada_play.experiments.puzzle import PuzzleConfig
+    from llada_play.jobs import submit_command
+
+    with pytest.raises(ValueError, match=r"train has no setting\(s\) \['corpse'\]"):
+        submit(quick(tmp_path), "pretrain", corpse="x")
+    with pytest.raises(ValueError, match="recipe 'puzzle' takes a PuzzleConfig, got TrainConfig"):
+        submit(quick(tmp_path), "puzzle")
+    with pytest.raises(ValueError, match="puzzle runs in one process"):
+        submit(PuzzleConfig(output_dir=str(tmp_path)), "puzzle", ClusterConfig(tasks_per_node=2))
+    with pytest.raises(ValueError, match="eval as a job needs an output_dir"):
+        submit_command(["eval", "--data", "x"])
+    with pytest.raises(ValueError, match="unknown recipe 'sample'"):
+        submit_command(["sample", "--prompt", "x"])
+
+
 # ---- a real Slurm cluster --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
