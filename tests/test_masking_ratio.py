@@ -79,3 +79,20 @@ def test_the_config_holds_the_flags_and_their_defaults(tmp_path, monkeypatch):
     assert config.corpus_path() == mr.RESULTS_DIR.parent / "shakespeare"
     with pytest.raises(ValueError, match="seeds >= 2"):
         mr.MaskingRatioConfig(steps=5, seeds=1)
+
+
+def test_the_notebooks_pair_and_comparison_give_the_recorded_numbers():
+    """Notebook 05's path (train_pair, then compare) trains through the same skeleton: the same numbers."""
+    from transformers import AutoTokenizer
+
+    from llada_play.model.checkpoint import DEFAULT_AR_MODEL_DIR, DEFAULT_MODEL_DIR, load_model
+
+    tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
+    train_tokens, val, _ = mr.corpus_windows(tokenizer, mr.RESULTS_DIR.parent / "shakespeare")
+    steps = {name: [] for name in mr.OBJECTIVES}
+    models = mr.train_pair(tokenizer, train_tokens, 2, on_step=lambda name, record: steps[name].append(record.step))
+    assert steps == {mr.FIXED: [1, 2], mr.UNIFORM: [1, 2]} and list(models) == [mr.FIXED, mr.UNIFORM]
+    result = mr.compare(models, val, load_model(DEFAULT_AR_MODEL_DIR)[0], tokenizer.eos_token_id, range(2), 2)
+    assert result["nelbo"] == pytest.approx(RECORDED_2_STEPS["nelbo"], rel=1e-6)
+    for name in models:
+        assert result["written"][name]["nll"] == pytest.approx(RECORDED_2_STEPS["written"][name]["nll"], rel=1e-6)
