@@ -178,12 +178,17 @@ RUNS_LIST = [
         defaults=lambda: TrainConfig(objective="pretrain", max_steps=2000, lr=1e-3, warmup_steps=100),
         aliases={**TRAINING_ALIASES, "--data": "corpus", "--held-out": "held_out_fraction",
                  "--tokenizer": "tokenizer_dir"},
-        overrides={**TRAINING_OVERRIDES, "objective": {"choices": ["pretrain", "autoregressive"]}},
+        overrides={**TRAINING_OVERRIDES, "objective": {
+            "choices": ["pretrain", "autoregressive"],
+            "help": "pretrain: masked diffusion; autoregressive: the causal twin, next-token loss"}},
         required=("output_dir",), processes=True, prepare=_training_settings, report=_print_summary),
     Run("sft", "supervised fine-tuning on prompt/response rows", TrainConfig, recipes.run_sft, SFTOptions,
         defaults=lambda: TrainConfig(objective="sft", max_steps=1000, lr=1e-3, warmup_steps=50),
         aliases={**TRAINING_ALIASES, "--model": "model_dir", "--no-merge": ("merge_lora", False)},
-        overrides={**TRAINING_OVERRIDES, "objective": {"choices": ["sft", "autoregressive"]},
+        overrides={**TRAINING_OVERRIDES, "objective": {
+                       "choices": ["sft", "autoregressive"],
+                       "help": "sft: masked diffusion on the response; autoregressive: next-token loss on it "
+                               "(causal models)"},
                    "dtype": {"choices": sorted(DTYPES)}},
         required=("output_dir",), processes=True, prepare=_sft_settings, report=_print_summary),
     Run("eval", "held-out loss, likelihood bound, accuracy and samples", EvalConfig, recipes.evaluate,
@@ -215,7 +220,8 @@ def find(name: str) -> Run:
 def add_run_commands(subparsers) -> None:
     """One subcommand per run (its other names as aliases), each running it through :func:`execute`."""
     for run in RUNS_LIST:
-        command = subparsers.add_parser(run.name, aliases=list(run.names), help=run.help, description=run.help)
+        command = subparsers.add_parser(run.name, aliases=list(run.names), help=run.help.replace("%", "%%"),
+                                        description=run.help)
         run.add_arguments(command)
         command.set_defaults(func=lambda args, run=run: execute(run, args), run=run.name)
 

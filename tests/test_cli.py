@@ -189,8 +189,11 @@ def test_every_runs_flags_are_its_settings_fields():
 
     from llada_play.runs import RUNS, build_parser
 
-    choices = build_parser()._subparsers._group_actions[0].choices
+    parser = build_parser()
+    listed = " ".join(parser.format_help().split())
+    choices = parser._subparsers._group_actions[0].choices
     for name, run in RUNS.items():
+        assert " ".join(run.help.split()) in listed, name
         text = choices[name].format_help()
         for cls in filter(None, (run.config, run.options)):
             for f in fields(cls):
