@@ -223,7 +223,7 @@ def add_run_commands(subparsers) -> None:
         command = subparsers.add_parser(run.name, aliases=list(run.names), help=run.help.replace("%", "%%"),
                                         description=run.help)
         run.add_arguments(command)
-        command.set_defaults(func=lambda args, run=run: execute(run, args), run=run.name)
+        command.set_defaults(func=lambda args, run=run: execute(run, args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,9 +243,10 @@ def parse_command(argv: list[str]) -> tuple[Run, argparse.Namespace, Settings]:
     return run, args, run.settings(args)
 
 
-def execute(run: Run, args: argparse.Namespace) -> int:
-    """Run a parsed command: its settings, the recipe, then what the command prints."""
-    config, options = run.settings(args)
+def execute(run: Run, args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Run a parsed command: its settings (``settings``, if already read from ``args``), the recipe, then what
+    the command prints."""
+    config, options = settings or run.settings(args)
     result = run(config, resume=getattr(args, "resume", False), **options)
     if run.report:
         run.report(args, config, result)
@@ -254,7 +255,7 @@ def execute(run: Run, args: argparse.Namespace) -> int:
 
 def run_command(argv: list[str], resume: bool | None = None) -> int:
     """Parse and run a run's command line (inside a job: ``resume=True``)."""
-    run, args, _ = parse_command(argv)
+    run, args, settings = parse_command(argv)
     if resume is not None and run.resumable:
         args.resume = resume
-    return execute(run, args)
+    return execute(run, args, settings)
