@@ -37,21 +37,21 @@ class PuzzleConfig:
     """Everything a puzzle run depends on; saved into its results so that it can be repeated."""
 
     output_dir: str = OUTPUT_DIR  # the models, their checkpoints and results.json
-    size: int = 6
-    givens: int = 14
-    singles_only: bool = True
-    train_puzzles: int = 10000
-    test_puzzles: int = 500
-    data_seed: int = 0
-    preset: str = "mini"
-    steps: int = 3000  # measured: 95.1% ± 1.8 solved easy-first vs 12.8% ± 0.8 for the twin, 2 seeds (RESULTS)
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup: int = 100
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
-    models: list[str] = field(default_factory=lambda: list(MODEL_KINDS))
-    precision: str = "auto"
-    device: str = "cpu"
+    size: int = 6  # the grid's side: 4, 6 or 9 cells
+    givens: int = 14  # cells given in each generated puzzle
+    singles_only: bool = True  # only puzzles solvable by single-candidate steps (the difficulty knob)
+    train_puzzles: int = 10000  # generated puzzles to train on
+    test_puzzles: int = 500  # held-out puzzles scored
+    data_seed: int = 0  # seed of the generated puzzles
+    preset: str = "mini"  # model shape of both kinds
+    steps: int = 3000  # training steps per model; measured: 95.1% ± 1.8 solved easy-first vs 12.8% ± 0.8 for the twin, 2 seeds (RESULTS)
+    batch_size: int = 64  # puzzles per training step
+    lr: float = 2e-3  # peak learning rate (AdamW, after warm-up)
+    warmup: int = 100  # warm-up steps
+    seeds: list[int] = field(default_factory=lambda: [0, 1])  # one trained pair per seed
+    models: list[str] = field(default_factory=lambda: list(MODEL_KINDS))  # diffusion, autoregressive or both
+    precision: str = "auto"  # training precision: auto (bf16 where the device runs it fast), bf16 or fp32
+    device: str = "cpu"  # where the models train (cpu, cuda...)
     progress: bool = True  # a bar on stderr when run_puzzle_experiment is given no progress callback
     out_dir: InitVar[str | None] = None  # the former name of output_dir, still accepted (older results use it)
 

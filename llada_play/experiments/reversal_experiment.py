@@ -47,27 +47,27 @@ class ReversalConfig:
 
     output_dir: str = OUTPUT_DIR  # the models, their checkpoints and results.json
     data_dir: str | None = None  # a directory in the published layout; None generates the data
-    people_per_subset: int = 30  # generated data: the published shape is 30 people, 30 + 10 templates
-    train_templates: int = 30
-    test_templates: int = 10
-    data_seed: int = 0
+    people_per_subset: int = 30  # generated data: people per subset (the published shape: 30; quick: 5)
+    train_templates: int = 30  # generated data: templates a fact is written in for training
+    test_templates: int = 10  # generated data: templates held out for the test questions
+    data_seed: int = 0  # seed of the generated people and facts
     init: str = "scratch"  # scratch | pretrained (the shipped default model and its autoregressive twin)
     # A masked diffusion model needs many passes over the facts to memorise them (measured: the small preset at
     # lr 1e-3 had learnt none after 400 steps, while its twin had); the mini preset at a higher rate gets further
     # in the same CPU time. Both models always share every one of these settings.
-    preset: str = "mini"
-    steps: int = 2500
-    batch_size: int = 16
-    seq_len: int = 64
-    lr: float = 3e-3
-    warmup: int = 50
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    models: list[str] = field(default_factory=lambda: list(MODEL_KINDS))
-    eval_rows: int | None = 100  # test rows per file (seeded subset); None scores them all
-    distractors: int = 4
-    mc_samples: int = 32
-    precision: str = "auto"
-    device: str = "cpu"
+    preset: str = "mini"  # model shape when training from scratch
+    steps: int = 2500  # training steps per model (quick: 1000)
+    batch_size: int = 16  # training windows per step
+    seq_len: int = 64  # tokens per training window
+    lr: float = 3e-3  # peak learning rate (AdamW, after warm-up)
+    warmup: int = 50  # warm-up steps
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one trained pair per seed (quick: 0 1)
+    models: list[str] = field(default_factory=lambda: list(MODEL_KINDS))  # diffusion, autoregressive or both
+    eval_rows: int | None = 100  # test rows per question set (seeded subset; quick: 40); none scores them all
+    distractors: int = 4  # wrong names beside the right one when answers are ranked
+    mc_samples: int = 32  # (quick: 16) Monte-Carlo samples of the diffusion model's likelihood bound per answer
+    precision: str = "auto"  # training precision: auto (bf16 where the device runs it fast), bf16 or fp32
+    device: str = "cpu"  # where the models train (cpu, cuda...)
     progress: bool = True  # a bar on stderr when run_reversal_experiment is given no progress callback
     out_dir: InitVar[str | None] = None  # the former name of output_dir, still accepted
 
