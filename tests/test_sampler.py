@@ -237,6 +237,13 @@ def test_steps_above_tokens_are_clamped_with_a_warning(tiny_model):
     (dict(temperature=-1.0), r"temperature must be >= 0"),
     (dict(steps=0), r"steps must be a positive integer"),
     (dict(constraints={99: 5}), r"constraint position 99 is outside"),
+    (dict(temperature=float("nan")), r"temperature must be a finite number, got nan"),
+    (dict(cfg_scale=float("inf")), r"cfg_scale must be a finite number, got inf"),
+    (dict(top_k=5), r"top_k/top_p .* need temperature > 0"),
+    (dict(temperature=1.0, top_k=0), r"top_k must be a positive integer or None"),
+    (dict(temperature=1.0, top_p=1.5), r"top_p must be in \(0, 1\]"),
+    (dict(entropy_bound=-0.1), r"entropy_bound must be >= 0"),
+    (dict(entropy_bound=0.5, threshold=0.9), r"two commit rules: choose one"),
 ])
 def test_bad_parameters_raise_clear_errors(tiny_model, kwargs, message):
     args = dict(steps=8, gen_length=8, block_length=8)
@@ -317,3 +324,43 @@ def test_a_transformers_masked_lm_works_as_a_denoiser():
     assert torch.equal(out, x)
     with pytest.raises(ValueError, match="longer than the model's context of 64"):
         generate(bert, torch.tensor([[5, 6, 7]]), steps=4, gen_length=64, block_length=64, mask_id=4)
+
+
+def two_token_table(probabilities, prompt_length=2, vocab=6, mask=5):
+    """Logits (prompt + generation, vocab): at generation position i, token 1 with probability p_i, token 2
+    with 1 - p_i, nothing else."""
+    table = torch.full((prompt_length + len(probabilities), vocab), -1e4)
+    for i, p in enumerate(probabilities):
+        table[prompt_length + i, 1], table[prompt_length + i, 2] = torch.tensor([p, 1 - p]).log()
+    return TableModel(table, mask)
+
+
+def binary_entropy(p: float) -> float:
+    return float(-(p * torch.tensor(p).log() + (1 - p) * torch.tensor(1 - p).log()))
+
+
+@pytest.mark.parametrize("bound", [0.0, 0.05, 0.3, 0.6, 1.0, 5.0])
+def test_the_entropy_bound_commits_the_longest_run_its_entropies_allow(bound):
+    probabilities = [0.99, 0.95, 0.8, 0.7, 0.6]  # committed in this order by low_confidence
+    entropies = [binary_entropy(p) for p in probabilities]
+    expected = max(k for k in range(1, 6) if sum(entropies[:k]) - max(entropies[:k]) <= bound)
+    model = two_token_table(probabilities)
+    counts = []
+    generate(model, torch.tensor([[0, 0]]), steps=5, gen_length=5, block_length=5, mask_id=5,
+             entropy_bound=bound, hooks=lambda r: counts.append(int(r.committed.sum())))
+    assert counts[0] == expected
+    assert sum(counts) == 5 and (bound > 0 or counts == [1] * 5)
+
+
+def test_top_k_and_top_p_sample_only_from_their_set():
+    model = two_token_table([0.6, 0.9, 0.55, 0.97])
+    kw = dict(steps=4, gen_length=4, block_length=4, mask_id=5, temperature=1.0)
+    greedy = generate(model, torch.tensor([[0, 0]]), steps=4, gen_length=4, block_length=4, mask_id=5)
+    seen = set()
+    for seed in range(40):
+        assert torch.equal(generate(model, torch.tensor([[0, 0]]), top_k=1, seed=seed, **kw), greedy)
+        assert torch.equal(generate(model, torch.tensor([[0, 0]]), top_p=0.5, seed=seed, **kw), greedy)
+        out = generate(model, torch.tensor([[0, 0]]), top_p=0.95, seed=seed, **kw)[0, 2:]
+        assert out[3] == 1  # p = 0.97 alone reaches 0.95: its nucleus is one token
+        seen.update(out[:3].tolist())
+    assert seen == {1, 2}  # the other positions' nuclei hold both tokens, and both are drawn

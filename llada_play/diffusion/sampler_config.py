@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -33,10 +34,17 @@ class SamplerConfig:
     gen_length: int = _option(128, "tokens to generate")
     block_length: int = _option(128, "semi-autoregressive block size (gen_length must be a multiple)")
     temperature: float = _option(0.0, "0 is greedy; above 0, Gumbel-max sampling")
+    top_k: int | None = _option(None, "sample among the k most probable tokens only (temperature > 0)")
+    top_p: float | None = _option(None, "nucleus sampling: among the fewest most probable tokens whose "
+                                        "probabilities add up to top_p (temperature > 0)")
     cfg_scale: float = _option(0.0, "classifier-free guidance scale (0: off)")
     remasking: str = _option("low_confidence", "which predicted tokens to commit first (a remasking strategy)")
     threshold: float | None = _option(None, "confidence-threshold parallel decoding: commit every candidate "
                                             "whose probability is >= this (at least one per step); steps unused")
+    entropy_bound: float | None = _option(None, "EB-sampler's commit rule (Ben-Hamu et al. 2025): commit, in "
+                                                "remasking order, the most candidates whose entropies (nats) "
+                                                "add up to at most this plus the largest of them (at least one "
+                                                "per step); steps unused")
     eos_token_ids: tuple[int, ...] | None = _option(None, "what counts as end-of-text (default: the model's)")
     forbid_eos: bool = _option(False, "never generate end-of-text (LLaDA's logits_eos_inf)")
     eos_last: bool = _option(False, "commit end-of-text only when nothing else is left in the block")
@@ -63,6 +71,11 @@ class SamplerConfig:
             warnings.warn(f"steps ({self.steps}) exceeds the {self.gen_length} tokens to unmask; using steps="
                           f"{self.gen_length} (a step must commit at least one token)", stacklevel=4)
             object.__setattr__(self, "steps", self.gen_length)
+        for name in ("temperature", "cfg_scale", "threshold", "top_p", "entropy_bound"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.cfg_scale < 0:
@@ -70,6 +83,7 @@ class SamplerConfig:
         get_scorer(self.remasking)  # raises, listing the strategies
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        self._check_sampling_rules()
         if self.cache is not None and self.cache not in CACHE_MODES:
             raise ValueError(f"cache must be one of {list(CACHE_MODES)} or None, got {self.cache!r}")
         for name in ("cache_refresh_every", "seed"):
@@ -82,6 +96,20 @@ class SamplerConfig:
             raise ValueError(f"topk must be a non-negative integer, got {self.topk!r}")
         if self.eos_token_ids is not None:
             object.__setattr__(self, "eos_token_ids", tuple(int(t) for t in self.eos_token_ids))
+
+    def _check_sampling_rules(self) -> None:
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
+                                       or self.top_k <= 0):
+            raise ValueError(f"top_k must be a positive integer or None, got {self.top_k!r}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if (self.top_k is not None or self.top_p is not None) and self.temperature == 0:
+            raise ValueError("top_k/top_p choose among tokens to sample: they need temperature > 0 (at 0 the "
+                             "most probable token is taken)")
+        if self.entropy_bound is not None and self.entropy_bound < 0:
+            raise ValueError(f"entropy_bound must be >= 0, got {self.entropy_bound}")
+        if self.entropy_bound is not None and self.threshold is not None:
+            raise ValueError("threshold and entropy_bound are two commit rules: choose one")
 
     @property
     def num_blocks(self) -> int:

@@ -38,14 +38,34 @@ def guided_logits(model, x, attention_mask, cfg_scale, prompt_index, mask_id, bl
     return model(x, attention_mask, block_cache, window)
 
 
-def sample_tokens(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.LongTensor:
-    """Greedy at temperature 0, else Gumbel-max in float64 (low precision Gumbel noise skews sampling)."""
+def sample_tokens(logits: torch.Tensor, temperature: float, generator: torch.Generator | None,
+                  top_k: int | None = None, top_p: float | None = None) -> torch.LongTensor:
+    """Greedy at temperature 0, else Gumbel-max in float64 (low precision Gumbel noise skews sampling), among
+    the ``top_k`` most probable tokens and the nucleus of mass ``top_p`` when given."""
     # max(-1).indices rather than argmax(-1): the same ties (first index), about 3x faster on CPU here
     if temperature == 0:
         return logits.max(-1).indices
+    if top_k is not None or top_p is not None:
+        logits = truncated(logits.float(), top_k, top_p)
     uniform = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
     # argmax(logits + T * Gumbel) == argmax(logits / T + Gumbel), computed in log space so nothing overflows.
     return (logits.double() - temperature * torch.log(-torch.log(uniform))).max(-1).indices
+
+
+def truncated(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """The logits with every token outside the top ``top_k`` and outside the nucleus of mass ``top_p`` (the
+    fewest most probable tokens whose probabilities reach it; always the most probable one) set to -inf. The
+    nucleus is taken of the model's distribution (temperature 1), as transformers' top-p does after scaling."""
+    drop = torch.zeros_like(logits, dtype=torch.bool)
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        drop |= logits < kth
+    if top_p is not None:
+        ordered, order = logits.sort(-1, descending=True)
+        probs = ordered.softmax(-1)
+        before = probs.cumsum(-1) - probs  # the mass of the tokens ranked above each one
+        drop |= torch.zeros_like(drop).scatter(-1, order, before >= top_p)
+    return logits.masked_fill(drop, float("-inf"))
 
 
 @dataclass
@@ -97,7 +117,8 @@ class BlockStep:
 
 
 def predict(candidate_logits: torch.Tensor, rules: SamplingRules, generator) -> torch.LongTensor:
-    return sample_tokens(candidate_logits, rules.config.temperature, generator)
+    config = rules.config
+    return sample_tokens(candidate_logits, config.temperature, generator, config.top_k, config.top_p)
 
 
 def score(candidate_logits: torch.Tensor, predicted: torch.LongTensor, rules: SamplingRules,
@@ -144,10 +165,24 @@ def choose_commits(step: BlockStep, steps_left: int | torch.Tensor, rules: Sampl
         confident[step.rows, step.cols] = token_probability(step.logits, step.proposal[step.rows, step.cols]) \
             >= config.threshold
         return (confident | (rank_within_rows(step.scores) == 0)) & masked
+    if config.entropy_bound is not None:
+        return within_entropy_bound(step, config.entropy_bound)
     share = tokens_to_commit(masked.sum(1), steps_left)
     if config.confidence_eos_eot_inf:  # many scores tied at LLaDA's 0: break the ties as LLaDA does
         return top_scores(step.scores, share, starts, length) & masked
     return (rank_within_rows(step.scores) < share[:, None]) & masked
+
+
+def within_entropy_bound(step: BlockStep, bound: float) -> torch.Tensor:
+    """EB-sampler's rule: in each row, the longest run of candidates in score order whose entropies add up to
+    at most ``bound`` plus the largest among them (so the first is always taken)."""
+    entropy = torch.zeros(step.masked.shape, device=step.masked.device)
+    entropy[step.rows, step.cols] = torch.special.entr(step.logits.float().softmax(-1)).sum(-1)
+    order = step.scores.argsort(dim=1, descending=True)  # candidates first: the others score -inf
+    ranked = entropy.gather(1, order)
+    fits = (ranked.cumsum(1) - ranked.cummax(1).values <= bound) & step.masked.gather(1, order)
+    count = fits.long().cumprod(1).sum(1).clamp(min=1)
+    return (rank_within_rows(step.scores) < count[:, None]) & step.masked
 
 
 class GeneratorChunks(list):
