@@ -24,6 +24,7 @@ from .hooks import LogitsContext, StepRecord, call_logits_hooks
 from .remasking import token_probability
 from .requests import Run, check_forbidden
 from .sampler_config import SamplerConfig
+from .revision import remask_counts, revise_block
 from .update import (BlockStep, GeneratorChunks, SamplingRules, block_logits, end_rows_after_eos_block,
                      guided_logits, propose)
 
@@ -40,6 +41,9 @@ class DenoisingEngine:
         self.x = torch.full((slots, self.length), mask_id, dtype=torch.long, device=device)
         self.attention = torch.ones(slots, self.length, dtype=torch.long, device=device)
         self.prompt_index = torch.zeros(slots, self.length, dtype=torch.bool, device=device)
+        # what the sampler committed itself: what remasking and editing may revise (never prompt, pins, forced)
+        self.revisable = torch.zeros(slots, self.length, dtype=torch.bool, device=device)
+        self.revising = config.remask is not None or config.edit_threshold is not None
         self.use_attention = False  # the model gets an attention mask only once a run has padding
         self.owners: list[Run | None] = [None] * slots
         self.runs: list[Run] = []  # in slot order
@@ -80,6 +84,7 @@ class DenoisingEngine:
             self.attention[rows, pad:self.longest] = run.attention
         self.use_attention |= pad > 0 or run.attention is not None
         self.prompt_index[rows] = False
+        self.revisable[rows] = False
         self.prompt_index[rows, pad:self.longest] = self.attention[rows, pad:self.longest].bool()
         run.first_slot, run.block, run.block_step = first, 0, 0
         self.owners[rows] = [run] * run.rows
@@ -129,14 +134,39 @@ class DenoisingEngine:
 
     def steer(self, run: Run, record: StepRecord) -> None:
         """Apply what a consumer asked through ``record`` before the run's next step: forced tokens (committed
-        now), forbidden tokens (kept out from the next step on), stop. ValueError for a request that cannot be
-        met; the run is then left as it was."""
-        if not (record.forced or record._forbidden or record.stopped):
+        now), forbidden tokens (kept out from the next step on), tokens sent back to the mask, stop. ValueError
+        for a request that cannot be met; the run is then left as it was."""
+        if not (record.forced or record._forbidden or record._remask or record.stopped):
             return
         if run.finished:  # its slots may hold another run by now
             for row, pos, _ in record.forced:
                 raise ValueError(f"cannot force a token at row {row}, position {pos}: the run has ended")
+            for row, pos in record._remask:
+                raise ValueError(f"cannot remask row {row}, position {pos}: the run has ended")
             return
+        self._check_steering(run, record)
+        x, pad = self.x[run.first_slot:run.first_slot + run.rows], self.longest - run.prompt_length
+        revisable = self.revisable[run.first_slot:run.first_slot + run.rows]
+        changed = [pad + pos for _, pos, _ in record.forced] + [pad + pos for _, pos in record._remask]
+        for row, pos, token in record.forced:
+            x[row, pad + pos] = token
+        for row, pos in record._remask:
+            x[row, pad + pos], revisable[row, pad + pos] = self.model.mask_id, False
+        if self.window and any(not self.window[0] <= col < self.window[1] for col in changed):
+            self.stale = True  # the cache's keys there came from other tokens
+        run.forbidden.extend(record._forbidden)
+        if record.stopped:
+            self._finish(run)
+        elif record.forced:
+            width = self.config.block_length
+            start = self.longest + run.block * width
+            if not bool((x[:, start:start + width] == self.model.mask_id).any()):
+                run.block_step = 0
+                run.block += 1
+                self._enter_block(run)
+
+    def _check_steering(self, run: Run, record: StepRecord) -> None:
+        """ValueError for a request that cannot be met, before anything is changed."""
         mask_id, gen_length, length = self.model.mask_id, self.config.gen_length, run.prompt_length
         x, pad = self.x[run.first_slot:run.first_slot + run.rows], self.longest - length
         for row, pos, token in record.forced:
@@ -150,19 +180,18 @@ class DenoisingEngine:
             if not 0 <= row < run.rows:
                 raise ValueError(f"cannot forbid a token at row {row}: the run has {run.rows} rows")
             check_forbidden(token, pos, length, gen_length, self.vocab_size)
-        for row, pos, token in record.forced:
-            x[row, pad + pos] = token
-            if self.window and not self.window[0] <= pad + pos < self.window[1]:
-                self.stale = True  # the cache's keys there came from a mask
-        run.forbidden.extend(record._forbidden)
-        if record.stopped:
-            self._finish(run)
-        elif record.forced:
-            start = self.longest + run.block * self.config.block_length
-            if not bool((x[:, start:start + self.config.block_length] == mask_id).any()):
-                run.block_step = 0
-                run.block += 1
-                self._enter_block(run)
+        block_start = length + run.block * self.config.block_length
+        for row, pos in record._remask:
+            where = f"cannot remask row {row}, position {pos}"
+            if not (0 <= row < run.rows and length <= pos < length + gen_length):
+                raise ValueError(f"{where}: outside the generation")
+            if x[row, pad + pos] == mask_id:
+                raise ValueError(f"{where}: it is masked already")
+            if run.pins is not None and run.pins[row, pos - length] >= 0:
+                raise ValueError(f"{where}: a pinned token")
+            if pos < block_start:
+                raise ValueError(f"{where}: its block is done (the sampler fills the current block and later "
+                                 "ones)")
 
     # ---- the step ----------------------------------------------------------------------------------------------
 
@@ -185,22 +214,53 @@ class DenoisingEngine:
         starts = torch.cat([torch.full((r.rows,), self.longest + r.block * self.config.block_length)
                             for r in runs]).to(xt.device)
         same_block = all(r.block == runs[0].block for r in runs)
-        update, candidates, cols = self._propose(xt, logits, runs, offsets, starts, same_block)
         width = self.config.block_length
-        if same_block:
-            start = int(starts[0])
-            xt[:, start:start + width] = torch.where(update.commit, update.proposal, xt[:, start:start + width])
-        else:
-            xt.scatter_(1, cols, torch.where(update.commit, update.proposal, xt.gather(1, cols)))
+        cols = None if same_block else starts[:, None] + torch.arange(width, device=xt.device)
+        rv = (self.revisable if whole else self.revisable[slots]) if self.revising else None
+        update, candidates, back = self._propose(xt, rv, logits, runs, offsets, starts, cols)
+        revised = self._commit(xt, rv, update, candidates, back, runs, starts, cols)
+        if rv is not None and not whole:
+            self.revisable[slots] = rv
         filled = end_rows_after_eos_block(xt, starts, starts + width, self.rules.eos_ids, self.model.mask_id) \
             if self.config.eos_early_exit else None
         if not whole:
             self.x[slots] = xt
         if any(run.observe for run in runs):
-            fields = self._predictions(logits, x_before, update, candidates, starts, cols, same_block, filled)
+            fields = self._predictions(logits, x_before, update, candidates, starts, cols, filled)
         else:
             fields = None
-        return self._after_step(runs, offsets, xt, x_before, fields)
+        return self._after_step(runs, offsets, xt, x_before, fields, revised)
+
+    def _block(self, table: torch.Tensor, starts: torch.Tensor, cols) -> torch.Tensor:
+        """The rows' current blocks of a (rows, length) table: a view when all share one block."""
+        if cols is None:
+            start = int(starts[0])
+            return table[:, start:start + self.config.block_length]
+        return table.gather(1, cols)
+
+    def _put_block(self, table: torch.Tensor, block: torch.Tensor, starts: torch.Tensor, cols) -> None:
+        if cols is None:
+            start = int(starts[0])
+            table[:, start:start + self.config.block_length] = block
+        else:
+            table.scatter_(1, cols, block)
+
+    def _commit(self, xt, rv, update, candidates, back, runs, starts, cols):
+        """Write the step's commits, then its revisions (:mod:`revision`), into the table; returns the
+        revisions as (remasked, edited, old block, new block, edit probability) tables, or None."""
+        block_x = self._block(xt, starts, cols)
+        new_block = torch.where(update.commit, update.proposal, block_x)
+        revised = None
+        if rv is not None:
+            revisable = self._block(rv, starts, cols)
+            chunks = [(r.rows, self.generator if r.generator is None else r.generator) for r in runs]
+            remasked, edited, probability = revise_block(new_block, block_x, revisable, candidates, back,
+                                                         self.config, self.model.mask_id, chunks)
+            if bool(remasked.any() or edited.any()):
+                revised = (remasked, edited, block_x.clone(), new_block, probability)
+            self._put_block(rv, (revisable | update.commit) & ~remasked, starts, cols)
+        self._put_block(xt, new_block, starts, cols)
+        return revised
 
     def _logits(self, xt, slots, whole, runs) -> torch.Tensor:
         """The model's logits over the table: only rows with masks left are computed (the others get zeros,
@@ -211,6 +271,10 @@ class DenoisingEngine:
         if self.cache is None or self.stale or (every and block_step % every == 0):
             if xt.shape[0] > 1:
                 busy = (xt == self.model.mask_id).any(1)
+                first = 0
+                for run in runs:  # a full block still editing needs its logits too
+                    busy[first:first + run.rows] |= run.edit_steps > 0
+                    first += run.rows
                 self.computed = None if bool(busy.all()) else busy.nonzero().flatten()
             else:
                 self.computed = None
@@ -264,25 +328,31 @@ class DenoisingEngine:
             if edited is not own:
                 logits[rows, pad:] = edited
 
-    def _propose(self, xt, logits, runs, offsets, starts, same_block):
-        """The update for every row's current block, as a (rows, block_length) table."""
+    def _propose(self, xt, rv, logits, runs, offsets, starts, cols):
+        """The update for every row's current block, as a (rows, block_length) table, and under a remasking
+        schedule how many tokens each row sends back."""
         config, width = self.config, self.config.block_length
-        cols = None
-        if same_block:  # one block for all: slices, no gather (the lockstep run, the common case)
+        block_x = self._block(xt, starts, cols)
+        if cols is None:  # one block for all: slices, no gather (the lockstep run, the common case)
             start = int(starts[0])
-            block_x, candidates = xt[:, start:start + width], block_logits(logits[:, start:start + width], self.rules)
+            candidates = block_logits(logits[:, start:start + width], self.rules)
         else:  # (row, column) pairs: gather/scatter over an index expanded to the vocabulary took 5x longer
-            cols = starts[:, None] + torch.arange(width, device=xt.device)
-            block_x = xt.gather(1, cols)
             candidates = block_logits(logits[torch.arange(len(xt), device=xt.device)[:, None], cols], self.rules)
         self._forbid(candidates, runs, offsets, starts)
+        counts = back = None
+        if config.remask is not None:
+            decoded = self._block(rv, starts, cols).sum(1)
+            masked = (block_x == self.model.mask_id).sum(1)
+            parts = [remask_counts(config, r.block_step, decoded[o:o + r.rows], masked[o:o + r.rows])
+                     for r, o in zip(runs, offsets)]
+            counts, back = torch.cat([c for c, _ in parts]), torch.cat([b for _, b in parts])
         steps_left = [max(config.steps_per_block - r.block_step, 1) for r in runs]
         if all(s == steps_left[0] for s in steps_left):
             left = steps_left[0]
         else:
             left = torch.cat([torch.full((r.rows,), s) for r, s in zip(runs, steps_left)]).to(xt.device)
-        update = propose(block_x, candidates, left, self.rules, self._generators(runs), starts, xt.shape[1])
-        return update, candidates, cols
+        update = propose(block_x, candidates, left, self.rules, self._generators(runs), starts, xt.shape[1], counts)
+        return update, candidates, back
 
     def _forbid(self, candidates, runs, offsets, starts) -> None:
         for run, first in zip(runs, offsets):
@@ -301,11 +371,11 @@ class DenoisingEngine:
             return own[0]
         return GeneratorChunks(zip([r.rows for r in runs], own))
 
-    def _predictions(self, logits, x_before, update, candidates, starts, cols, same_block, filled) -> dict:
+    def _predictions(self, logits, x_before, update, candidates, starts, cols, filled) -> dict:
         """What records hold besides the canvas: the block's logits as edited for the step (forbidden tokens
         out), then :func:`step_predictions`."""
         width = self.config.block_length
-        if same_block:
+        if cols is None:
             start = int(starts[0])
             block = logits[:, start:start + width]
             if block.data_ptr() != candidates.data_ptr():
@@ -314,7 +384,7 @@ class DenoisingEngine:
             logits[torch.arange(len(logits), device=logits.device)[:, None], cols] = candidates.to(logits.dtype)
         return step_predictions(logits, x_before == self.model.mask_id, update, starts, self.config.topk, filled)
 
-    def _after_step(self, runs, offsets, xt, x_before, fields) -> list[Run]:
+    def _after_step(self, runs, offsets, xt, x_before, fields, revised) -> list[Run]:
         """Records, counters, and the runs that ended (a hook's error, a complete last block, early exit)."""
         config, mask_id, ended = self.config, self.model.mask_id, []
         for run, first in zip(runs, offsets):
@@ -329,22 +399,43 @@ class DenoisingEngine:
                 record.x_before = x_before[rows, pad:]
                 for name, value in fields.items():
                     setattr(record, name, value[rows, pad:])
+            if revised is not None:
+                record.remasked, record.edits = revisions_of(revised, rows, start)
             run.record = record
             run.steps += 1
             run.block_step += 1
             if run.error is not None:
                 self._finish(run, run.error)
             else:
-                block = slice(self.longest + run.block * config.block_length,
-                              self.longest + (run.block + 1) * config.block_length)
-                if not bool((self.x[run.first_slot:run.first_slot + run.rows, block] == mask_id).any()):
-                    run.block, run.block_step = run.block + 1, 0
-                    self._enter_block(run)
+                self._after_block_step(run, bool(record.edits))
             if run.on_step is not None:
                 run.on_step(record)
             if run.finished:
                 ended.append(run)
         return ended
+
+    def _after_block_step(self, run: Run, edited: bool) -> None:
+        """Next block once this one has no mask left; under token editing a full block then takes up to
+        ``edit_steps`` more steps, until one of them edits nothing."""
+        width = self.config.block_length
+        block = slice(self.longest + run.block * width, self.longest + (run.block + 1) * width)
+        if bool((self.x[run.first_slot:run.first_slot + run.rows, block] == self.model.mask_id).any()):
+            return
+        if (edited or run.edit_steps == 0) and run.edit_steps < self.config.edit_steps:
+            run.edit_steps += 1
+            return
+        run.block, run.block_step, run.edit_steps = run.block + 1, 0, 0
+        self._enter_block(run)
+
+
+def revisions_of(revised, rows: slice, block_start: int) -> tuple[list, list]:
+    """One run's remasked tokens (row, position, old) and edits (row, position, old, new, probability) from
+    the step's revision tables (positions on the run's canvas, ``block_start`` its block's first)."""
+    remasked, edited, old, new, probability = (table[rows] for table in revised)
+    back = [(r, block_start + c, int(old[r, c])) for r, c in remasked.nonzero().tolist()]
+    changes = [(r, block_start + c, int(old[r, c]), int(new[r, c]), round(float(probability[r, c]), 6))
+               for r, c in edited.nonzero().tolist()]
+    return back, changes
 
 
 def step_predictions(logits, mask_index, update: BlockStep, start: int | torch.Tensor, topk: int,

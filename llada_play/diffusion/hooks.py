@@ -56,7 +56,12 @@ class StepRecord:
     scores: torch.Tensor | None = None  # the remasking score at the current block's candidates (NaN elsewhere)
     topk_ids: torch.LongTensor | None = None  # (batch, length, k) alternatives, when asked for
     topk_probs: torch.Tensor | None = None
+    # Revisions the step made (diffusion/revision.py): committed tokens sent back to the mask, (row, position,
+    # old token); tokens replaced by token editing, (row, position, old token, new token, probability)
+    remasked: list[tuple[int, int, int]] = field(default_factory=list)
+    edits: list[tuple[int, int, int, int, float]] = field(default_factory=list)
     _forced: list[tuple[int, int, int]] = field(default_factory=list)
+    _remask: list[tuple[int, int]] = field(default_factory=list)
     _forbidden: list[tuple[int, int, int]] = field(default_factory=list)
     _stop: bool = False
     _refusal: str | None = None  # why this record cannot steer its run (a run that only streams its records)
@@ -70,6 +75,17 @@ class StepRecord:
         """Never let the sampler commit ``token`` at ``position`` from the next step on."""
         self._steerable()
         self._forbidden.append((row, position, token))
+
+    def remask(self, position: int, row: int = 0) -> None:
+        """Send a committed token of the current (or a later) block back to the mask before the next step: the
+        sampler fills it again (recorded in traces). The prompt and pinned tokens cannot be remasked."""
+        self._steerable()
+        self._remask.append((row, position))
+
+    @property
+    def remask_requests(self) -> list[tuple[int, int]]:
+        """(row, position) sent back to the mask by hooks after this step."""
+        return list(self._remask)
 
     def stop(self) -> None:
         """End the run after this step; still-masked positions stay masked in the output."""

@@ -41,6 +41,7 @@ class Run:
     first_slot: int = -1
     block: int = 0
     block_step: int = 0
+    edit_steps: int = 0  # steps taken in the block after its last mask was filled (token editing)
     steps: int = 0
     record: StepRecord | None = None  # the last step's
     held: bool = False  # skipped by the engine's steps until released (a consumer not yet asking)

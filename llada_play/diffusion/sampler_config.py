@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..model.kv_cache import CACHE_MODES
+
+REMASK_SCHEDULES = ("cap", "rescale", "conf", "loop")  # ReMDM's (diffusion/revision.py)
 from .remasking import get_scorer
 
 
@@ -45,6 +47,18 @@ class SamplerConfig:
                                                 "remasking order, the most candidates whose entropies (nats) "
                                                 "add up to at most this plus the largest of them (at least one "
                                                 "per step); steps unused")
+    remask: str | None = _option(None, "ReMDM remasking of committed tokens: cap, rescale, conf or loop (default "
+                                       "off); the block's committed count still follows the schedule",
+                                 choices=REMASK_SCHEDULES)
+    remask_eta: float = _option(0.0, "ReMDM's strength eta in (0, 1]: the share of committed tokens sent back "
+                                     "a step (cap, conf, loop) or of the most that can be (rescale)")
+    remask_window: tuple[float, float] = _option((0.5, 0.75), "ReMDM loop phase: the part of each block's "
+                                                              "steps (from, to) that holds the noise level")
+    edit_threshold: float | None = _option(None, "token editing (LLaDA 2.1): replace a committed token when the "
+                                                 "model's top prediction there differs with at least this "
+                                                 "probability (default off)")
+    edit_steps: int = _option(0, "token editing: steps a block may take after its last mask is filled, while "
+                                 "they still edit")
     eos_token_ids: tuple[int, ...] | None = _option(None, "what counts as end-of-text (default: the model's)")
     forbid_eos: bool = _option(False, "never generate end-of-text (LLaDA's logits_eos_inf)")
     eos_last: bool = _option(False, "commit end-of-text only when nothing else is left in the block")
@@ -71,7 +85,8 @@ class SamplerConfig:
             warnings.warn(f"steps ({self.steps}) exceeds the {self.gen_length} tokens to unmask; using steps="
                           f"{self.gen_length} (a step must commit at least one token)", stacklevel=4)
             object.__setattr__(self, "steps", self.gen_length)
-        for name in ("temperature", "cfg_scale", "threshold", "top_p", "entropy_bound"):
+        for name in ("temperature", "cfg_scale", "threshold", "top_p", "entropy_bound", "remask_eta",
+                     "edit_threshold"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value)):
@@ -110,6 +125,27 @@ class SamplerConfig:
             raise ValueError(f"entropy_bound must be >= 0, got {self.entropy_bound}")
         if self.entropy_bound is not None and self.threshold is not None:
             raise ValueError("threshold and entropy_bound are two commit rules: choose one")
+        self._check_revision()
+
+    def _check_revision(self) -> None:
+        if self.remask is not None:
+            if self.remask not in REMASK_SCHEDULES:
+                raise ValueError(f"unknown remask schedule {self.remask!r}; choose one of {list(REMASK_SCHEDULES)}")
+            if not 0 < self.remask_eta <= 1:
+                raise ValueError(f"remask_eta must be in (0, 1] with remask={self.remask!r}, got {self.remask_eta}")
+            if self.threshold is not None or self.entropy_bound is not None:
+                raise ValueError("remask keeps the schedule's count of committed tokens, so it needs the fixed "
+                                 "schedule: not with threshold or entropy_bound")
+        window = tuple(float(v) for v in self.remask_window)
+        if len(window) != 2 or not all(math.isfinite(v) for v in window) or not 0 <= window[0] < window[1] <= 1:
+            raise ValueError(f"remask_window must be (from, to) with 0 <= from < to <= 1, got {self.remask_window}")
+        object.__setattr__(self, "remask_window", window)
+        if self.edit_threshold is not None and not 0 < self.edit_threshold <= 1:
+            raise ValueError(f"edit_threshold must be in (0, 1], got {self.edit_threshold}")
+        if isinstance(self.edit_steps, bool) or not isinstance(self.edit_steps, int) or self.edit_steps < 0:
+            raise ValueError(f"edit_steps must be a non-negative integer, got {self.edit_steps!r}")
+        if self.edit_steps and self.edit_threshold is None:
+            raise ValueError("edit_steps are steps for token editing: set edit_threshold too")
 
     @property
     def num_blocks(self) -> int:
@@ -126,6 +162,7 @@ class SamplerConfig:
         out = asdict(self)
         if out["eos_token_ids"] is not None:
             out["eos_token_ids"] = list(out["eos_token_ids"])
+        out["remask_window"] = list(out["remask_window"])
         return out
 
     def to_json(self) -> str:

@@ -21,6 +21,12 @@ class TraceStep:
     commits: list[list] = field(default_factory=list)
     # [row, position, token] committed by a hook after the step (steering)
     forced: list[list] = field(default_factory=list)
+    # revisions (diffusion/revision.py): [row, position, old token] sent back to the mask by the sampler,
+    # [row, position, old token, new token, probability] replaced by token editing, [row, position] sent back
+    # by a hook after the step
+    remasked: list[list] = field(default_factory=list)
+    edits: list[list] = field(default_factory=list)
+    unmasked_by_hook: list[list] = field(default_factory=list)
     # [row, position, predicted token, confidence] at every position still masked before the step
     predictions: list[list] = field(default_factory=list)
     # {"row,position": [[token, probability], ...]} alternatives, when the run asked for top-k
@@ -45,18 +51,34 @@ class Trace:
         return len(self.initial)
 
     def states(self, row: int = 0) -> list[list[int]]:
-        """The sequence before the first step and after each step (commits and forced tokens applied)."""
+        """The sequence before the first step and after each step: its commits, remasked tokens and edits,
+        then what hooks forced or sent back."""
         seq = list(self.initial[row])
         out = [list(seq)]
         for step in self.steps:
-            for r, pos, token, *_ in step.commits:
-                if r == row:
-                    seq[pos] = token
-            for r, pos, token in step.forced:
+            changes = [(r, pos, token) for r, pos, token, *_ in step.commits]
+            changes += [(r, pos, self.mask_id) for r, pos, _ in step.remasked]
+            changes += [(r, pos, new) for r, pos, _, new, _ in step.edits]
+            changes += [tuple(f) for f in step.forced]
+            changes += [(r, pos, self.mask_id) for r, pos in step.unmasked_by_hook]
+            for r, pos, token in changes:
                 if r == row:
                     seq[pos] = token
             out.append(list(seq))
         return out
+
+    def revisions(self, row: int = 0) -> dict[int, list[tuple[int, int, int]]]:
+        """position -> [(step index, old token, new token)] for every token revised after its commit (new is
+        the mask id for a token sent back), in order."""
+        history: dict[int, list[tuple[int, int, int]]] = {}
+        for i, step in enumerate(self.steps):
+            for r, pos, old in step.remasked:
+                if r == row:
+                    history.setdefault(pos, []).append((i, old, self.mask_id))
+            for r, pos, old, new, _ in step.edits:
+                if r == row:
+                    history.setdefault(pos, []).append((i, old, new))
+        return history
 
     def sampler_config(self) -> SamplerConfig:
         """The :class:`SamplerConfig` the run used (ValueError when the trace does not say)."""
@@ -142,6 +164,9 @@ class TraceRecorder:
             step.commits = [[r, c, t, _finite(p), _finite(s)]
                             for r, c, t, p, s in zip(rows.tolist(), cols.tolist(), after, conf, score)]
             step.forced = [list(f) for f in record.forced]
+            step.remasked = [list(r) for r in record.remasked]
+            step.edits = [list(e) for e in record.edits]
+            step.unmasked_by_hook = [list(u) for u in record.remask_requests]
             if self.predictions:
                 m_rows, m_cols = (record.x_before == mask_id).nonzero(as_tuple=True)
                 tokens = record.predicted[m_rows, m_cols].tolist()
@@ -158,6 +183,7 @@ class TraceRecorder:
                     seen.update(i)
             seen.update(after)
             seen.update(f[2] for f in step.forced)
+            seen.update(e[3] for e in step.edits)
             trace.steps.append(step)
         if self.tokenizer is not None:
             trace.tokens = {str(t): self.tokenizer.decode([t]) for t in sorted(seen) if t >= 0}

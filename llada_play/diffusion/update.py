@@ -156,10 +156,13 @@ def top_scores(block_scores: torch.Tensor, counts: torch.Tensor, starts: torch.T
 
 
 def choose_commits(step: BlockStep, steps_left: int | torch.Tensor, rules: SamplingRules, starts: torch.Tensor,
-                   length: int) -> torch.Tensor:
+                   length: int, counts: torch.LongTensor | None = None) -> torch.Tensor:
     """Which candidates to commit: the top ceil(masked / steps left) by score (LLaDA's even split), or, with a
-    threshold, every candidate at least that confident and always the best one."""
+    threshold, every candidate at least that confident and always the best one; ``counts``: how many per row
+    instead (a remasking schedule's, :mod:`revision`)."""
     config, masked = rules.config, step.masked
+    if counts is not None:
+        return top_share(step, counts, rules, starts, length)
     if config.threshold is not None:
         confident = torch.zeros_like(masked)
         confident[step.rows, step.cols] = token_probability(step.logits, step.proposal[step.rows, step.cols]) \
@@ -167,10 +170,15 @@ def choose_commits(step: BlockStep, steps_left: int | torch.Tensor, rules: Sampl
         return (confident | (rank_within_rows(step.scores) == 0)) & masked
     if config.entropy_bound is not None:
         return within_entropy_bound(step, config.entropy_bound)
-    share = tokens_to_commit(masked.sum(1), steps_left)
-    if config.confidence_eos_eot_inf:  # many scores tied at LLaDA's 0: break the ties as LLaDA does
-        return top_scores(step.scores, share, starts, length) & masked
-    return (rank_within_rows(step.scores) < share[:, None]) & masked
+    return top_share(step, tokens_to_commit(masked.sum(1), steps_left), rules, starts, length)
+
+
+def top_share(step: BlockStep, share: torch.LongTensor, rules: SamplingRules, starts: torch.Tensor,
+              length: int) -> torch.Tensor:
+    """The ``share[row]`` best-scored candidates of each row."""
+    if rules.config.confidence_eos_eot_inf:  # many scores tied at LLaDA's 0: break the ties as LLaDA does
+        return top_scores(step.scores, share, starts, length) & step.masked
+    return (rank_within_rows(step.scores) < share[:, None]) & step.masked
 
 
 def within_entropy_bound(step: BlockStep, bound: float) -> torch.Tensor:
@@ -211,7 +219,7 @@ def predict_and_score(candidate_logits: torch.Tensor, rows: torch.LongTensor, ta
 
 
 def propose(block_x: torch.LongTensor, logits: torch.Tensor, steps_left: int | torch.Tensor, rules: SamplingRules,
-            generator, starts: torch.Tensor, length: int) -> BlockStep:
+            generator, starts: torch.Tensor, length: int, counts: torch.LongTensor | None = None) -> BlockStep:
     """The whole update for one step: predict every candidate, score it, choose what to commit.
 
     ``block_x``: (rows, width) current blocks; ``logits``: their :func:`block_logits`; ``generator``: one for
@@ -225,7 +233,7 @@ def propose(block_x: torch.LongTensor, logits: torch.Tensor, steps_left: int | t
     proposal = block_x.clone()
     proposal[rows, cols] = predicted
     step = BlockStep(masked, rows, cols, candidate_logits, proposal, scores, commit=masked)
-    step.commit = choose_commits(step, steps_left, rules, starts, length)
+    step.commit = choose_commits(step, steps_left, rules, starts, length, counts)
     return step
 
 

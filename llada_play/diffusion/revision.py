@@ -1,0 +1,110 @@
+"""Second thoughts: rules that change tokens the sampler already committed, as small functions on the step's
+(rows, block) table. The engine (:mod:`engine`) calls them; nothing here runs a model.
+
+- **Remasking (ReMDM, Wang et al. 2025, arXiv:2503.00307)**: a step sends ``r`` committed tokens of the block
+  back to the mask and commits ``r`` more masked ones, so the block's count of committed tokens still follows
+  the schedule (LLaDA's even split) and the block ends with no mask. ReMDM's per-token probability sigma_t
+  becomes a count here: with ``D`` tokens committed before the step and ``m`` still masked, of which the
+  schedule commits ``share``, at most ``r_max = min(D, m - share)`` can be sent back (the analogue of ReMDM's
+  sigma_max = (1 - alpha_s) / alpha_t, which is 0 at the last step). ``cap``: r = min(round(eta D), r_max);
+  ``rescale``: r = round(eta r_max); ``conf``: as cap, the least probable tokens first (the model's present
+  probability of the token it committed); ``loop``: inside a window of the block's steps the schedule commits
+  nothing new (the noise level is held, ReMDM's loop phase) and r = min(max(1, round(eta D)), m) tokens are
+  sent back and refilled each step; outside it, no remasking. Remasked tokens are chosen at random (the run's
+  generator) except under ``conf``.
+- **Token editing (LLaDA 2.1, arXiv:2602.08676)**: a committed token is replaced when the model's most
+  probable token there differs from it and has probability >= ``edit_threshold``. Only a model trained to
+  restore corrupted visible tokens makes such predictions on purpose (see ``diffusion/losses.py``).
+
+Only tokens the sampler committed are revised: never the prompt, pinned tokens or tokens forced by hand.
+"""
+from __future__ import annotations
+
+import torch
+
+from .masking import tokens_to_commit
+from .sampler_config import SamplerConfig
+
+
+def loop_steps(config: SamplerConfig) -> range:
+    """The block steps of ReMDM's loop phase (empty unless ``remask == "loop"``)."""
+    if config.remask != "loop":
+        return range(0)
+    on, off = config.remask_window
+    steps = config.steps_per_block
+    return range(round(on * steps), max(round(off * steps), round(on * steps) + 1))
+
+
+def ordinary_steps_left(config: SamplerConfig, block_step: int) -> int:
+    """Steps left in the block that commit new tokens (the loop phase's steps commit none), at least 1."""
+    loop = loop_steps(config)
+    left = config.steps_per_block - block_step
+    return max(left - sum(1 for s in loop if s >= block_step), 1)
+
+
+def remask_counts(config: SamplerConfig, block_step: int, decoded: torch.LongTensor,
+                  masked: torch.LongTensor) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """(tokens to commit, tokens to send back) per row for a step of the remasking schedule; ``decoded``:
+    tokens the sampler committed in the row's block before the step, ``masked``: its masks."""
+    in_loop = block_step in loop_steps(config)
+    share = torch.zeros_like(masked) if in_loop else \
+        tokens_to_commit(masked, ordinary_steps_left(config, block_step))
+    eta = config.remask_eta
+    if config.remask == "loop":
+        back = torch.minimum((decoded.float() * eta).round().long().clamp(min=1), masked) if in_loop else \
+            torch.zeros_like(masked)
+        back = torch.minimum(back, decoded)
+    else:
+        most = torch.minimum(decoded, masked - share)
+        wanted = (eta * most.float()).round().long() if config.remask == "rescale" else \
+            (eta * decoded.float()).round().long()
+        back = torch.minimum(wanted, most)
+    return share + back, back
+
+
+def choose_remasked(revisable: torch.Tensor, counts: torch.LongTensor, probability: torch.Tensor | None,
+                    generator: torch.Generator | None) -> torch.Tensor:
+    """Where to send tokens back (bool, shaped like ``revisable``): ``counts[row]`` of the row's revisable
+    positions, the least probable first when ``probability`` is given, else at random."""
+    if probability is None:
+        keys = torch.rand(revisable.shape, device=revisable.device, generator=generator)
+    else:
+        keys = 1 - probability.float()
+    keys = keys.masked_fill(~revisable, float("-inf"))
+    rank = keys.argsort(dim=1, descending=True).argsort(dim=1)
+    return (rank < counts[:, None]) & revisable
+
+
+def token_edits(block_logits: torch.Tensor, block_x: torch.LongTensor, revisable: torch.Tensor,
+                threshold: float) -> tuple[torch.Tensor, torch.LongTensor, torch.Tensor]:
+    """(where to edit, the new tokens, their probabilities), shaped like ``block_x``: revisable positions whose
+    most probable token differs from the one there with probability >= ``threshold``."""
+    probs, best = block_logits.float().softmax(-1).max(-1)
+    edit = revisable & (best != block_x) & (probs >= threshold)
+    return edit, best, probs
+
+
+def revise_block(new_block: torch.LongTensor, block_x: torch.LongTensor, revisable: torch.Tensor,
+                 candidates: torch.Tensor, back: torch.LongTensor | None, config: SamplerConfig, mask_id: int,
+                 generators: list[tuple[int, torch.Generator | None]]) -> tuple[torch.Tensor, ...]:
+    """Apply the step's remasking and edits to ``new_block`` (the block after this step's commits, edited in
+    place); ``block_x``: the block before the step, ``revisable``: the sampler's own commits before it,
+    ``candidates``: the step's block logits, ``back``: tokens to send back per row, ``generators``: (rows,
+    generator) of each run, for the random choice. Returns (remasked, edited, probability of the edit) tables."""
+    remasked = torch.zeros_like(revisable)
+    if back is not None and bool(back.any()):
+        probability = None
+        if config.remask == "conf":
+            probability = (candidates.float().log_softmax(-1).gather(-1, block_x[..., None]).squeeze(-1)).exp()
+        first = 0
+        for rows, generator in generators:  # each run draws its own choice, as alone
+            part = slice(first, first + rows)
+            remasked[part] = choose_remasked(revisable[part], back[part],
+                                             None if probability is None else probability[part], generator)
+            first += rows
+        new_block[remasked] = mask_id
+    edited, probability = torch.zeros_like(revisable), None
+    if config.edit_threshold is not None:
+        edited, best, probability = token_edits(candidates, block_x, revisable & ~remasked, config.edit_threshold)
+        new_block[edited] = best[edited]
+    return remasked, edited, probability if probability is not None else torch.zeros(revisable.shape)

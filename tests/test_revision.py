@@ -1,0 +1,188 @@
+"""Second thoughts (diffusion/revision.py in the step engine): token editing, ReMDM remasking, a hook sending a
+token back; exact behaviour on hand-made logits, revisions in records and traces, never the prompt or pins."""
+import pytest
+import torch
+from types import SimpleNamespace
+
+from llada_play import SamplerConfig, TraceRecorder, denoise, generate
+from llada_play.diffusion.batching import generate_many
+from llada_play.diffusion.revision import remask_counts
+from tests.conftest import TableModel
+
+MASK, VOCAB = 5, 8
+
+
+class ScriptedModel(torch.nn.Module):
+    """Returns tables[i] (length, vocab) at its i-th forward pass (the last one from then on)."""
+
+    def __init__(self, tables):
+        super().__init__()
+        self.tables = tables
+        self.config = SimpleNamespace(mask_token_id=MASK, vocab_size=VOCAB)
+        self.calls = 0
+
+    def forward(self, input_ids, attention_mask=None):
+        table = self.tables[min(self.calls, len(self.tables) - 1)]
+        self.calls += 1
+        return SimpleNamespace(logits=table[: input_ids.shape[1]].expand(input_ids.shape[0], -1, -1).clone())
+
+
+def table(rows: dict[int, dict[int, float]], length: int = 4) -> torch.Tensor:
+    """Log-probabilities: rows[position] = {token: probability} (the rest spread over no token)."""
+    out = torch.full((length, VOCAB), -1e4)
+    for pos, probs in rows.items():
+        for token, p in probs.items():
+            out[pos, token] = torch.tensor(p).log()
+    return out
+
+
+PROMPT = torch.tensor([[0, 1]])  # positions 0-1; the generation is positions 2-3
+BOTH = {0: {1: 0.5, 2: 0.5}, 1: {1: 0.5, 2: 0.5}}  # the prompt's rows: never committed, never edited
+
+
+@pytest.mark.parametrize("q, edited", [(0.85, True), (0.8, True), (0.75, False)])
+def test_a_token_is_edited_exactly_when_its_new_probability_reaches_the_threshold(q, edited):
+    first = table({**BOTH, 2: {3: 0.9, 4: 0.1}, 3: {4: 0.6, 3: 0.4}})  # step 0 commits 3 at position 2
+    second = table({**BOTH, 2: {6: q, 3: 1 - q}, 3: {4: 0.6, 3: 0.4}})  # step 1: position 2 would rather be 6
+    records = []
+    out = generate(ScriptedModel([first, second]), PROMPT, steps=2, gen_length=2, block_length=2, mask_id=MASK,
+                   edit_threshold=0.8, hooks=records.append)
+    assert records[0].x_after[0, 2] == 3 and records[0].edits == []
+    if edited:
+        assert records[1].edits == [(0, 2, 3, 6, pytest.approx(q, abs=1e-5))]
+        assert out[0].tolist() == [0, 1, 6, 4]
+    else:
+        assert records[1].edits == [] and out[0].tolist() == [0, 1, 3, 4]
+
+
+def test_the_prompt_and_pinned_tokens_are_never_revised():
+    sure = table({0: {7: 0.99, 1: 0.01}, 1: {7: 0.99, 1: 0.01}, 2: {6: 0.99, 3: 0.01}, 3: {6: 0.99, 3: 0.01}})
+    model = ScriptedModel([sure])
+    out = generate(model, PROMPT, steps=2, gen_length=2, block_length=2, mask_id=MASK, constraints={0: 3},
+                   edit_threshold=0.5, edit_steps=3, remask="cap", remask_eta=1.0)
+    assert out[0].tolist() == [0, 1, 3, 6]  # the prompt (0, 1) and the pin (3) kept against p = 0.99
+
+
+def test_a_full_block_takes_edit_steps_while_they_edit():
+    first = table({**BOTH, 2: {3: 0.9, 4: 0.1}, 3: {4: 0.8, 3: 0.2}})
+    editing = table({**BOTH, 2: {6: 0.95, 3: 0.05}, 3: {4: 0.8, 3: 0.2}})
+    settled = table({**BOTH, 2: {6: 0.95, 3: 0.05}, 3: {4: 0.9, 3: 0.1}})
+    records = []
+    generate(ScriptedModel([first, first, editing, settled]), PROMPT, steps=2, gen_length=2, block_length=2,
+             mask_id=MASK, edit_threshold=0.9, edit_steps=5, hooks=records.append)
+    # steps 0-1 fill the block; step 2 edits 3 -> 6 in the full block; step 3 edits nothing: the block ends
+    assert [len(r.edits) for r in records] == [0, 0, 1, 0]
+    records = []
+    generate(ScriptedModel([first, first, editing, settled]), PROMPT, steps=2, gen_length=2, block_length=2,
+             mask_id=MASK, edit_threshold=0.9, hooks=records.append)
+    assert len(records) == 2  # no edit steps: the block ends with its last mask
+
+
+def uniform_table(length: int) -> torch.Tensor:
+    """Every position sure of a different token, so that commits and refills are easy to follow."""
+    out = torch.full((length, VOCAB), -1e4)
+    for pos in range(length):
+        out[pos, pos % 4] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("schedule, eta", [("cap", 0.5), ("rescale", 0.5), ("conf", 0.3), ("loop", 0.5)])
+def test_remasking_follows_its_counts_and_ends_with_no_mask(schedule, eta):
+    config = SamplerConfig(steps=8, gen_length=16, block_length=8, remask=schedule, remask_eta=eta, seed=3)
+    model = TableModel(uniform_table(18), MASK)
+    run = denoise(model, PROMPT, config)
+    records = list(run)
+    assert (run.output != MASK).all() and len(records) == 8
+    decoded = 0
+    for record in records:
+        if record.block_step == 0:
+            decoded = 0
+        masked = config.block_length - decoded
+        counts, back = remask_counts(config, record.block_step, torch.tensor([decoded]), torch.tensor([masked]))
+        assert int(record.committed.sum()) == int(counts) and len(record.remasked) == int(back)
+        assert all(record.x_after[0, pos] == MASK and record.x_before[0, pos] == old for _, pos, old in record.remasked)
+        decoded += int(counts) - int(back)
+    assert sum(len(r.remasked) for r in records) > 0  # it did send tokens back
+    trace = TraceRecorder()
+    for record in records:
+        trace(record)
+    assert trace.trace().final() == run.output[0].tolist()  # the trace replays the revisions
+
+
+def test_remask_counts_are_readmes_formula():
+    config = SamplerConfig(steps=4, gen_length=8, block_length=8, remask="cap", remask_eta=0.5)
+    counts, back = remask_counts(config, 1, torch.tensor([2, 4]), torch.tensor([6, 4]))
+    # share ceil(6 / 3) = 2, r = min(round(0.5 * 2), 6 - 2) = 1; share ceil(4 / 3) = 2, r = min(2, 2) = 2
+    assert counts.tolist() == [3, 4] and back.tolist() == [1, 2]
+    last_counts, last_back = remask_counts(config, 3, torch.tensor([6]), torch.tensor([2]))
+    assert last_back.tolist() == [0] and last_counts.tolist() == [2]  # nothing sent back at the last step
+
+
+def test_a_hook_sends_a_token_back_and_the_sampler_fills_it_again():
+    model = TableModel(uniform_table(10), MASK)
+    config = SamplerConfig(steps=8, gen_length=8, block_length=8)
+    run = denoise(model, PROMPT, config)
+    first = next(run)
+    position = int(first.committed[0].nonzero()[0])
+    first.remask(position)
+    second = next(run)
+    assert second.x_before[0, position] == MASK
+    rest = [first, second, *run]
+    assert (run.output != MASK).all() and len(rest) == 8
+    with pytest.raises(ValueError, match="outside the generation"):
+        run2 = denoise(model, PROMPT, config)
+        next(run2).remask(0)
+        next(run2)
+    recorder = TraceRecorder()
+    out = generate(model, PROMPT, steps=8, gen_length=8, block_length=8, mask_id=MASK,
+                   hooks=[lambda r: r.remask(2) if r.step == 0 else None, recorder])
+    trace = recorder.trace()
+    assert trace.steps[0].commits[0][1] == 2 and trace.steps[0].unmasked_by_hook == [[0, 2]]  # ties: first first
+    assert trace.states()[1][2] == MASK and trace.final() == out[0].tolist()
+    assert trace.revisions() == {}  # the sampler itself revised nothing
+
+
+def test_a_pinned_or_finished_block_token_cannot_be_sent_back():
+    model = TableModel(uniform_table(10), MASK)
+    run = denoise(model, PROMPT, SamplerConfig(steps=8, gen_length=8, block_length=4), constraints={1: 2})
+    record = next(run)
+    record.remask(3)
+    with pytest.raises(ValueError, match="a pinned token"):
+        next(run)
+    run = denoise(model, PROMPT, SamplerConfig(steps=4, gen_length=8, block_length=4))
+    records = [next(run), next(run)]  # the first block is done
+    records[-1].remask(2)
+    with pytest.raises(ValueError, match="its block is done"):
+        next(run)
+
+
+def test_revision_is_the_same_in_every_driver():
+    from llada_play.diffusion.shared_sampler import SharedSampler
+    from tests.test_batching import small_model
+
+    model = small_model()
+    config = SamplerConfig(steps=8, gen_length=8, block_length=4, remask="conf", remask_eta=0.5,
+                           edit_threshold=0.6, edit_steps=2)
+    prompts = [[5, 9], [6, 9, 12], [7]]
+    alone = [denoise(model, torch.tensor([p]), config).finish()[0] for p in prompts]
+    assert all(torch.equal(a, b) for a, b in zip(alone, generate_many(model, prompts, 2, config)))
+    sampler = SharedSampler(model)
+    try:
+        runs = [sampler.start(torch.tensor([p]), config) for p in prompts]
+        assert all(torch.equal(a, run.finish()[0]) for a, run in zip(alone, runs))
+    finally:
+        sampler.close()
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(remask="sometimes", remask_eta=0.5), "unknown remask schedule 'sometimes'"),
+    (dict(remask="cap"), r"remask_eta must be in \(0, 1\]"),
+    (dict(remask="cap", remask_eta=1.5), r"remask_eta must be in \(0, 1\]"),
+    (dict(remask="cap", remask_eta=0.5, threshold=0.9), "needs the fixed schedule"),
+    (dict(remask="loop", remask_eta=0.5, remask_window=(0.8, 0.2)), "remask_window must be"),
+    (dict(edit_threshold=0.0), r"edit_threshold must be in \(0, 1\]"),
+    (dict(edit_steps=2), "set edit_threshold too"),
+])
+def test_bad_revision_settings_are_refused_by_name(options, message):
+    with pytest.raises(ValueError, match=message):
+        SamplerConfig(steps=8, gen_length=8, block_length=8, **options)
