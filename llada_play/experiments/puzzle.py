@@ -48,6 +48,7 @@ class PuzzleConfig:
     batch_size: int = 64  # puzzles per training step
     lr: float = 2e-3  # peak learning rate (AdamW, after warm-up)
     warmup: int = 100  # warm-up steps
+    edit_ratio: float = 0.0  # token editing for the diffusion model: share of visible answer cells corrupted and restored (0: off)
     seeds: list[int] = field(default_factory=lambda: [0, 1])  # one trained pair per seed
     models: list[str] = field(default_factory=lambda: list(MODEL_KINDS))  # diffusion, autoregressive or both
     precision: str = "auto"  # training precision: auto (bf16 where the device runs it fast), bf16 or fp32
@@ -203,6 +204,7 @@ def puzzle_training(kind: str, config: PuzzleConfig, tokenizer, train_set: list[
     return batches, TrainConfig(objective="autoregressive" if kind == "autoregressive" else "sft",
                                 max_steps=config.steps, lr=config.lr, warmup_steps=min(config.warmup, config.steps),
                                 seed=seed, precision=config.precision, device=config.device,
+                                edit_ratio=0.0 if kind == "autoregressive" else config.edit_ratio,
                                 save_every=max(1, config.steps // 4), keep_last=1, log_every=50)
 
 

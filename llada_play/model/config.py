@@ -18,6 +18,9 @@ class LladaConfig(PretrainedConfig):
       next_token_logits: the logits at position i predict the token at i + 1 (Dream, converted from an
         autoregressive model); the sampler and losses shift them back (``adapters.Denoiser``).
       source_layout: the published layout the weights were read from ("llada", "dream"), for display only.
+      token_editing: the edit ratio the model was trained with (LLaDA 2.1's token editing: visible tokens
+        corrupted and restored, ``TrainConfig.edit_ratio``); 0 for a model trained only on masked positions,
+        whose predictions at visible positions were never trained, so a sampler should not let it edit.
     """
 
     model_type = "llada_play"
@@ -44,6 +47,7 @@ class LladaConfig(PretrainedConfig):
         positions_skip_padding: bool = True,
         next_token_logits: bool = False,
         source_layout: str | None = None,
+        token_editing: float = 0.0,
         **kwargs,
     ):
         if hidden_size % num_attention_heads:
@@ -74,6 +78,7 @@ class LladaConfig(PretrainedConfig):
         self.positions_skip_padding = positions_skip_padding
         self.next_token_logits = next_token_logits
         self.source_layout = source_layout
+        self.token_editing = float(token_editing)
         super().__init__(
             pad_token_id=pad_token_id,
             eos_token_id=eos_token_id,

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from ..model.adapters import Denoiser, as_denoiser
 from ..model.checkpoint import atomic_directory
-from ..diffusion.losses import autoregressive_loss, pretrain_loss, sft_loss
+from ..diffusion.losses import autoregressive_loss, pretrain_loss, replacement_tokens, sft_loss
 
 OBJECTIVES = ("pretrain", "sft", "autoregressive")
 
@@ -43,6 +43,7 @@ class TrainConfig:
     mask_eps: float = 1e-3  # the smallest masking ratio drawn (t in [eps, 1])
     random_length_prob: float = 0.01  # pretrain: share of batches cut to a random length, as LLaDA does
     fixed_mask_ratio: float | None = None  # pretrain only: one ratio for all sequences (0.15: the BERT-style baseline)
+    edit_ratio: float = 0.0  # token editing (pretrain, sft): share of visible tokens replaced by random ones and restored; 0: off
     seed: int = 0  # seed of the masks and the data order
     precision: str = "auto"  # auto (bf16 where the device runs it fast) | bf16 | fp32
     device: str = "cpu"  # where to train (cpu, cuda, cuda:1...)
@@ -62,6 +63,11 @@ class TrainConfig:
             raise ValueError(f"bad learning rate settings: lr={self.lr}, min_lr_ratio={self.min_lr_ratio}")
         if self.fixed_mask_ratio is not None and not 0 < self.fixed_mask_ratio <= 1:
             raise ValueError(f"fixed_mask_ratio must be in (0, 1], got {self.fixed_mask_ratio}")
+        if not 0 <= self.edit_ratio < 1:
+            raise ValueError(f"edit_ratio must be in [0, 1), got {self.edit_ratio}")
+        if self.edit_ratio > 0 and self.objective == "autoregressive":
+            raise ValueError("edit_ratio trains a diffusion model to edit; the autoregressive objective has no "
+                             "visible positions to restore")
         if self.precision not in {"auto", "bf16", "fp32"}:
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.ddp_backend not in distributed.BACKENDS:
@@ -130,14 +136,18 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def compute_loss(model, batch: dict, config: TrainConfig, mask_id: int, generator: torch.Generator,
-                 rows: slice | None = None):
-    """The objective's loss on ``batch`` (on its ``rows`` only when this process holds one shard of it)."""
+                 rows: slice | None = None, edit_tokens: torch.LongTensor | None = None):
+    """The objective's loss on ``batch`` (on its ``rows`` only when this process holds one shard of it).
+    ``edit_tokens``: the ids a corrupted token is drawn from under ``config.edit_ratio`` (:func:`edit_tokens_for`;
+    by default the vocabulary without the mask id)."""
     ids = batch["input_ids"]
     if config.objective == "pretrain":
         return pretrain_loss(model, ids, mask_id, config.mask_eps, config.random_length_prob, generator,
-                             config.fixed_mask_ratio, rows)
+                             config.fixed_mask_ratio, rows, config.edit_ratio, edit_tokens)
     if config.objective == "sft":
-        return sft_loss(model, ids, batch["prompt_lengths"], mask_id, config.mask_eps, generator, rows)
+        eos = getattr(model, "eos_token_ids", None) or ()
+        return sft_loss(model, ids, batch["prompt_lengths"], mask_id, config.mask_eps, generator, rows,
+                        config.edit_ratio, edit_tokens, pad_id=eos[0] if eos else None)
     if rows is not None:
         batch = {k: v[rows] for k, v in batch.items()}
         ids = batch["input_ids"]
@@ -145,6 +155,25 @@ def compute_loss(model, batch: dict, config: TrainConfig, mask_id: int, generato
     if "prompt_lengths" in batch:  # AR SFT: score the response only
         loss_mask = torch.arange(ids.shape[1], device=ids.device)[None] >= batch["prompt_lengths"][:, None]
     return autoregressive_loss(model, ids, loss_mask)
+
+
+def edit_tokens_for(model, mask_id: int, tokenizer=None) -> torch.LongTensor:
+    """The ordinary ids of a model's vocabulary, which token editing draws corrupted tokens from: every id
+    but the mask id, the config's pad/end-of-text/begin ids and the tokenizer's special tokens (chat markers)."""
+    config = getattr(model, "config", None)
+    exclude = {mask_id, *(getattr(tokenizer, "all_special_ids", None) or [])}
+    for name in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        value = getattr(config, name, None)
+        exclude.update(value if isinstance(value, (list, tuple)) else [value])
+    return replacement_tokens(config.vocab_size, exclude)
+
+
+def record_token_editing(model, config: TrainConfig) -> None:
+    """Write the edit ratio a model is trained with into its config (``token_editing``, saved in config.json),
+    so that a sampler asked to edit can tell a model trained for it. A run without editing leaves it as it is."""
+    model_config = getattr(model, "config", None)
+    if config.edit_ratio > 0 and model_config is not None:
+        model_config.token_editing = config.edit_ratio
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------
@@ -249,7 +278,8 @@ def load_training_state(path: Path, model, optimizer, generators, config: TrainC
     run; returns the step to continue from."""
     state = torch.load(path / "trainer_state.pt", weights_only=False)
     saved = state["config"]
-    for key in ("objective", "grad_accum", "max_steps", "lr", "warmup_steps"):
+    saved.setdefault("edit_ratio", 0.0)  # training states written before token editing
+    for key in ("objective", "grad_accum", "max_steps", "lr", "warmup_steps", "edit_ratio"):
         if saved.get(key) != getattr(config, key):
             raise ValueError(f"cannot resume from {path}: it was trained with {key}={saved.get(key)!r}, "
                              f"this run has {key}={getattr(config, key)!r}")
@@ -321,7 +351,8 @@ def _start_step(out: Path, model, optimizer, generators, config: TrainConfig, re
 
 def _accumulate_gradients(forward_model, forward, batches, config: TrainConfig, mask_id: int | None,
                           generators: dict[str, torch.Generator], env, device: torch.device,
-                          autocast_dtype: torch.dtype | None) -> tuple[float, int, list[float]]:
+                          autocast_dtype: torch.dtype | None,
+                          edit_tokens: torch.LongTensor | None = None) -> tuple[float, int, list[float]]:
     """Forward and backward over the step's ``grad_accum`` micro-batches; returns the step's loss, the tokens
     processed and the masking ratios (with several processes: the global batch's mean loss and ratio)."""
     total_loss, tokens, ratios = 0.0, 0, []
@@ -332,7 +363,7 @@ def _accumulate_gradients(forward_model, forward, batches, config: TrainConfig, 
         sync = env.world_size == 1 or micro == config.grad_accum - 1
         with contextlib.nullcontext() if sync else forward_model.no_sync():
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                result = compute_loss(forward, batch, config, mask_id, generators["mask"], rows)
+                result = compute_loss(forward, batch, config, mask_id, generators["mask"], rows, edit_tokens)
             (result.loss / config.grad_accum).backward()
         total_loss += result.loss.item() / config.grad_accum
         tokens += batch["input_ids"].numel()
@@ -362,6 +393,8 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
     model.to(device).train()
     main = env.is_main
     forward_model, forward, mask_id = _training_views(model, config, mask_id, env, device)
+    edit_tokens = edit_tokens_for(model, mask_id, tokenizer).to(device) if config.edit_ratio > 0 else None
+    record_token_editing(model, config)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model, config)
@@ -385,7 +418,8 @@ def train(model, batches, config: TrainConfig, tokenizer=None, mask_id: int | No
             for group in optimizer.param_groups:
                 group["lr"] = lr
             total_loss, tokens, ratios = _accumulate_gradients(forward_model, forward, batches, config, mask_id,
-                                                               generators, env, device, autocast_dtype)
+                                                               generators, env, device, autocast_dtype,
+                                                               edit_tokens)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
