@@ -186,3 +186,23 @@ def test_revision_is_the_same_in_every_driver():
 def test_bad_revision_settings_are_refused_by_name(options, message):
     with pytest.raises(ValueError, match=message):
         SamplerConfig(steps=8, gen_length=8, block_length=8, **options)
+
+
+def test_edits_asked_of_a_model_not_trained_to_edit_warn_once_clearly():
+    import warnings
+    from tests.test_batching import small_model
+
+    model = small_model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        denoise(model, torch.tensor([[5, 9]]), SamplerConfig(steps=4, gen_length=4, block_length=4))
+        assert not caught
+        denoise(model, torch.tensor([[5, 9]]), SamplerConfig(steps=4, gen_length=4, block_length=4,
+                                                              edit_threshold=0.9))
+    assert len(caught) == 1 and "was not trained to edit" in str(caught[0].message)
+    model.config.token_editing = 0.1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        denoise(model, torch.tensor([[5, 9]]), SamplerConfig(steps=4, gen_length=4, block_length=4,
+                                                              edit_threshold=0.9))
+    assert not caught

@@ -7,12 +7,13 @@ everywhere, and what a driver cannot do is refused by name (``unsupported``), ne
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
-from ..model.adapters import Denoiser, as_denoiser
+from ..model.adapters import Denoiser, _config_value, as_denoiser
 from .hooks import StepRecord
 from .sampler_config import SamplerConfig
 from .update import SamplingRules, resolve_rules
@@ -205,6 +206,10 @@ def prepare(model, prompts, config: SamplerConfig, *, each_prompt_a_run: bool = 
         lengths = [b.shape[1] for b in batches]
         check_against_model(config, model, max(lengths), min(lengths))
     rules = resolve_rules(config, model)
+    if config.edit_threshold is not None and not _config_value(model.model, "token_editing"):
+        warnings.warn(f"{type(model.model).__name__} was not trained to edit (its config has no token_editing): "
+                      "an absorbing-state model never learnt to predict visible tokens, so its edits follow no "
+                      "objective; a model trained with edit_ratio > 0 edits on purpose", stacklevel=3)
     if generator is None and config.seed is not None:
         generator = torch.Generator(device=device).manual_seed(config.seed)
     hooks = as_hook_list(logits_hooks)
