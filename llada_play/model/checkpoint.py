@@ -40,6 +40,7 @@ _SHIPPED_CANDIDATES: dict[str, Path] = {
     "Reversal curse, autoregressive (seed 0)": REVERSAL_MODELS_DIR / "autoregressive",
     "Sudoku 6x6, diffusion (seed 0)": PUZZLE_MODELS_DIR / "diffusion" / "final",
     "Sudoku 6x6, autoregressive twin (seed 0)": PUZZLE_MODELS_DIR / "autoregressive" / "final",
+    "Sudoku 6x6, diffusion that edits (seed 0)": PUZZLE_MODELS_DIR.parent / "editing" / "seed0" / "diffusion" / "final",
 }
 SHIPPED_MODELS: dict[str, Path] = {name: path for name, path in _SHIPPED_CANDIDATES.items()
                                    if (path / "config.json").exists()}

@@ -43,7 +43,7 @@ class TrainConfig:
     mask_eps: float = 1e-3  # the smallest masking ratio drawn (t in [eps, 1])
     random_length_prob: float = 0.01  # pretrain: share of batches cut to a random length, as LLaDA does
     fixed_mask_ratio: float | None = None  # pretrain only: one ratio for all sequences (0.15: the BERT-style baseline)
-    edit_ratio: float = 0.0  # token editing (pretrain, sft): share of visible tokens replaced by random ones and restored; 0: off
+    edit_ratio: float = 0.0  # token editing (pretrain, sft): share of visible tokens corrupted and restored; 0: off
     seed: int = 0  # seed of the masks and the data order
     precision: str = "auto"  # auto (bf16 where the device runs it fast) | bf16 | fp32
     device: str = "cpu"  # where to train (cpu, cuda, cuda:1...)
