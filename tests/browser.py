@@ -89,7 +89,7 @@ TIME_DENOISE_JS = """() => new Promise((resolve, reject) => {
   let first = null, t0 = null;
   const check = () => {
     const text = document.body.textContent;
-    if (first === null && /Step \\d+, block \\d+/.test(text)) first = performance.now() - t0;
+    if (first === null && /Step \\d+ of \\d+, block \\d+ of \\d+/.test(text)) first = performance.now() - t0;
     if (first !== null && text.includes('Done: ')) {
       observer.disconnect(); resolve({first: first / 1000, done: (performance.now() - t0) / 1000});
     }

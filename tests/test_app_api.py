@@ -42,7 +42,8 @@ def test_denoise_streams_every_step_and_matches_the_library(app_url):
     final = outputs[-1]
     step_updates = [o for o in outputs if o[0].startswith("Step ")]
     # the first step at once, then frames at the page's pace (live.paced); every step is recorded for the slider
-    assert step_updates and step_updates[0][0] == "Step 1, block 1"
+    assert step_updates and step_updates[0][0].startswith("Step 1 of 8, block 1 of 2: ")
+    assert step_updates[0][0].endswith(" masks committed")  # with the run's count (no revisions asked for)
     assert final[3] == {"visible": True, "__type__": "update", "maximum": 8, "value": 8}
     model, tokenizer = load_model(path, dtype=APP_DTYPE)
     prompt = encode_prompt(tokenizer, ARGS["prompt_text"])
@@ -349,3 +350,22 @@ def test_a_logits_hook_named_on_the_command_line_steers_denoise_and_chat(app_url
                      eos_token_ids=sorted(stop_token_ids(tokenizer)), logits_hooks=open_blocks_with_a_token)
     assert (reply[0, chat.shape[1]::8] == OPENING_TOKEN).all()
     assert plain(history[-1]["content"]) == decode_generation(tokenizer, reply[0], chat.shape[1]).strip()
+
+
+def test_second_thoughts_in_the_denoise_tab_match_the_library_and_are_drawn(app_url):
+    url, path = app_url
+    client = Client(url, verbose=False)
+    job = client.submit(*ARGS.values(), "", "cap", 0.5, 0.0, api_name="/denoise")
+    list(job)
+    outputs = job.outputs()
+    live = [o[0] for o in outputs if o[0].startswith("Step ")]
+    final = outputs[-1]
+    model, tokenizer = load_model(path, dtype=APP_DTYPE)
+    prompt = encode_prompt(tokenizer, ARGS["prompt_text"])
+    out = generate(model, prompt, steps=8, gen_length=16, block_length=8, temperature=0.7, seed=11, remask="cap",
+                   remask_eta=0.5)
+    assert final[2] == decode_generation(tokenizer, out[0], prompt.shape[1])
+    assert live[0].startswith("Step 1 of 8, block 1 of 2: ") and " tokens remasked, 0 edited" in final[0]
+    assert "lp-revised" in final[1] and "sent back to the mask at step" in final[1]  # drawn, history on hover
+    with pytest.raises(Exception, match=r"remask_eta must be in \(0, 1\]"):
+        client.predict(*ARGS.values(), "", "cap", 0.0, 0.0, api_name="/denoise")

@@ -98,10 +98,15 @@ def test_remasking_follows_its_counts_and_ends_with_no_mask(schedule, eta):
         if record.block_step == 0:
             decoded = 0
         masked = config.block_length - decoded
-        counts, back = remask_counts(config, record.block_step, torch.tensor([decoded]), torch.tensor([masked]))
-        assert int(record.committed.sum()) == int(counts) and len(record.remasked) == int(back)
+        counts, least = remask_counts(config.replace(remask_eta=1e-9), record.block_step, torch.tensor([decoded]),
+                                      torch.tensor([masked]))
+        share = counts - least  # the schedule's own share (at eta ~0 nothing is sent back but loop's one)
+        back = len(record.remasked)
+        # the schedule's progress is kept: commits = share + what goes back, and no more than can be refilled
+        assert int(record.committed.sum()) == int(share) + back
+        assert back <= (min(decoded, masked - int(share)) if schedule != "loop" else min(decoded, masked))
         assert all(record.x_after[0, pos] == MASK and record.x_before[0, pos] == old for _, pos, old in record.remasked)
-        decoded += int(counts) - int(back)
+        decoded += int(record.committed.sum()) - back
     assert sum(len(r.remasked) for r in records) > 0  # it did send tokens back
     trace = TraceRecorder()
     for record in records:
@@ -109,13 +114,17 @@ def test_remasking_follows_its_counts_and_ends_with_no_mask(schedule, eta):
     assert trace.trace().final() == run.output[0].tolist()  # the trace replays the revisions
 
 
-def test_remask_counts_are_readmes_formula():
+def test_remask_counts_follow_the_documented_formula():
     config = SamplerConfig(steps=4, gen_length=8, block_length=8, remask="cap", remask_eta=0.5)
-    counts, back = remask_counts(config, 1, torch.tensor([2, 4]), torch.tensor([6, 4]))
+    counts, back = remask_counts(config, 1, torch.tensor([2, 4]), torch.tensor([6, 4]))  # eta D whole: exact
     # share ceil(6 / 3) = 2, r = min(round(0.5 * 2), 6 - 2) = 1; share ceil(4 / 3) = 2, r = min(2, 2) = 2
     assert counts.tolist() == [3, 4] and back.tolist() == [1, 2]
     last_counts, last_back = remask_counts(config, 3, torch.tensor([6]), torch.tensor([2]))
     assert last_back.tolist() == [0] and last_counts.tolist() == [2]  # nothing sent back at the last step
+    # a fractional eta D is rounded at random with the right mean: eta 0.1 of 5 tokens, 0.5 a step
+    small = config.replace(remask_eta=0.1)
+    draws = remask_counts(small, 0, torch.full((4000,), 5), torch.full((4000,), 100), torch.Generator().manual_seed(0))[1]
+    assert set(draws.tolist()) == {0, 1} and abs(draws.float().mean().item() - 0.5) < 0.03
 
 
 def test_a_hook_sends_a_token_back_and_the_sampler_fills_it_again():
@@ -157,35 +166,28 @@ def test_a_pinned_or_finished_block_token_cannot_be_sent_back():
 
 
 def test_revision_is_the_same_in_every_driver():
+    """Editing is deterministic at temperature 0: every driver gives each prompt what it gets alone. Remasking
+    draws at random (its rounding, its choice): the shared sampler's runs keep their own seeded generators, so
+    they too get exactly their run alone; generate_many's prompts share one generator, as at temperature > 0."""
     from llada_play.diffusion.shared_sampler import SharedSampler
     from tests.test_batching import small_model
 
     model = small_model()
-    config = SamplerConfig(steps=8, gen_length=8, block_length=4, remask="conf", remask_eta=0.5,
-                           edit_threshold=0.6, edit_steps=2)
+    editing = SamplerConfig(steps=8, gen_length=8, block_length=4, edit_threshold=0.6, edit_steps=2)
+    remasking = editing.replace(remask="conf", remask_eta=0.5, seed=4)
     prompts = [[5, 9], [6, 9, 12], [7]]
-    alone = [denoise(model, torch.tensor([p]), config).finish()[0] for p in prompts]
-    assert all(torch.equal(a, b) for a, b in zip(alone, generate_many(model, prompts, 2, config)))
+    alone = {c: [denoise(model, torch.tensor([p]), c).finish()[0] for p in prompts] for c in (editing, remasking)}
+    assert all(torch.equal(a, b) for a, b in zip(alone[editing], generate_many(model, prompts, 2, editing)))
+    batched = generate_many(model, prompts, 2, remasking)
+    mask = model.config.mask_token_id
+    assert all((row[len(p):] != mask).all() and len(row) == len(p) + 8 for row, p in zip(batched, prompts))
     sampler = SharedSampler(model)
     try:
-        runs = [sampler.start(torch.tensor([p]), config) for p in prompts]
-        assert all(torch.equal(a, run.finish()[0]) for a, run in zip(alone, runs))
+        for config in (editing, remasking):
+            runs = [sampler.start(torch.tensor([p]), config) for p in prompts]
+            assert all(torch.equal(a, run.finish()[0]) for a, run in zip(alone[config], runs))
     finally:
         sampler.close()
-
-
-@pytest.mark.parametrize("options, message", [
-    (dict(remask="sometimes", remask_eta=0.5), "unknown remask schedule 'sometimes'"),
-    (dict(remask="cap"), r"remask_eta must be in \(0, 1\]"),
-    (dict(remask="cap", remask_eta=1.5), r"remask_eta must be in \(0, 1\]"),
-    (dict(remask="cap", remask_eta=0.5, threshold=0.9), "needs the fixed schedule"),
-    (dict(remask="loop", remask_eta=0.5, remask_window=(0.8, 0.2)), "remask_window must be"),
-    (dict(edit_threshold=0.0), r"edit_threshold must be in \(0, 1\]"),
-    (dict(edit_steps=2), "set edit_threshold too"),
-])
-def test_bad_revision_settings_are_refused_by_name(options, message):
-    with pytest.raises(ValueError, match=message):
-        SamplerConfig(steps=8, gen_length=8, block_length=8, **options)
 
 
 def test_edits_asked_of_a_model_not_trained_to_edit_warn_once_clearly():
@@ -206,3 +208,18 @@ def test_edits_asked_of_a_model_not_trained_to_edit_warn_once_clearly():
         denoise(model, torch.tensor([[5, 9]]), SamplerConfig(steps=4, gen_length=4, block_length=4,
                                                               edit_threshold=0.9))
     assert not caught
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(remask="sometimes", remask_eta=0.5), "unknown remask schedule 'sometimes'"),
+    (dict(remask="cap"), r"remask_eta must be in \(0, 1\]"),
+    (dict(remask="cap", remask_eta=1.5), r"remask_eta must be in \(0, 1\]"),
+    (dict(remask="cap", remask_eta=0.5, threshold=0.9), "needs the fixed schedule"),
+    (dict(remask="loop", remask_eta=0.5, remask_window=(0.8, 0.2)), "remask_window must be"),
+    (dict(edit_threshold=0.0), r"edit_threshold must be in \(0, 1\]"),
+    (dict(edit_steps=2), "set edit_threshold too"),
+    (dict(remask="cap", remask_eta=float("nan")), "remask_eta must be a finite number"),
+])
+def test_bad_revision_settings_are_refused_by_name(options, message):
+    with pytest.raises(ValueError, match=message):
+        SamplerConfig(steps=8, gen_length=8, block_length=8, **options)

@@ -343,7 +343,8 @@ class DenoisingEngine:
         if config.remask is not None:
             decoded = self._block(rv, starts, cols).sum(1)
             masked = (block_x == self.model.mask_id).sum(1)
-            parts = [remask_counts(config, r.block_step, decoded[o:o + r.rows], masked[o:o + r.rows])
+            parts = [remask_counts(config, r.block_step, decoded[o:o + r.rows], masked[o:o + r.rows],
+                                   self.generator if r.generator is None else r.generator)
                      for r, o in zip(runs, offsets)]
             counts, back = torch.cat([c for c, _ in parts]), torch.cat([b for _, b in parts])
         steps_left = [max(config.steps_per_block - r.block_step, 1) for r in runs]

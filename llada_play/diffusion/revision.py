@@ -6,12 +6,14 @@
   the schedule (LLaDA's even split) and the block ends with no mask. ReMDM's per-token probability sigma_t
   becomes a count here: with ``D`` tokens committed before the step and ``m`` still masked, of which the
   schedule commits ``share``, at most ``r_max = min(D, m - share)`` can be sent back (the analogue of ReMDM's
-  sigma_max = (1 - alpha_s) / alpha_t, which is 0 at the last step). ``cap``: r = min(round(eta D), r_max);
-  ``rescale``: r = round(eta r_max); ``conf``: as cap, the least probable tokens first (the model's present
+  sigma_max = (1 - alpha_s) / alpha_t, which is 0 at the last step). ``cap``: r = min([eta D], r_max);
+  ``rescale``: r = [eta r_max]; ``conf``: as cap, the least probable tokens first (the model's present
   probability of the token it committed); ``loop``: inside a window of the block's steps the schedule commits
-  nothing new (the noise level is held, ReMDM's loop phase) and r = min(max(1, round(eta D)), m) tokens are
-  sent back and refilled each step; outside it, no remasking. Remasked tokens are chosen at random (the run's
-  generator) except under ``conf``.
+  nothing new (the noise level is held, ReMDM's loop phase) and r = min(max(1, [eta D]), m) tokens are sent
+  back and refilled each step; outside it, no remasking. [x] rounds at random (up with probability frac(x)),
+  so that the count has the mean of ReMDM's per-token coin flips (eta is ReMDM's sigma: small values such as
+  0.05 send a token back now and then). Remasked tokens are chosen at random (the run's generator) except
+  under ``conf``.
 - **Token editing (LLaDA 2.1, arXiv:2602.08676)**: a committed token is replaced when the model's most
   probable token there differs from it and has probability >= ``edit_threshold``. Only a model trained to
   restore corrupted visible tokens makes such predictions on purpose (see ``diffusion/losses.py``).
@@ -42,23 +44,32 @@ def ordinary_steps_left(config: SamplerConfig, block_step: int) -> int:
     return max(left - sum(1 for s in loop if s >= block_step), 1)
 
 
-def remask_counts(config: SamplerConfig, block_step: int, decoded: torch.LongTensor,
-                  masked: torch.LongTensor) -> tuple[torch.LongTensor, torch.LongTensor]:
+def stochastic_round(amount: torch.Tensor, generator: torch.Generator | None) -> torch.LongTensor:
+    """floor(amount) plus one with probability frac(amount): the count of ReMDM's per-token coin flips has
+    that mean, where plain rounding would send nothing back at small eta."""
+    base = amount.floor()
+    draw = torch.rand(amount.shape, device=amount.device, generator=generator)
+    return (base + (draw < amount - base).float()).long()
+
+
+def remask_counts(config: SamplerConfig, block_step: int, decoded: torch.LongTensor, masked: torch.LongTensor,
+                  generator: torch.Generator | None = None) -> tuple[torch.LongTensor, torch.LongTensor]:
     """(tokens to commit, tokens to send back) per row for a step of the remasking schedule; ``decoded``:
-    tokens the sampler committed in the row's block before the step, ``masked``: its masks."""
+    tokens the sampler committed in the row's block before the step, ``masked``: its masks. Fractional
+    counts are rounded at random (``generator``)."""
     in_loop = block_step in loop_steps(config)
     share = torch.zeros_like(masked) if in_loop else \
         tokens_to_commit(masked, ordinary_steps_left(config, block_step))
     eta = config.remask_eta
     if config.remask == "loop":
-        back = torch.minimum((decoded.float() * eta).round().long().clamp(min=1), masked) if in_loop else \
-            torch.zeros_like(masked)
+        back = torch.zeros_like(masked)
+        if in_loop:
+            back = torch.minimum(stochastic_round(decoded.float() * eta, generator).clamp(min=1), masked)
         back = torch.minimum(back, decoded)
     else:
         most = torch.minimum(decoded, masked - share)
-        wanted = (eta * most.float()).round().long() if config.remask == "rescale" else \
-            (eta * decoded.float()).round().long()
-        back = torch.minimum(wanted, most)
+        basis = most if config.remask == "rescale" else decoded
+        back = torch.minimum(stochastic_round(eta * basis.float(), generator), most)
     return share + back, back
 
 

@@ -9,12 +9,14 @@ from dataclasses import fields
 import gradio as gr
 
 from ..diffusion.remasking import REMASKING
-from ..diffusion.sampler_config import INTERACTIVE, SamplerConfig
+from ..diffusion.sampler_config import INTERACTIVE, REMASK_SCHEDULES, SamplerConfig
 from ..model.kv_cache import CACHE_MODES
 
 STRATEGIES = sorted(REMASKING)
 NO_CACHE = "none"  # what the page shows for cache=None
 CACHE_CHOICES = [NO_CACHE, *CACHE_MODES]
+NO_REMASK = "off"  # what the page shows for remask=None
+REMASK_CHOICES = [NO_REMASK, *REMASK_SCHEDULES]
 
 
 class Inputs(dict):
@@ -60,15 +62,17 @@ def config_from_controls(values: Mapping[str, object]) -> SamplerConfig:
     for name, value in values.items():
         if name not in CONFIG_FIELDS:
             continue
-        if name == "threshold":
+        if name in ("threshold", "edit_threshold"):
             value = float(value) if value else None
+        elif name == "remask":
+            value = None if value in (None, NO_REMASK) else value
         elif name == "cache":
             value = None if value in (None, NO_CACHE) else value
         elif name == "seed":
             value = int(value or 0)
-        elif name in ("steps", "gen_length", "block_length", "topk", "cache_refresh_every"):
+        elif name in ("steps", "gen_length", "block_length", "topk", "cache_refresh_every", "edit_steps"):
             value = int(value)
-        elif name in ("temperature", "cfg_scale"):
+        elif name in ("temperature", "cfg_scale", "remask_eta"):
             value = float(value)
         elif name in ("forbid_eos", "eos_last", "confidence_eos_eot_inf", "eos_early_exit"):
             value = bool(value)
@@ -93,3 +97,12 @@ def sampler_controls() -> Inputs:
                               label="Confidence threshold (0 = off: fixed tokens per step)")
     return Inputs(gen_length=gen_length, steps=steps, block_length=block_length, temperature=temperature,
                   cfg_scale=cfg_scale, remasking=remasking, threshold=threshold, seed=seed)
+
+
+def revision_controls() -> Inputs:
+    """Second thoughts (diffusion/revision.py): ReMDM remasking and token editing, off to start with."""
+    with gr.Row():
+        remask = gr.Dropdown(REMASK_CHOICES, value=NO_REMASK, label="Second thoughts: remask (ReMDM)")
+        remask_eta = gr.Slider(0, 1, value=0.05, step=0.01, label="Remasking strength (eta)")
+        edit_threshold = gr.Slider(0, 1, value=0, step=0.05, label="Edit threshold (0 = off, LLaDA 2.1)")
+    return Inputs(remask=remask, remask_eta=remask_eta, edit_threshold=edit_threshold)

@@ -18,8 +18,62 @@ CELL_CSS = """
 .lp-new {outline: 2px solid #e8590c;}
 .lp-eos {font-style: italic; color: #7048e8;}
 .lp-forced {text-decoration: underline wavy #c2255c;}
+.lp-revised {box-shadow: inset 0 0 0 2px #1c7ed6; font-weight: 600;}
+.lp-remasked {outline: 2px dashed #1c7ed6;}
+.lp-legend {font-size: 13px; color: #444;}
+.lp-legend .lp-tok {margin-right: 4px;}
 </style>
 """
+# What every mark of the canvas means, for the page beside it (the same classes as the cells)
+CANVAS_LEGEND = CELL_CSS + (
+    '<div class="lp-legend">'
+    '<span class="lp-prompt">prompt</span> '
+    f'<span class="lp-tok lp-mask">{MASK_GLYPH}</span>masked (grey text: the model\'s guess) '
+    '<span class="lp-tok" style="background:hsl(140, 55%, 85%)">a</span>'
+    '<span class="lp-tok" style="background:hsl(140, 55%, 50%)">a</span>committed (darker: more confident) '
+    '<span class="lp-tok lp-new" style="background:hsl(140, 55%, 70%)">a</span>new at this step '
+    '<span class="lp-tok lp-revised" style="background:hsl(140, 55%, 70%)">a</span>revised (hover: its history) '
+    f'<span class="lp-tok lp-mask lp-remasked">{MASK_GLYPH}</span>sent back to the mask '
+    '<span class="lp-tok lp-forced" style="background:hsl(140, 10%, 85%)">a</span>by hand '
+    '<span class="lp-tok lp-eos" style="background:hsl(140, 55%, 70%)">eos</span>end-of-text '
+    '<span class="lp-block">&nbsp;</span>block boundary</div>')
+
+
+def revision_note(step: int, old: str, new: str | None, probability: float | None = None) -> str:
+    """One line of a cell's history: "'love' -> 'hate' at step 12 (p 0.71)", or sent back to the mask."""
+    if new is None:
+        return f"{old!r} sent back to the mask at step {step + 1}"
+    return f"{old!r} -> {new!r} at step {step + 1}" + (f" (p {probability:.2f})" if probability is not None else "")
+
+
+def note_revisions(record, history: dict[int, list[str]], pieces, row: int = 0) -> int:
+    """Add a live step's revisions to ``history`` (position -> notes); returns how many it made."""
+    made = 0
+    for r, pos, old in record.remasked:
+        if r == row:
+            history.setdefault(pos, []).append(revision_note(record.step, token_text(pieces.get(old, "?")), None))
+            made += 1
+    for r, pos, old, new, p in record.edits:
+        if r == row:
+            history.setdefault(pos, []).append(revision_note(record.step, token_text(pieces.get(old, "?")),
+                                                             token_text(pieces.get(new, "?")), p))
+            made += 1
+    return made
+
+
+def trace_history(trace: Trace, step: int, row: int = 0) -> dict[int, list[str]]:
+    """position -> notes of the revisions made in the first ``step`` steps of a recorded run."""
+    pieces = {int(k): v for k, v in trace.tokens.items()}
+    history: dict[int, list[str]] = {}
+    for i, s in enumerate(trace.steps[:step]):
+        for r, pos, old in s.remasked:
+            if r == row:
+                history.setdefault(pos, []).append(revision_note(i, token_text(pieces.get(old, "?")), None))
+        for r, pos, old, new, p in s.edits:
+            if r == row:
+                history.setdefault(pos, []).append(revision_note(i, token_text(pieces.get(old, "?")),
+                                                                 token_text(pieces.get(new, "?")), p))
+    return history
 
 
 def token_text(piece: str) -> str:
@@ -38,10 +92,12 @@ def confidence_color(confidence: float | None) -> str:
 def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask_id: int, pieces: dict,
                   confidence: dict[int, float] | None = None, new: set[int] | None = None,
                   forced: set[int] | None = None, eos_ids: set[int] = frozenset(), guesses: dict[int, int] | None = None,
-                  interactive: bool = False) -> str:
+                  interactive: bool = False, history: dict[int, list[str]] | None = None) -> str:
     """HTML for one state of the canvas. ``pieces`` maps token id to text; ``guesses`` shows the model's
-    current prediction inside still-masked cells (greyed)."""
+    current prediction inside still-masked cells (greyed); ``history``: position -> notes of its revisions
+    (drawn outlined in blue, the notes on hover)."""
     confidence, new, forced, guesses = confidence or {}, new or set(), forced or set(), guesses or {}
+    history = history or {}
     prompt_text = "".join(pieces.get(t, "?") for t in tokens[:prompt_length])
     parts = [CELL_CSS, '<div class="lp-canvas">']
     if prompt_length:
@@ -57,10 +113,12 @@ def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask
                 guess = guesses.get(pos)
                 label = token_text(pieces.get(guess, "")) if guess is not None else MASK_GLYPH
                 tip = f"position {pos}: masked" + (f", model guesses {label!r}" if guess is not None else "")
-                parts.append(f'<span class="lp-tok lp-mask" {attrs} title="{html.escape(tip)}">'
+                tip += "".join(f"\n{note}" for note in history.get(pos, []))
+                marks = "lp-tok lp-mask" + (" lp-remasked" if pos in history else "")
+                parts.append(f'<span class="{marks}" {attrs} title="{html.escape(tip)}">'
                              f'{html.escape(label)}</span>')
                 continue
-            classes = ["lp-tok"]
+            classes = ["lp-tok"] + (["lp-revised"] if pos in history else [])
             if pos in new:
                 classes.append("lp-new")
             if tok in eos_ids:
@@ -70,6 +128,7 @@ def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask
             conf = confidence.get(pos)
             label = token_text(pieces.get(tok, "?"))
             tip = f"position {pos}: {label!r}" + (f", confidence {conf:.2f}" if conf is not None else "")
+            tip += "".join(f"\n{note}" for note in history.get(pos, []))
             parts.append(f'<span class="{" ".join(classes)}" {attrs} style="background:{confidence_color(conf)}" '
                          f'title="{html.escape(tip)}">{html.escape(label)}</span>')
             if pieces.get(tok, "").endswith("\n"):
@@ -96,12 +155,12 @@ def trace_step_html(trace: Trace, step: int, row: int = 0, eos_ids: set[int] = f
     guesses = {}
     if step > 0:
         last = trace.steps[step - 1]
-        new = {pos for r, pos, *_ in last.commits + last.forced if r == row}
+        new = {pos for r, pos, *_ in last.commits + last.forced + last.edits if r == row}
     if show_guesses and step < len(trace.steps):
         guesses = {pos: tok for r, pos, tok, _ in trace.steps[step].predictions if r == row}
     pieces = {int(k): v for k, v in trace.tokens.items()}
     return render_canvas(states[step], trace.prompt_length, trace.block_length, trace.mask_id, pieces,
-                         confidence, new, forced, eos_ids, guesses)
+                         confidence, new, forced, eos_ids, guesses, history=trace_history(trace, step, row))
 
 
 def commit_order_figure(trace: Trace, row: int = 0, title: str = "When each position was committed"):
@@ -181,7 +240,8 @@ def note_commits(record, confidences: dict[int, float], row: int = 0) -> list[in
 
 
 def record_canvas(record, pieces: PieceCache, confidences: dict[int, float], row: int = 0,
-                  eos_ids: set[int] = frozenset(), interactive: bool = False) -> str:
+                  eos_ids: set[int] = frozenset(), interactive: bool = False,
+                  history: dict[int, list[str]] | None = None) -> str:
     """HTML for the canvas right after a live step: ``confidences`` (position -> confidence of its commit)
     is updated with this step's commits; hand-committed tokens waiting for the next step are shown too."""
     tokens = record.x_after[row].tolist()
@@ -192,7 +252,7 @@ def record_canvas(record, pieces: PieceCache, confidences: dict[int, float], row
             tokens[pos] = tok
     guesses = {p: t for p, t in enumerate(record.predicted[row].tolist()) if t >= 0 and tokens[p] == record.mask_id}
     return render_canvas(tokens, record.prompt_length, record.block_length, record.mask_id, pieces, confidences,
-                         set(committed), forced, eos_ids, guesses, interactive)
+                         set(committed), forced, eos_ids, guesses, interactive, history)
 
 
 def commit_order_panels(results, height: int = 360):

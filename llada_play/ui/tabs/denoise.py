@@ -12,14 +12,21 @@ from ...diffusion.trace import Trace
 from ...experiments.compare import forward_passes
 from ...model.text import (decode_generation, decode_partial, encode_prompt, parse_constraints, parse_forbidden,
                            stop_token_ids)
-from ..controls import Inputs, by_name, config_from_controls, sampler_controls
+from ..controls import Inputs, by_name, config_from_controls, revision_controls, sampler_controls
 from ..errors import shown_in_page
 from ..live import GenerationDone, frame_interval, paced, stream
 from ..registry import ModelRegistry
 from ..serving import LOCAL, ServingPolicy
-from ..viz import PieceCache, commit_order_figure, confidence_figure, note_commits, record_canvas, trace_step_html
+from ..viz import (CANVAS_LEGEND, PieceCache, commit_order_figure, confidence_figure, note_commits, note_revisions,
+                   record_canvas, trace_step_html)
 
 DEFAULT_PROMPT = "Romeo.\n"
+SECOND_THOUGHTS = (
+    "**Second thoughts** (off at first): a *remask* schedule sends committed tokens back to the mask and fills "
+    "them again, each step about eta of the block's committed tokens, so a word written early can still "
+    "change; an *edit threshold* replaces a committed token when the model now prefers another one with at "
+    "least that probability. Revised cells are outlined in blue; hover for their history. The shipped models "
+    "were trained only to fill masks, so their edits are a guess at what they never learnt.")
 
 
 @dataclass(frozen=True)
@@ -55,28 +62,58 @@ def denoise_in_page(registry: ModelRegistry, key: str, values: dict):
         pieces, eos = PieceCache(run.tokenizer), stop_token_ids(run.tokenizer)
         hidden = gr.update(visible=False)
         confidences: dict[int, float] = {}
+        history: dict[int, list[str]] = {}
+        counts = RunCounts()
         steps = stream(run.model, run.ids, run.config, run.tokenizer, constraints=run.constraints,
                        forbid=run.forbid, logits_hooks=run.logits_hooks, sampler=registry.sampler(key))
         for frame in paced(steps, lambda: frame_interval(registry.denoising()[0])):
             *skipped, item = frame
             for record in skipped:
                 if not isinstance(record, GenerationDone):
+                    counts.add(record, note_revisions(record, history, pieces))
                     note_commits(record, confidences)
             if isinstance(item, GenerationDone):
-                yield from finished_view(run, item, eos)
+                yield from finished_view(run, item, eos, counts)
                 return
-            html = record_canvas(item, pieces, confidences, eos_ids=eos)
+            counts.add(item, note_revisions(item, history, pieces))
+            html = record_canvas(item, pieces, confidences, eos_ids=eos, history=history)
             text = decode_partial(run.tokenizer, item.x_after[0], item.prompt_length, item.mask_id)
-            yield None, f"Step {item.step + 1}, block {item.block + 1}", html, text, hidden, None, None
+            yield None, step_status(item, run.config, counts), html, text, hidden, None, None
 
 
-def finished_view(run: PreparedRun, done: GenerationDone, eos: set[int]):
+class RunCounts:
+    """What a run has done so far: masks committed, tokens sent back to the mask, tokens edited."""
+
+    def __init__(self):
+        self.committed = self.remasked = self.edited = 0
+
+    def add(self, record, _revisions: int = 0) -> None:
+        self.committed += int(record.committed[0].sum()) if record.committed is not None else 0
+        self.remasked += sum(r == 0 for r, *_ in record.remasked)
+        self.edited += sum(r == 0 for r, *_ in record.edits)
+
+    def __str__(self) -> str:
+        text = f"{self.committed} masks committed"
+        if self.remasked or self.edited:
+            text += f", {self.remasked} tokens remasked, {self.edited} edited"
+        return text
+
+
+def step_status(record, config: SamplerConfig, counts: RunCounts) -> str:
+    """'Step 12 of 64, block 1 of 2: ...' for the live status line."""
+    return (f"Step {record.step + 1} of {config.steps}, block {record.block + 1} of {config.num_blocks}: "
+            f"{counts}")
+
+
+def finished_view(run: PreparedRun, done: GenerationDone, eos: set[int], counts: RunCounts | None = None):
     """The end in two updates: the final canvas and text at once, then the recorded trace (for the slider) and
     the charts, which take the server and the browser longer to draw."""
     trace = done.trace
     n = len(trace.steps)
     text = decode_generation(run.tokenizer, done.output[0], run.ids.shape[1])
     status = f"Done: {n} steps, {forward_passes(n, run.config.cfg_scale)} forward passes."
+    if counts is not None and (counts.remasked or counts.edited):
+        status += f" {counts.remasked} tokens remasked, {counts.edited} edited on the way."
     html = trace_step_html(trace, n, eos_ids=eos)
     yield gr.update(), status, html, text, gr.update(visible=False), gr.update(), gr.update()
     yield (trace.to_dict(), status, html, text, gr.update(visible=True, maximum=n, value=n),
@@ -93,7 +130,8 @@ def show_step(registry: ModelRegistry, key: str, trace: dict | None, step: float
 
 def prompt_inputs() -> tuple[Inputs, gr.Button]:
     """The prompt and sampler controls that every sampling tab uses, by name: ``prompt``, ``chat``, ``pins``,
-    the sampler's fields, ``forbid`` (last, so that API clients written before it keep their positions)."""
+    the sampler's fields, ``forbid``, the revision settings (the newest last, so that API clients written
+    before them keep their positions)."""
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=3)
@@ -105,7 +143,9 @@ def prompt_inputs() -> tuple[Inputs, gr.Button]:
             run = gr.Button("Denoise", variant="primary")
         with gr.Column(scale=3):
             sampler = sampler_controls()
-    return Inputs(prompt=prompt, chat=chat, pins=pins, **sampler, forbid=forbid), run
+            revision = revision_controls()
+            gr.Markdown(SECOND_THOUGHTS)
+    return Inputs(prompt=prompt, chat=chat, pins=pins, **sampler, forbid=forbid, **revision), run
 
 
 def denoise_tab(registry: ModelRegistry, model_key: gr.State, policy: ServingPolicy = LOCAL) -> Inputs:
@@ -114,6 +154,7 @@ def denoise_tab(registry: ModelRegistry, model_key: gr.State, policy: ServingPol
     with gr.Tab("Denoise"):
         inputs, run = prompt_inputs()
         status = gr.Markdown("")
+        gr.HTML(CANVAS_LEGEND)
         canvas = gr.HTML(label="Canvas")
         text = gr.Textbox(label="Text", lines=4)
         scrub = gr.Slider(0, 1, value=0, step=1, label="Step (scrub the recorded run)", visible=False)
