@@ -369,3 +369,24 @@ def test_second_thoughts_in_the_denoise_tab_match_the_library_and_are_drawn(app_
     assert "lp-revised" in final[1] and "sent back to the mask at step" in final[1]  # drawn, history on hover
     with pytest.raises(Exception, match=r"remask_eta must be in \(0, 1\]"):
         client.predict(*ARGS.values(), "", "cap", 0.0, 0.0, api_name="/denoise")
+
+
+def test_step_mode_sends_a_token_back_and_forks_the_run_with_both_branches_scored(app_url):
+    import re
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    status, canvas, _text = client.predict(*ARGS.values(), api_name="/step_start")
+    committed = int(re.search(r'lp-tok lp-new" data-pos="(\d+)"', canvas).group(1))
+    status, canvas, _ = client.predict(str(committed), api_name="/step_send_back")
+    assert f"Position {committed} goes back to the mask" in status
+    status, canvas, _ = client.predict(api_name="/step_next")
+    assert status.startswith("Paused after step 2")
+    with pytest.raises(Exception, match="outside the generation"):
+        client.predict("0", api_name="/step_send_back")
+    position = int(re.search(r'lp-mask" data-pos="(\d+)"', canvas).group(1))
+    main_status, _, _, fork_status, fork_canvas, _ = client.predict(str(position), None, "Q", api_name="/step_fork")
+    assert main_status.startswith("Paused after step 2") and f"'Q' committed at position {position}" in fork_status
+    main_status, _, main_text, fork_status, fork_canvas, fork_text = client.predict(api_name="/step_finish_both")
+    assert main_status.startswith("Finished after 8 steps") and "log p(text | prompt) >=" in main_status
+    assert fork_status.startswith("Finished after 8 steps") and "log p(text | prompt) >=" in fork_status
+    assert "lp-forced" in fork_canvas and "Q" in fork_text and main_text != fork_text

@@ -117,3 +117,24 @@ def test_constraints_per_row_as_a_tensor(tiny_model):
     assert out[1, 3] != 20 or free[1, 3] == 20  # row 0's pin is not applied to row 1
     with pytest.raises(ValueError, match=r"constraints tensor shape \(2, 8\) differs"):
         denoise(tiny_model, prompt, CONFIG, constraints=torch.full((2, 8), -1))
+
+
+@pytest.mark.parametrize("options", [dict(), dict(temperature=1.0, seed=3), dict(cache="dual", seed=1),
+                                     dict(remask="cap", remask_eta=0.3, seed=2)])
+def test_a_forked_run_goes_on_as_the_original_would_and_on_its_own(tiny_model, options):
+    config = CONFIG.replace(**options)
+    whole = denoise(tiny_model, PROMPT, config).finish()
+    run = denoise(tiny_model, PROMPT, config)
+    for _ in range(3):
+        record = next(run)
+    fork = run.fork()
+    assert torch.equal(fork.finish(), whole)  # untouched, the fork is the rest of the same run
+    assert torch.equal(run.finish(), whole)  # and finishing it left the original alone
+    run = denoise(tiny_model, PROMPT, config)
+    record = next(run)
+    fork = run.fork()
+    masked = int((record.x_after[0] == tiny_model.config.mask_token_id).nonzero()[0])
+    next(fork)  # the fork's own record: steering the original's does not reach it
+    record.force(masked, 7)
+    out = run.finish()
+    assert out[0, masked] == 7 and not torch.equal(fork.finish(), out)

@@ -16,6 +16,8 @@ between two steps.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..model.adapters import Denoiser
@@ -97,6 +99,23 @@ class DenoisingEngine:
         if run in self.runs:
             self.runs.remove(run)
             self.owners[run.first_slot:run.first_slot + run.rows] = [None] * run.rows
+
+    def fork(self) -> DenoisingEngine:
+        """An independent copy (the model shared): the same canvas, runs, block KV cache and generators' states,
+        so that both go on from here as two runs."""
+        other = copy.copy(self)
+        for name in ("x", "attention", "prompt_index", "revisable", "computed", "canvas_logits"):
+            value = getattr(self, name)
+            setattr(other, name, None if value is None else value.clone())
+        if self.cache is not None:
+            other.cache = copy.copy(self.cache)
+            other.cache.keys = [None if k is None else k.clone() for k in self.cache.keys]
+            other.cache.values = [None if v is None else v.clone() for v in self.cache.values]
+        other.generator = forked_generator(self.generator)
+        runs = {id(run): fork_run(run) for run in self.runs}
+        other.runs = [runs[id(run)] for run in self.runs]
+        other.owners = [None if owner is None else runs[id(owner)] for owner in self.owners]
+        return other
 
     def canvas(self, run: Run) -> torch.LongTensor:
         """The run's canvas (rows, P + G), live: the engine's own tensor when the run fills it."""
@@ -427,6 +446,27 @@ class DenoisingEngine:
             return
         run.block, run.block_step, run.edit_steps = run.block + 1, 0, 0
         self._enter_block(run)
+
+
+def forked_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    """A generator that draws from here on what ``generator`` would."""
+    if generator is None:
+        return None
+    other = torch.Generator(device=generator.device)
+    other.set_state(generator.get_state())
+    return other
+
+
+def fork_run(run: Run) -> Run:
+    """A copy of a run's state that can go its own way: its own generator, forbids and last record."""
+    other = copy.copy(run)
+    other.generator = forked_generator(run.generator)
+    other.forbidden = list(run.forbidden)
+    if run.record is not None:
+        other.record = copy.copy(run.record)
+        for name in ("_forced", "_forbidden", "_remask"):
+            setattr(other.record, name, list(getattr(run.record, name)))
+    return other
 
 
 def revisions_of(revised, rows: slice, block_start: int) -> tuple[list, list]:

@@ -8,11 +8,12 @@ step engine (:mod:`engine`) with one run of all the prompt's rows: the lockstep 
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import torch
 
-from .engine import DenoisingEngine, step_predictions  # noqa: F401  (step_predictions: public name, kept here)
+from .engine import DenoisingEngine, fork_run, step_predictions  # noqa: F401  (step_predictions: public name)
 from .hooks import StepRecord
 from .requests import Forbid, Pins, as_hook_list, as_prompt_batch, pinned_tokens, prepare  # noqa: F401
 from .sampler_config import SamplerConfig
@@ -65,6 +66,11 @@ class Denoising:
         """The canvas, prompt + generation (batch, P + G): final once the iterator is exhausted."""
         return self._engine.x
 
+    @property
+    def last(self) -> StepRecord | None:
+        """The last step's record (what steers the next step), None before the first."""
+        return self._run.record
+
     def finish(self) -> torch.LongTensor:
         """Run the remaining steps; returns :attr:`output`."""
         for _ in self:
@@ -74,6 +80,14 @@ class Denoising:
     def close(self) -> None:
         """Abandon the run: masked positions stay masked in :attr:`output`."""
         self._closed = True
+
+    def fork(self) -> Denoising:
+        """A second run that goes on from here on its own: the same canvas, step, generator state and what was
+        asked through the last record so far; steering one leaves the other as it is."""
+        other = copy.copy(self)
+        other._engine = self._engine.fork()
+        (other._run,) = other._engine.runs if other._engine.runs else (fork_run(self._run),)
+        return other
 
 
 def denoise(model, prompt, config: SamplerConfig | None = None, *, attention_mask: torch.Tensor | None = None,

@@ -5,6 +5,7 @@ step, and abandoned by dropping it.
 """
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -126,6 +127,30 @@ class Stepper:
                 f[0] == row and f[1] == position for f in record.forced):
             raise ValueError(f"position {position} is already committed")
         record.force(position, token, row)
+
+    def remask(self, position: int, row: int = 0) -> None:
+        """Send the committed token at ``position`` back to the mask before the next step (the sampler fills
+        it again); ValueError for the prompt, a pinned token, a masked cell or a finished block, at the next
+        step."""
+        record = self.last
+        if record is None or self.done is not None:
+            raise ValueError("nothing to steer: the run has not started or has finished")
+        if not record.prompt_length <= position < record.x_after.shape[1]:
+            raise ValueError(f"position {position} is outside the generation")
+        if record.x_after[row, position] == record.mask_id:
+            raise ValueError(f"position {position} is masked already")
+        record.remask(position, row)
+
+    def fork(self) -> Stepper:
+        """A second stepper that goes on from here on its own (same canvas, step and randomness so far)."""
+        other = copy.copy(self)
+        other._run = self._run.fork()
+        other._recorder = copy.copy(self._recorder)
+        # the same records so far, the last one the fork's own copy (its steering is the fork's)
+        other._recorder.records = [*self._recorder.records[:-1], other._run.last][:len(self._recorder.records)]
+        other.confidences = dict(self.confidences)
+        other.last = other._run.last
+        return other
 
     def finish(self) -> GenerationDone:
         while self.done is None:

@@ -119,6 +119,11 @@ def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask
                              f'{html.escape(label)}</span>')
                 continue
             classes = ["lp-tok"] + (["lp-revised"] if pos in history else [])
+            cursor = ""
+            if interactive:  # a committed cell can be sent back to the mask (the step tab)
+                attrs += f' onclick="lpPick({pos})"'
+                cursor = "; cursor:pointer"
+
             if pos in new:
                 classes.append("lp-new")
             if tok in eos_ids:
@@ -129,7 +134,8 @@ def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask
             label = token_text(pieces.get(tok, "?"))
             tip = f"position {pos}: {label!r}" + (f", confidence {conf:.2f}" if conf is not None else "")
             tip += "".join(f"\n{note}" for note in history.get(pos, []))
-            parts.append(f'<span class="{" ".join(classes)}" {attrs} style="background:{confidence_color(conf)}" '
+            style = f"background:{confidence_color(conf)}{cursor}"
+            parts.append(f'<span class="{" ".join(classes)}" {attrs} style="{style}" '
                          f'title="{html.escape(tip)}">{html.escape(label)}</span>')
             if pieces.get(tok, "").endswith("\n"):
                 parts.append("<br>")  # committed line breaks break the canvas too, so verse looks like verse

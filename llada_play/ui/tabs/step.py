@@ -1,10 +1,13 @@
-"""The Step by step tab: pause after every step, look at the model's candidates, commit a token by hand."""
+"""The Step by step tab: pause after every step, look at the model's candidates, commit a token by hand, send
+one back to the mask, or fork the run and finish both branches side by side."""
 from __future__ import annotations
 
 from functools import partial
 
 import gradio as gr
+import torch
 
+from ...diffusion.losses import mc_log_likelihood
 from ...model.text import decode_generation, stop_token_ids
 from ..errors import shown_in_page
 from ..live import Stepper
@@ -80,31 +83,87 @@ def stop(stepper: Stepper | None) -> tuple:
 
 
 def pick(stepper: Stepper | None, position: str):
-    """The candidates at a clicked cell, as radio choices (token id values)."""
+    """The candidates at a clicked masked cell, as radio choices (token id values); a committed cell can only
+    be sent back to the mask."""
     if stepper is None or not str(position).strip().isdigit() or stepper.done is not None:
         return gr.update(choices=[], value=None)
+    record = stepper.last
+    if record is not None and record.x_after[0, int(position)] != record.mask_id:
+        return gr.update(choices=[], value=None, label=f"Position {position} is committed: send it back to the "
+                                                       "mask, or pick a masked cell")
     with shown_in_page():
         candidates = stepper.candidates(int(position))
     choices = [(f"{token_label(stepper.tokenizer, t)}  ({p:.2f})", t) for t, p in candidates]
     return gr.update(choices=choices, value=None, label=f"Candidates at position {position}")
 
 
-def commit(stepper: Stepper | None, position: str, chosen: int | None, typed: str) -> tuple:
-    """Commit the picked candidate, or the first token of the typed text, at the clicked cell."""
-    stepper = started(stepper)
-    tokenizer = stepper.tokenizer
+def chosen_token(stepper: Stepper, position: str, chosen: int | None, typed: str) -> int:
+    """The picked candidate, or the first token of the typed text, for the clicked cell."""
     if not str(position).strip().isdigit():
         raise gr.Error("click a masked cell first")
     if typed and typed.strip():
-        ids = tokenizer(typed, add_special_tokens=False).input_ids
+        ids = stepper.tokenizer(typed, add_special_tokens=False).input_ids
         if not ids:
             raise gr.Error(f"{typed!r} gives no token")
-        chosen = ids[0]
+        return ids[0]
     if chosen is None:
         raise gr.Error("pick a candidate or type a token")
+    return int(chosen)
+
+
+def commit(stepper: Stepper | None, position: str, chosen: int | None, typed: str) -> tuple:
+    """Commit the picked candidate, or the first token of the typed text, at the clicked cell."""
+    stepper = started(stepper)
+    token = chosen_token(stepper, position, chosen, typed)
     with shown_in_page():
-        stepper.force(int(position), int(chosen))
-    return step_view(stepper, f"Committed {token_label(tokenizer, int(chosen))!r} at position {position} by hand.")
+        stepper.force(int(position), token)
+    return step_view(stepper, f"Committed {token_label(stepper.tokenizer, token)!r} at position {position} by hand.")
+
+
+def send_back(stepper: Stepper | None, position: str) -> tuple:
+    """Un-commit the clicked cell: its token goes back to the mask and the sampler fills it again."""
+    stepper = started(stepper)
+    if not str(position).strip().isdigit():
+        raise gr.Error("click a committed cell of the current block first")
+    with shown_in_page():
+        stepper.remask(int(position))
+    return step_view(stepper, f"Position {position} goes back to the mask at the next step.")
+
+
+def fork(stepper: Stepper | None, position: str, chosen: int | None, typed: str) -> tuple:
+    """A second branch of the paused run with the chosen token committed at the clicked cell; this branch
+    goes on as it is. Returns the main branch's view, then the fork's."""
+    stepper = started(stepper)
+    token = chosen_token(stepper, position, chosen, typed)
+    with shown_in_page():
+        branch = stepper.fork()
+        branch.force(int(position), token)
+    label = token_label(stepper.tokenizer, token)
+    return (*step_view(stepper, "Forked: the second branch has the other choice."),
+            *step_view(branch, f"Fork: {label!r} committed at position {position}."))
+
+
+def branch_score(registry: ModelRegistry, key: str, stepper: Stepper) -> str:
+    """The finished branch's text and its likelihood under the model (the Monte-Carlo bound)."""
+    model, _ = registry.get(key)
+    done = stepper.done
+    prompt_length = done.trace.prompt_length
+    bound = mc_log_likelihood(model, done.output[0, :prompt_length], done.output[0, prompt_length:],
+                              done.trace.mask_id, num_samples=32, generator=torch.Generator().manual_seed(0))
+    tokens = done.output.shape[1] - prompt_length
+    return f"log p(text | prompt) >= {bound:.1f} nats ({bound / tokens:.2f} a token, Monte-Carlo bound, 32 samples)"
+
+
+def finish_both(registry: ModelRegistry, key: str, stepper: Stepper | None, branch: Stepper | None) -> tuple:
+    """Both branches run to the end, each with its likelihood, so that the choice's effect can be read."""
+    stepper = started(stepper)
+    if branch is None:
+        raise gr.Error("fork the run first: pick a cell and a candidate, then Fork")
+    with shown_in_page():
+        stepper.finish()
+        branch.finish()
+        scores = branch_score(registry, key, stepper), branch_score(registry, key, branch)
+    return (*step_view(stepper, f"Main branch: {scores[0]}."), *step_view(branch, f"Fork: {scores[1]}."))
 
 
 def step_tab(registry: ModelRegistry, model_key: gr.State, prompt: Inputs) -> None:
@@ -126,9 +185,21 @@ def step_tab(registry: ModelRegistry, model_key: gr.State, prompt: Inputs) -> No
         with gr.Row():
             candidates = gr.Radio([], label="Candidates at the picked position (probability)", scale=3)
             typed = gr.Textbox(label="...or any text (its first token)", scale=2)
-            commit_button = gr.Button("Commit by hand", scale=1)
+            with gr.Column(scale=1):
+                commit_button = gr.Button("Commit by hand")
+                fork_button = gr.Button("Fork with this candidate")
+                send_back_button = gr.Button("Send back to the mask")
         text = gr.Textbox(label="Text", lines=3)
+        gr.Markdown("**Fork**: pick a masked cell and a candidate, then *Fork*: a second branch of the paused run "
+                    "gets that token, this one goes on as it is. *Run both to the end* finishes them and gives "
+                    "each its likelihood under the model, so that you can read what the one choice changed.")
+        fork_state = gr.State(None)
+        both_button = gr.Button("Run both to the end")
+        fork_status = gr.Markdown("")
+        fork_canvas = gr.HTML()
+        fork_text = gr.Textbox(label="The fork's text", lines=3)
     outputs = [stepper, status, canvas, text]
+    fork_outputs = [fork_state, fork_status, fork_canvas, fork_text]
     start_button.click(*by_name(partial(start, registry), [model_key], prompt, [stepper]), outputs,
                        api_name="step_start")
     next_button.click(next_step, [stepper], outputs, api_name="step_next")
@@ -136,3 +207,7 @@ def step_tab(registry: ModelRegistry, model_key: gr.State, prompt: Inputs) -> No
     stop_button.click(stop, [stepper], outputs, api_name="step_stop")
     position.change(pick, [stepper, position], candidates, api_name=False)
     commit_button.click(commit, [stepper, position, candidates, typed], outputs, api_name="step_commit")
+    send_back_button.click(send_back, [stepper, position], outputs, api_name="step_send_back")
+    fork_button.click(fork, [stepper, position, candidates, typed], outputs + fork_outputs, api_name="step_fork")
+    both_button.click(partial(finish_both, registry), [model_key, stepper, fork_state], outputs + fork_outputs,
+                      api_name="step_finish_both")
