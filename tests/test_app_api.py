@@ -77,6 +77,13 @@ def test_compare_shows_passes_and_time_with_the_cache(app_url):
     assert [r[0].split(":")[0] for r in rows] == ["1", "2", "3"]
     assert "cache dual" in rows[1][0] and "early exit" in rows[2][0]
     assert rows[0][1] == "8 (0)" and rows[1][1] == "8 (6)"  # a full pass opens each block, then windows
+    assert all(r[4] == "0 / 0" for r in rows)  # no second thoughts asked for
+    plain = [True, "low_confidence", 8, 8, 0.0, "none", False]
+    thoughts = ["remask loop, eta 0.2", "edit at p >= 0.9", "off", "off"]  # after every row's components
+    table, _ = client.predict("To be", False, 16, 0.0, 0, *plain, *plain, *off, *off, *thoughts, api_name="/compare")
+    rows = _table_rows(table)
+    assert "remask loop, eta 0.2" in rows[0][0] and "edit at p >= 0.9" in rows[1][0]
+    assert int(rows[0][4].split(" / ")[0]) > 0  # the loop phase sends tokens back and refills them
     table, _ = client.predict(0.0, 0, *values, api_name="/task_accuracy")
     rows = _table_rows(table)
     assert len(rows) == 3 and all("accuracy" in r[3] and "tokens/s" in r[3] for r in rows)

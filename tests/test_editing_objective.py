@@ -271,3 +271,17 @@ def test_a_model_trained_to_edit_restores_corrupted_tokens(char_tokenizer, tmp_p
     # measured on the 2-core machine: 0.72 of the corrupted tokens restored against 0.21 without editing
     assert edit_fixed > 0.6 and edit_fixed > plain_fixed + 0.4, scores
     assert edit_kept > 0.97, scores  # and it leaves the right tokens alone
+
+
+def test_the_shipped_models_say_whether_they_were_trained_to_edit():
+    from llada_play.model.checkpoint import SHIPPED_MODELS
+    from transformers import AutoConfig
+
+    editing = "Sudoku 6x6, diffusion that edits (seed 0)"
+    for name, path in SHIPPED_MODELS.items():
+        config = AutoConfig.from_pretrained(path, local_files_only=True) if (path / "config.json").exists() else None
+        if config is None or config.model_type != "llada_play":
+            continue
+        assert (getattr(config, "token_editing", 0) > 0) == (name == editing), name
+    if editing in SHIPPED_MODELS:
+        assert AutoConfig.from_pretrained(SHIPPED_MODELS[editing], local_files_only=True).token_editing == 0.1

@@ -38,6 +38,16 @@ class ComparisonResult:
     wall_time_s: float
     trace: Trace
 
+    @property
+    def remasked(self) -> int:
+        """Committed tokens the run sent back to the mask (ReMDM)."""
+        return sum(len(step.remasked) for step in self.trace.steps)
+
+    @property
+    def edited(self) -> int:
+        """Committed tokens the run replaced (token editing)."""
+        return sum(len(step.edits) for step in self.trace.steps)
+
 
 def forward_passes(steps: int, cfg_scale: float) -> int:
     return steps * (2 if cfg_scale and cfg_scale > 0 else 1)

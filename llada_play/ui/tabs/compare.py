@@ -23,6 +23,12 @@ ROW_DEFAULTS = [("low_confidence", INTERACTIVE.steps, INTERACTIVE.block_length, 
                 ("margin", INTERACTIVE.steps, INTERACTIVE.block_length, 0.0, NO_CACHE, False),
                 ("low_confidence", INTERACTIVE.steps, INTERACTIVE.block_length, 0.9, "dual", True)]
 ROW_WIDTH = 7  # components per row: the tick box, then the six settings above
+# Second thoughts (diffusion/revision.py) per row, as named presets; their dropdowns come after every row's
+# other components, so that API clients written before them keep their positions
+SECOND_THOUGHTS = {"off": {}, "remask cap, eta 0.05": dict(remask="cap", remask_eta=0.05),
+                   "remask conf, eta 0.1": dict(remask="conf", remask_eta=0.1),
+                   "remask loop, eta 0.2": dict(remask="loop", remask_eta=0.2),
+                   "edit at p >= 0.9": dict(edit_threshold=0.9, edit_steps=2)}
 TASK_ROWS = 40
 TASK_GEN_LENGTH, TASK_BLOCK_LENGTH = 32, 8
 
@@ -38,13 +44,15 @@ class SettingRow:
     threshold: float
     cache: str
     eos_early_exit: bool
+    second_thoughts: str = "off"
 
     @property
     def name(self) -> str:
         return (f"{self.number}: {self.remasking}, {self.steps} steps, block {self.block_length}"
                 + (f", thr {self.threshold}" if self.threshold else "")
                 + (f", cache {self.cache}" if self.cache != NO_CACHE else "")
-                + (", early exit" if self.eos_early_exit else ""))
+                + (", early exit" if self.eos_early_exit else "")
+                + (f", {self.second_thoughts}" if self.second_thoughts != "off" else ""))
 
     def config(self, gen_length: float, temperature: float, eos_token_ids: list[int], steps: int | None = None,
                block_length: int | None = None) -> SamplerConfig:
@@ -52,14 +60,21 @@ class SettingRow:
         return config_from_controls(dict(
             gen_length=gen_length, steps=steps or self.steps, block_length=block_length or self.block_length,
             temperature=temperature, remasking=self.remasking, threshold=self.threshold, cache=self.cache,
-            eos_early_exit=self.eos_early_exit)).replace(eos_token_ids=eos_token_ids)
+            eos_early_exit=self.eos_early_exit, **SECOND_THOUGHTS[self.second_thoughts])).replace(
+                eos_token_ids=eos_token_ids)
 
 
 def ticked_rows(values: tuple) -> list[SettingRow]:
-    """The ticked rows of the flat list of every row's component values."""
-    rows = [values[i:i + ROW_WIDTH] for i in range(0, len(values), ROW_WIDTH)]
-    chosen = [SettingRow(number, strategy, int(steps), int(block), threshold, cache, bool(early))
-              for number, (use, strategy, steps, block, threshold, cache, early) in enumerate(rows, 1) if use]
+    """The ticked rows of the flat list of every row's component values (then each row's second thoughts)."""
+    count = len(ROW_DEFAULTS)
+    flat, thoughts = values[:count * ROW_WIDTH], list(values[count * ROW_WIDTH:]) + ["off"] * count
+    rows = [flat[i:i + ROW_WIDTH] for i in range(0, len(flat), ROW_WIDTH)]
+    for preset in thoughts[:count]:
+        if (preset or "off") not in SECOND_THOUGHTS:
+            raise gr.Error(f"unknown second-thoughts setting {preset!r}; choose one of {list(SECOND_THOUGHTS)}")
+    chosen = [SettingRow(number, strategy, int(steps), int(block), threshold, cache, bool(early), thought or "off")
+              for number, ((use, strategy, steps, block, threshold, cache, early), thought)
+              in enumerate(zip(rows, thoughts), 1) if use]
     if not chosen:
         raise gr.Error("tick at least one setting")
     return chosen
@@ -74,7 +89,8 @@ def compare(registry: ModelRegistry, key: str, prompt: str, chat: bool, gen_leng
         eos = sorted(stop_token_ids(tokenizer))
         settings = [SamplerSetting(row.name, row.config(gen_length, temperature, eos)) for row in ticked_rows(values)]
         results = compare_settings(model, tokenizer, ids, settings, seed=int(seed or 0))
-    table = [[r.name, f"{r.forward_passes} ({r.windowed_passes})", round(r.wall_time_s, 2), r.text] for r in results]
+    table = [[r.name, f"{r.forward_passes} ({r.windowed_passes})", round(r.wall_time_s, 2), r.text,
+              f"{r.remasked} / {r.edited}"] for r in results]
     return table, commit_order_panels(results)
 
 
@@ -95,8 +111,8 @@ def task_accuracy(registry: ModelRegistry, key: str, temperature: float, seed: f
                                                         TASK_BLOCK_LENGTH)) for row in ticked_rows(values)]
         rows = accuracy_by_setting(model, tokenizer, conversations, settings, seed=int(seed or 0))
     table = [[r["setting"], f"{r['forward_passes']} ({r['windowed_passes']})", round(r["wall_time_s"], 2),
-              f"accuracy {r['accuracy']:.0%}, well-formed {r['well_formed']:.0%}, {r['tokens_per_s']:.0f} tokens/s"]
-             for r in rows]
+              f"accuracy {r['accuracy']:.0%}, well-formed {r['well_formed']:.0%}, {r['tokens_per_s']:.0f} tokens/s",
+              "(not counted for the task)"] for r in rows]
     return table, None
 
 
@@ -119,10 +135,14 @@ def compare_tab(registry: ModelRegistry, model_key: gr.State, prompt: Inputs) ->
                     "and temperature of the Denoise tab).")
         settings = [c for number, row in enumerate(ROW_DEFAULTS, 1) for c in setting_row(number, *row)]
         with gr.Row():
+            settings += [gr.Dropdown(list(SECOND_THOUGHTS), value="off", label=f"Setting {number}: second thoughts")
+                         for number in range(1, len(ROW_DEFAULTS) + 1)]
+        with gr.Row():
             run = gr.Button("Compare on the prompt", variant="primary")
             task = gr.Button(f"Accuracy on {TASK_FILE.name} (first {TASK_ROWS} prompts, {TASK_GEN_LENGTH} tokens "
                              f"in blocks of {TASK_BLOCK_LENGTH})")
-        table = gr.Dataframe(headers=["setting", "forward passes (windowed)", "wall time (s)", "text"],
+        table = gr.Dataframe(headers=["setting", "forward passes (windowed)", "wall time (s)", "text",
+                                      "revised (remasked / edited)"],
                              label="Results", wrap=True)
         plots = gr.Plot(label="Commit order of each setting")
     run.click(partial(compare, registry),
