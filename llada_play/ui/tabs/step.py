@@ -172,7 +172,8 @@ def step_tab(registry: ModelRegistry, model_key: gr.State, prompt: Inputs) -> No
         gr.Markdown("Pause after every step (uses the prompt and parameters of the Denoise tab). Click a masked "
                     "cell to see the model's top candidates there at this step, commit one by hand (or type any "
                     "token), then go on: the hand-made commit flows through the sampler's steering hook and "
-                    "into the trace.")
+                    "into the trace. Click a committed cell of the current block to send it back to the mask: "
+                    "the sampler writes it again.")
         stepper = gr.State(None)
         with gr.Row():
             start_button = gr.Button("Start", variant="primary")
