@@ -188,11 +188,13 @@ EDIT_SETTINGS = [  # token editing alone (fixed steps, then up to 2 edit steps) 
     ("edit 0.9, 6 steps +2", {"steps": 6, "edit_threshold": 0.9, "edit_steps": 2}),
     ("edit 0.7, 6 steps +2", {"steps": 6, "edit_threshold": 0.7, "edit_steps": 2}),
     ("edit 0.9, 11 steps +2", {"steps": 11, "edit_threshold": 0.9, "edit_steps": 2}),
-    ("edit 0.9, 22 steps +2", {"steps": 22, "edit_threshold": 0.9, "edit_steps": 2}),
     ("threshold 0.9 + edit 0.9 (+2)", {"threshold": 0.9, "edit_threshold": 0.9, "edit_steps": 2}),
     ("threshold 0.7 + edit 0.7 (+2)", {"threshold": 0.7, "edit_threshold": 0.7, "edit_steps": 2}),
     ("threshold 0.95 + edit 0.9 (+2)", {"threshold": 0.95, "edit_threshold": 0.9, "edit_steps": 2}),
+    ("threshold 0.97 + edit 0.9 (+2)", {"threshold": 0.97, "edit_threshold": 0.9, "edit_steps": 2}),
     ("EB 0.1 + edit 0.9 (+2)", {"entropy_bound": 0.1, "edit_threshold": 0.9, "edit_steps": 2}),
+    ("EB 0.01 + edit 0.9 (+2)", {"entropy_bound": 0.01, "edit_threshold": 0.9, "edit_steps": 2}),
+    ("EB 0.004 + edit 0.9 (+2)", {"entropy_bound": 0.004, "edit_threshold": 0.9, "edit_steps": 2}),
 ]
 
 
@@ -214,20 +216,19 @@ def sudoku_settings(quick: bool, model: str) -> list[Setting]:
         out = [Setting("editing model, no edits", f"{s} steps", {"steps": s}, model="editing") for s in (6, 11, 22)]
         out += [Setting("editing model, no edits", f"threshold {t}", {"threshold": t}, model="editing")
                 for t in (0.99, 0.9)]
+        out += [Setting("editing model, no edits", f"EB {b}", {"entropy_bound": b}, model="editing")
+                for b in (0.1, 0.01, 0.004)]
         out += [Setting("editing model", name, opts, model="editing") for name, opts in EDIT_SETTINGS]
         return out
     out = [Setting("baseline (steps)", f"{s} steps", {"steps": s}) for s in STEPS]
     out += [Setting("threshold", f"threshold {t}", {"threshold": t}) for t in (0.99, 0.95, 0.9, 0.7, 0.5)]
-    # ReMDM: each schedule at a low eta at 3, 6 and 11 steps and at a higher one at 6 and 11 (where the target
-    # lies); cap and conf also at 22 steps
+    # ReMDM: each schedule at a low eta at 3, 6 and 11 steps and at a higher one at 6 (where the target lies);
+    # not at 22 steps (2 seeds x 22 passes x 500 puzzles each: the time went to the region of the target)
     for schedule, low, high in (("cap", 0.05, 0.2), ("rescale", 0.2, 0.6), ("conf", 0.1, 0.3), ("loop", 0.1, 0.3)):
-        grid = [(low, s) for s in (3, 6, 11)] + [(high, s) for s in (6, 11)]
-        if schedule in ("cap", "conf"):
-            grid.append((low, 22))
-        for eta, s in grid:
+        for eta, s in [(low, 3), (low, 6), (low, 11), (high, 6)]:
             out.append(Setting(f"ReMDM {schedule}", f"{schedule} eta {eta}, {s} steps",
                                {"steps": s, "remask": schedule, "remask_eta": eta}))
-    out += [Setting("EB-sampler", f"EB {b}", {"entropy_bound": b}) for b in (0.001, 0.01, 0.03, 0.1, 0.3, 1.0)]
+    out += [Setting("EB-sampler", f"EB {b}", {"entropy_bound": b}) for b in (0.001, 0.002, 0.004, 0.01, 0.03, 0.1, 0.3, 1.0)]
     out += [Setting("editing (shipped)", name, opts) for name, opts in EDIT_SETTINGS]
     out += [Setting("combined", "conf eta 0.1 + edit 0.9, 6 steps +2",
                     {"steps": 6, "remask": "conf", "remask_eta": 0.1, "edit_threshold": 0.9, "edit_steps": 2})]
@@ -252,20 +253,22 @@ def flags_of(row: dict) -> list[list[int]]:
 
 
 def run_sudoku(args, log, previous: dict | None) -> dict:
-    """Every setting on each model of ``args.models``; rows of other models are kept from ``previous`` (an
-    earlier run's JSON, ``--merge``) when it was made on the same puzzles."""
+    """Every setting (or those named ``--only``) on each model of ``args.models``; the other rows are kept
+    from ``previous`` (an earlier run's JSON, ``--merge``) when it was made on the same puzzles."""
     config = PuzzleConfig.from_dict(json.loads(PUZZLE_RESULTS.read_text())["config"])
     puzzles = held_out(config)[:args.puzzles]
     paths = {"shipped": SHIPPED, "editing": EDITING}
     wanted = [m for m in args.models if m != "editing" or (EDITING / "config.json").exists()]
     if "editing" in args.models and "editing" not in wanted:
         log(f"the editing model is not in {EDITING.relative_to(ROOT)}: its settings are left out")
+    plan = {m: [s for s in sudoku_settings(args.quick, m) if args.only is None or any(o in s.name for o in args.only.split(","))]
+            for m in wanted}
+    run_now = {f"{s.model}: {s.name}" for settings in plan.values() for s in settings}
     rows = []
     if previous and previous.get("puzzles") == len(puzzles):
-        rows = [r for r in previous["rows"] if r["model"] not in wanted]
-    for model_name in wanted:
+        rows = [r for r in previous["rows"] if r["key"] not in run_now]
+    for model_name, settings in plan.items():
         model, tokenizer = load_model(paths[model_name])
-        settings = sudoku_settings(args.quick, model_name)
         for i, setting in enumerate(settings):
             seeds = SEEDS if setting.random else (0,)
             per_seed, passes, scores, edits, remasked = [], [], [], 0, 0
@@ -291,22 +294,46 @@ def run_sudoku(args, log, previous: dict | None) -> dict:
             rows.append(row)
             log(f"[{model_name} {i + 1}/{len(settings)}] {setting.name}: {rate:.1%} ± {se:.1%}, "
                 f"{row['passes_mean']:.2f} passes ({row['seconds']:.0f} s)")
+    pair_rows(rows)
+    return sudoku_summary(rows, len(puzzles), config)
+
+
+def pair_rows(rows: list[dict]) -> None:
+    """Each row's paired comparisons (see ``reference_of``; for the editing model also against the shipped
+    model under the same setting), from the rows' solved flags."""
     by_key = {r["key"]: r for r in rows}
     for row in rows:
         row.pop("paired", None)
         row.pop("paired_vs_shipped_model", None)
+        row.pop("paired_vs_nearest_steps", None)
         ref = reference_of(row, rows)
         if ref is not None:
             diff, se = paired(flags_of(row), flags_of(by_key[ref]))
             row["paired"] = {"against": ref, "difference": diff, "se": se}
+        if "entropy_bound" in row["options"] or "threshold" in row["options"]:
+            # a commit rule sets its own passes: against the fixed schedule of this model nearest in passes
+            fixed = [r for r in rows if r["model"] == row["model"] and set(r["options"]) == {"steps"}]
+            if fixed:
+                near = min(fixed, key=lambda r: abs(r["passes_mean"] - row["passes_mean"]))
+                diff, se = paired(flags_of(row), flags_of(near))
+                row["paired_vs_nearest_steps"] = {"against": near["key"], "difference": diff, "se": se}
         twin = f"shipped: {row['name']}"
         if row["model"] == "editing" and twin in by_key:  # the two models, same puzzles, same setting
             diff, se = paired(flags_of(row), flags_of(by_key[twin]))
             row["paired_vs_shipped_model"] = {"against": twin, "difference": diff, "se": se}
+
+
+def sudoku_summary(rows: list[dict], puzzles: int, config: PuzzleConfig | None = None) -> dict:
+    paths = {"shipped": SHIPPED, "editing": EDITING}
+    if config is None:
+        config = PuzzleConfig.from_dict(json.loads(PUZZLE_RESULTS.read_text())["config"])
+    order = {f"{m}: {s.name}": (k, i) for k, m in enumerate(("shipped", "editing"))
+             for i, s in enumerate(sudoku_settings(False, m))}
+    rows.sort(key=lambda r: order.get(r["key"], (9, 0)))
     models = sorted({r["model"] for r in rows})
     target = [r["key"] for r in rows if r["passes_mean"] <= 8 and r["solved"] >= 0.93]
     return {"models": {m: str(paths[m].relative_to(ROOT)) for m in models},
-            "editing_model_present": "editing" in models, "puzzles": len(puzzles),
+            "editing_model_present": "editing" in models, "puzzles": puzzles,
             "puzzle_config": {k: getattr(config, k) for k in ("size", "givens", "singles_only", "data_seed")},
             "rows": rows, "target": {"solved_at_least": 0.93, "passes_at_most": 8, "reached_by": target}}
 
@@ -406,11 +433,15 @@ def pct(p: float, se: float) -> str:
 
 
 def sudoku_table(sudoku: dict) -> str:
-    lines = ["| model | setting | seeds | passes / puzzle (max) | solved ± SE | paired vs no revision |",
+    lines = ["| model | setting | seeds | passes / puzzle (max) | solved ± SE | paired: vs no revision ; vs fixed steps |",
              "|---|---|---|---|---|---|"]
     for r in sudoku["rows"]:
         pair = r.get("paired")
         vs = f"{100 * pair['difference']:+.1f} ± {100 * pair['se']:.1f} pts" if pair else ""
+        near = r.get("paired_vs_nearest_steps")
+        if near:
+            vs += (" ; " if vs else "") + (f"{100 * near['difference']:+.1f} ± {100 * near['se']:.1f} pts vs "
+                                          f"{near['against'].split(': ')[1]}")
         lines.append(f"| {r['model']} | {r['name']} | {len(r['seeds'])} | {r['passes_mean']:.2f} ({r['passes_max']}) "
                      f"| {pct(r['solved'], r['solved_se'])} | {vs} |")
     return "\n".join(lines)
@@ -429,48 +460,71 @@ def text_table(text: dict) -> str:
     return "\n".join(lines)
 
 
-FAMILY_STYLE = {  # colour, marker, whether the points are joined (a sweep of one knob)
-    "baseline (steps)": ("#000000", "circle", True),
-    "threshold": ("#4c78a8", "square", True),
-    "EB-sampler": ("#f58518", "diamond", True),
+SERIES = {  # the chart's series: colour, marker, whether the points are joined (a sweep of one knob)
+    "fixed steps (3, 6, 11, 22)": ("#000000", "circle", True),
+    "confidence threshold": ("#4c78a8", "square", True),
+    "EB-sampler (entropy bound)": ("#f58518", "diamond", True),
     "ReMDM cap": ("#54a24b", "triangle-up", False),
-    "ReMDM rescale": ("#88d27a", "triangle-down", False),
+    "ReMDM rescale": ("#2f6b29", "triangle-down", False),
     "ReMDM conf": ("#e45756", "triangle-left", False),
     "ReMDM loop": ("#b279a2", "triangle-right", False),
-    "editing (shipped)": ("#9d755d", "x", False),
-    "combined": ("#bab0ac", "star", False),
-    "editing model, no edits": ("#72b7b2", "circle-open", True),
-    "editing model": ("#17becf", "cross", False),
+    "token editing (with steps, threshold or EB)": ("#9d755d", "x", False),
+    "ReMDM conf + editing": ("#bab0ac", "star", False),
+    "editing model: fixed steps": ("#17becf", "circle-open", True),
+    "editing model: threshold or EB": ("#17becf", "square-open", False),
+    "editing model: with token editing": ("#0b6e78", "cross", False),
 }
+
+
+def series_of(row: dict) -> str:
+    o = row["options"]
+    if row["model"] == "editing":
+        if "edit_threshold" in o:
+            return "editing model: with token editing"
+        return "editing model: fixed steps" if set(o) == {"steps"} else "editing model: threshold or EB"
+    if "remask" in o:
+        return "ReMDM conf + editing" if "edit_threshold" in o else f"ReMDM {o['remask']}"
+    if "edit_threshold" in o:
+        return "token editing (with steps, threshold or EB)"
+    if "entropy_bound" in o:
+        return "EB-sampler (entropy bound)"
+    return "confidence threshold" if "threshold" in o else "fixed steps (3, 6, 11, 22)"
 
 
 def figure(sudoku: dict):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[dict]] = {name: [] for name in SERIES}
     for r in sudoku["rows"]:
-        groups.setdefault(r["family"], []).append(r)
-    for family, rows in groups.items():
-        colour, marker, joined = FAMILY_STYLE.get(family, ("#666666", "circle", False))
+        groups[series_of(r)].append(r)
+    for name, rows in groups.items():
+        if not rows:
+            continue
+        colour, marker, joined = SERIES[name]
         rows = sorted(rows, key=lambda r: r["passes_mean"])
         fig.add_trace(go.Scatter(
-            x=[r["passes_mean"] for r in rows], y=[100 * r["solved"] for r in rows], name=family,
+            x=[r["passes_mean"] for r in rows], y=[100 * r["solved"] for r in rows], name=name,
             mode="lines+markers" if joined else "markers",
-            marker=dict(color=colour, symbol=marker, size=11, line=dict(width=1, color=colour)),
+            marker=dict(color=colour, symbol=marker, size=11, line=dict(width=1.5, color=colour)),
             line=dict(color=colour, width=2),
             error_y=dict(type="data", array=[100 * r["solved_se"] for r in rows], thickness=1, width=3),
-            hovertext=[r["name"] for r in rows]))
-    fig.add_shape(type="rect", x0=0, x1=8, y0=93, y1=100, line=dict(color="#2ca02c", dash="dash"),
-                  fillcolor="rgba(44,160,44,0.08)")
-    fig.add_annotation(x=1, y=99, xanchor="left", text="target: >= 93% in <= 8 passes", showarrow=False,
-                       font=dict(size=14, color="#2ca02c"))
-    fig.update_layout(title=f"6x6 Sudoku solved against forward passes ({sudoku['puzzles']} held-out puzzles; "
-                            "± SE)", font=dict(size=14),
-                      xaxis=dict(title="forward passes per puzzle (mean)", type="log",
-                                 tickvals=[1, 2, 3, 4, 6, 8, 11, 16, 22, 30], range=[0, math.log10(32)]),
-                      yaxis=dict(title="puzzles solved (%)", range=[0, 100]),
-                      legend=dict(font=dict(size=13)), width=1100, height=620,
+            hovertext=[r["key"] for r in rows]))
+    fig.add_shape(type="rect", x0=1, x1=8, y0=93, y1=100, line=dict(color="#2ca02c", dash="dash"),
+                  fillcolor="rgba(44,160,44,0.10)")
+    fig.add_annotation(x=math.log10(1.3), y=97.5, xanchor="left", text="target: >= 93% solved in <= 8 passes",
+                       showarrow=False, font=dict(size=14, color="#2ca02c"))
+    best = [r for r in sudoku["rows"] if r["passes_mean"] <= 9]
+    for k, r in enumerate(sorted(best, key=lambda r: -r["solved"])[:2]):  # the nearest misses, named
+        fig.add_annotation(x=math.log10(r["passes_mean"]), y=100 * r["solved"], ax=140, ay=110 + 60 * k,
+                           text=f"{r['key']}: {100 * r['solved']:.1f}% in {r['passes_mean']:.1f}",
+                           font=dict(size=13), arrowhead=2, bgcolor="rgba(255,255,255,0.85)")
+    fig.update_layout(title=dict(text=f"6x6 Sudoku solved against forward passes per puzzle ({sudoku['puzzles']} "
+                                      "held-out puzzles, ± SE)", font=dict(size=18)), font=dict(size=14),
+                      xaxis=dict(title="forward passes per puzzle (mean, log scale)", type="log",
+                                 tickvals=[1, 2, 3, 4, 6, 8, 11, 16, 22], range=[math.log10(1.3), math.log10(25)]),
+                      yaxis=dict(title="puzzles solved (%)", range=[0, 100], dtick=10),
+                      legend=dict(font=dict(size=13), x=1.02, y=1, xanchor="left"), template="plotly_white",
                       margin=dict(l=70, r=20, t=60, b=60))
     return fig
 
@@ -481,6 +535,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--puzzles", type=int, default=None, help="held-out puzzles (default 500; 8 with --quick)")
     parser.add_argument("--models", default="shipped,editing",
                         help="Sudoku models to run: shipped, editing (left out while not on disk), or none")
+    parser.add_argument("--only", default=None, help="run only the Sudoku settings whose name holds one of these comma-separated texts")
     parser.add_argument("--skip-text", action="store_true", help="the Sudoku part only")
     parser.add_argument("--merge", action="store_true",
                         help="keep what --json already holds for the parts and models not run now")
@@ -503,11 +558,14 @@ def main(argv: list[str] | None = None) -> dict:
            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
                       f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
            "parts": [*(f"sudoku:{m}" for m in args.models), *([] if args.skip_text else ["text"])]}
-    out = {"quick": args.quick, "runs": [*previous.get("runs", []), run]}
+    # a call that runs nothing (--models none --skip-text --merge: tables, comparisons and chart made again from
+    # the JSON) is not listed among the runs
+    out = {"quick": args.quick, "runs": [*previous.get("runs", []), *([run] if run["parts"] else [])]}
     if args.models:
         out["sudoku"] = run_sudoku(args, log, previous.get("sudoku"))
-    elif "sudoku" in previous:
-        out["sudoku"] = previous["sudoku"]
+    elif "sudoku" in previous:  # kept; its comparisons made again over all its rows (e.g. after a join)
+        pair_rows(previous["sudoku"]["rows"])
+        out["sudoku"] = sudoku_summary(previous["sudoku"]["rows"], previous["sudoku"]["puzzles"])
     if "sudoku" in out:
         print(sudoku_table(out["sudoku"]))
     if not args.skip_text:
@@ -521,7 +579,7 @@ def main(argv: list[str] | None = None) -> dict:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
     if args.png and "sudoku" in out:
-        figure(out["sudoku"]).write_image(args.png, width=1100, height=620)
+        figure(out["sudoku"]).write_image(args.png, width=1400, height=700)
     print(f"{run['wall_time_s']:.0f} s, {run['machine']}")
     return out
 
