@@ -218,8 +218,42 @@ def test_edits_asked_of_a_model_not_trained_to_edit_warn_once_clearly():
     (dict(remask="loop", remask_eta=0.5, remask_window=(0.8, 0.2)), "remask_window must be"),
     (dict(edit_threshold=0.0), r"edit_threshold must be in \(0, 1\]"),
     (dict(edit_steps=2), "set edit_threshold too"),
+    (dict(remask="loop", remask_eta=0.5, steps=2), "the loop phase needs at least 3 steps"),
     (dict(remask="cap", remask_eta=float("nan")), "remask_eta must be a finite number"),
 ])
 def test_bad_revision_settings_are_refused_by_name(options, message):
     with pytest.raises(ValueError, match=message):
-        SamplerConfig(steps=8, gen_length=8, block_length=8, **options)
+        SamplerConfig(**{**dict(steps=8, gen_length=8, block_length=8), **options})
+
+
+class SureAndUnsure(torch.nn.Module):
+    """Rows whose first token is 6 are sure of token 4 everywhere; other rows barely prefer it."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = SimpleNamespace(mask_token_id=MASK, vocab_size=40)
+
+    def forward(self, input_ids, attention_mask=None):
+        logits = torch.zeros(*input_ids.shape, 40)
+        logits[..., 4] = torch.where(input_ids[:, :1] == 6, 30.0, 1.0)
+        return SimpleNamespace(logits=logits)
+
+
+def test_rows_the_model_skipped_are_never_edited():
+    """A row with nothing left to denoise leaves the forward pass (its logits are zeros); an edit threshold
+    below 1 / vocabulary must not read those zeros as a confident prediction."""
+    options = dict(steps=4, gen_length=4, block_length=4, mask_id=MASK, threshold=0.9, edit_threshold=0.01)
+    batch = generate(SureAndUnsure(), torch.tensor([[6, 1], [7, 1]]), **options)  # row 0 is done after step 0
+    assert batch[0, 2:].tolist() == [4] * 4 and batch[1, 2:].tolist() == [4] * 4
+
+
+@pytest.mark.parametrize("steps", [3, 4, 8])
+def test_the_loop_phase_never_lands_on_a_blocks_first_or_last_step(steps):
+    from llada_play.diffusion.revision import loop_steps
+
+    config = SamplerConfig(steps=steps, gen_length=8, block_length=8, remask="loop", remask_eta=0.5, seed=1)
+    loop = loop_steps(config)
+    assert len(loop) >= 1 and min(loop) >= 1 and max(loop) < steps - 1
+    run = denoise(TableModel(uniform_table(10), MASK), PROMPT, config)
+    records = list(run)
+    assert (run.output != MASK).all() and sum(len(r.remasked) for r in records) > 0  # it did loop

@@ -272,6 +272,10 @@ class DenoisingEngine:
         revised = None
         if rv is not None:
             revisable = self._block(rv, starts, cols)
+            if self.computed is not None:  # rows the model skipped have no logits (zeros): nothing to revise
+                skipped = torch.ones(len(revisable), dtype=torch.bool, device=revisable.device)
+                skipped[self.computed] = False
+                revisable = revisable & ~skipped[:, None]
             chunks = [(r.rows, self.generator if r.generator is None else r.generator) for r in runs]
             remasked, edited, probability = revise_block(new_block, block_x, revisable, candidates, back,
                                                          self.config, self.model.mask_id, chunks)

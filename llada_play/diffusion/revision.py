@@ -34,7 +34,11 @@ def loop_steps(config: SamplerConfig) -> range:
         return range(0)
     on, off = config.remask_window
     steps = config.steps_per_block
-    return range(round(on * steps), max(round(off * steps), round(on * steps) + 1))
+    if steps < 3:
+        return range(0)  # refused by SamplerConfig: no step both follows a commit and precedes the last
+    # never a block's first step (nothing committed yet to send back) nor its last (there the block must fill)
+    start = min(max(round(on * steps), 1), steps - 2)
+    return range(start, min(max(round(off * steps), start + 1), steps - 1))
 
 
 def ordinary_steps_left(config: SamplerConfig, block_step: int) -> int:

@@ -133,6 +133,9 @@ class SamplerConfig:
                 raise ValueError(f"unknown remask schedule {self.remask!r}; choose one of {list(REMASK_SCHEDULES)}")
             if not 0 < self.remask_eta <= 1:
                 raise ValueError(f"remask_eta must be in (0, 1] with remask={self.remask!r}, got {self.remask_eta}")
+            if self.remask == "loop" and self.steps_per_block < 3:
+                raise ValueError(f"the loop phase needs at least 3 steps a block (one to commit, one to loop, one "
+                                 f"to finish), got {self.steps_per_block}")
             if self.threshold is not None or self.entropy_bound is not None:
                 raise ValueError("remask keeps the schedule's count of committed tokens, so it needs the fixed "
                                  "schedule: not with threshold or entropy_bound")
