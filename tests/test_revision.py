@@ -257,3 +257,19 @@ def test_the_loop_phase_never_lands_on_a_blocks_first_or_last_step(steps):
     run = denoise(TableModel(uniform_table(10), MASK), PROMPT, config)
     records = list(run)
     assert (run.output != MASK).all() and sum(len(r.remasked) for r in records) > 0  # it did loop
+
+
+def test_a_row_skipped_for_a_while_is_still_edited_once_its_block_is_full():
+    """A row left out of a pass keeps what may be revised: when the full block takes its edit steps, the row's
+    tokens are edited like the others'."""
+    class Changing(SureAndUnsure):
+        def forward(self, input_ids, attention_mask=None):
+            out = super().forward(input_ids, attention_mask)
+            if not (input_ids == MASK).any():  # the block is full: every row now prefers token 9
+                out.logits[..., 9] = 40.0
+            return out
+
+    options = dict(steps=4, gen_length=4, block_length=4, mask_id=MASK, threshold=0.9, edit_threshold=0.5,
+                   edit_steps=1)
+    out = generate(Changing(), torch.tensor([[6, 1], [7, 1]]), **options)  # row 0 is skipped after step 0
+    assert out[0, 2:].tolist() == [9] * 4 and out[1, 2:].tolist() == [9] * 4

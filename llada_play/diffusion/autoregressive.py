@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..model.adapters import logits_of
-from .sampling import as_prompt_batch
+from .requests import as_prompt_batch
 from .update import sample_tokens
 
 

@@ -11,7 +11,7 @@ Drivers only decide which runs go in and who reads their records: ``denoise``/``
 rows alone in an engine (the lockstep case, and the only one where the block KV cache applies: its windowed
 pass recomputes one window for every row); ``generate_many`` and the shared sampler put many runs of one row
 through a fixed number of slots and refill a finished run's slots at once. Steering asked through a record
-(force / forbid / stop) is applied by :meth:`DenoisingEngine.steer`, in the thread that drives the engine,
+(force / forbid / remask / stop) is applied by :meth:`DenoisingEngine.steer`, in the thread that drives the engine,
 between two steps.
 """
 from __future__ import annotations
@@ -98,7 +98,7 @@ class DenoisingEngine:
         """Drop a run (cancelled, abandoned): its slots are free at once."""
         if run in self.runs:
             self.runs.remove(run)
-            self.owners[run.first_slot:run.first_slot + run.rows] = [None] * run.rows
+            self.owners[run.slots] = [None] * run.rows
 
     def fork(self) -> DenoisingEngine:
         """An independent copy (the model shared): the same canvas, runs, block KV cache and generators' states,
@@ -121,7 +121,7 @@ class DenoisingEngine:
         """The run's canvas (rows, P + G), live: the engine's own tensor when the run fills it."""
         if run.first_slot == 0 and run.rows == len(self.owners) and run.prompt_length == self.longest:
             return self.x
-        return self.x[run.first_slot:run.first_slot + run.rows, self.longest - run.prompt_length:]
+        return self.x[run.slots, self.longest - run.prompt_length:]
 
     def _free_run_of(self, rows: int) -> int | None:
         for first in range(len(self.owners) - rows + 1):
@@ -132,10 +132,10 @@ class DenoisingEngine:
     def _enter_block(self, run: Run) -> None:
         """Move the run past its complete blocks (a filled block costs no forward pass); finish it after its
         last."""
-        config, x = self.config, self.x[run.first_slot:run.first_slot + run.rows]
+        config = self.config
         while run.block < config.num_blocks:
             start = self.longest + run.block * config.block_length
-            if bool((x[:, start:start + config.block_length] == self.model.mask_id).any()):
+            if self._block_has_masks(run):
                 if self.cache is not None:
                     self.window = cache_window(config.cache, start, start + config.block_length, self.length)
                     self.stale = True
@@ -143,6 +143,14 @@ class DenoisingEngine:
             run.block += 1
             run.block_step = 0
         self._finish(run)
+
+    def _block_has_masks(self, run: Run) -> bool:
+        """Whether the run's current block still has a mask in any of its rows."""
+        start = self.longest + run.block * self.config.block_length
+        return bool((self.x[run.slots, start:start + self.config.block_length] == self.model.mask_id).any())
+
+    def _generator_of(self, run: Run) -> torch.Generator | None:
+        return self.generator if run.generator is None else run.generator
 
     def _finish(self, run: Run, error: BaseException | None = None) -> None:
         run.output = self.canvas(run).clone()
@@ -164,8 +172,8 @@ class DenoisingEngine:
                 raise ValueError(f"cannot remask row {row}, position {pos}: the run has ended")
             return
         self._check_steering(run, record)
-        x, pad = self.x[run.first_slot:run.first_slot + run.rows], self.longest - run.prompt_length
-        revisable = self.revisable[run.first_slot:run.first_slot + run.rows]
+        x, pad = self.x[run.slots], self.longest - run.prompt_length
+        revisable = self.revisable[run.slots]
         changed = [pad + pos for _, pos, _ in record.forced] + [pad + pos for _, pos in record._remask]
         for row, pos, token in record.forced:
             x[row, pad + pos] = token
@@ -176,18 +184,13 @@ class DenoisingEngine:
         run.forbidden.extend(record._forbidden)
         if record.stopped:
             self._finish(run)
-        elif record.forced:
-            width = self.config.block_length
-            start = self.longest + run.block * width
-            if not bool((x[:, start:start + width] == self.model.mask_id).any()):
-                run.block_step = 0
-                run.block += 1
-                self._enter_block(run)
+        elif record.forced and not self._block_has_masks(run):
+            self._enter_block(run)  # the forced tokens filled the block: on to the next
 
     def _check_steering(self, run: Run, record: StepRecord) -> None:
         """ValueError for a request that cannot be met, before anything is changed."""
         mask_id, gen_length, length = self.model.mask_id, self.config.gen_length, run.prompt_length
-        x, pad = self.x[run.first_slot:run.first_slot + run.rows], self.longest - length
+        x, pad = self.x[run.slots], self.longest - length
         for row, pos, token in record.forced:
             if not (0 <= row < run.rows and length <= pos < length + gen_length):
                 raise ValueError(f"cannot force a token at row {row}, position {pos}: outside the generation")
@@ -272,12 +275,13 @@ class DenoisingEngine:
         revised = None
         if rv is not None:
             revisable = self._block(rv, starts, cols)
-            if self.computed is not None:  # rows the model skipped have no logits (zeros): nothing to revise
+            now = revisable
+            if self.computed is not None:  # rows the model skipped have no logits (zeros): not revised now
                 skipped = torch.ones(len(revisable), dtype=torch.bool, device=revisable.device)
                 skipped[self.computed] = False
-                revisable = revisable & ~skipped[:, None]
-            chunks = [(r.rows, self.generator if r.generator is None else r.generator) for r in runs]
-            remasked, edited, probability = revise_block(new_block, block_x, revisable, candidates, back,
+                now = revisable & ~skipped[:, None]
+            chunks = [(r.rows, self._generator_of(r)) for r in runs]
+            remasked, edited, probability = revise_block(new_block, block_x, now, candidates, back,
                                                          self.config, self.model.mask_id, chunks)
             if bool(remasked.any() or edited.any()):
                 revised = (remasked, edited, block_x.clone(), new_block, probability)
@@ -367,7 +371,7 @@ class DenoisingEngine:
             decoded = self._block(rv, starts, cols).sum(1)
             masked = (block_x == self.model.mask_id).sum(1)
             parts = [remask_counts(config, r.block_step, decoded[o:o + r.rows], masked[o:o + r.rows],
-                                   self.generator if r.generator is None else r.generator)
+                                   self._generator_of(r))
                      for r, o in zip(runs, offsets)]
             counts, back = torch.cat([c for c, _ in parts]), torch.cat([b for _, b in parts])
         steps_left = [max(config.steps_per_block - r.block_step, 1) for r in runs]
@@ -390,7 +394,7 @@ class DenoisingEngine:
 
     def _generators(self, runs):
         """One generator for the table, or one per run: each run then draws exactly what it would alone."""
-        own = [self.generator if r.generator is None else r.generator for r in runs]
+        own = [self._generator_of(r) for r in runs]
         if all(g is own[0] for g in own):
             return own[0]
         return GeneratorChunks(zip([r.rows for r in runs], own))
@@ -441,14 +445,12 @@ class DenoisingEngine:
     def _after_block_step(self, run: Run, edited: bool) -> None:
         """Next block once this one has no mask left; under token editing a full block then takes up to
         ``edit_steps`` more steps, until one of them edits nothing."""
-        width = self.config.block_length
-        block = slice(self.longest + run.block * width, self.longest + (run.block + 1) * width)
-        if bool((self.x[run.first_slot:run.first_slot + run.rows, block] == self.model.mask_id).any()):
+        if self._block_has_masks(run):
             return
         if (edited or run.edit_steps == 0) and run.edit_steps < self.config.edit_steps:
             run.edit_steps += 1
             return
-        run.block, run.block_step, run.edit_steps = run.block + 1, 0, 0
+        run.edit_steps = 0
         self._enter_block(run)
 
 

@@ -59,6 +59,11 @@ class Run:
     def prompt_length(self) -> int:
         return self.prompt.shape[1]
 
+    @property
+    def slots(self) -> slice:
+        """Its rows of the engine's canvas (set when the engine takes it)."""
+        return slice(self.first_slot, self.first_slot + self.rows)
+
 
 @dataclass
 class Prepared:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from .masking import tokens_to_commit
+from .remasking import token_probability
 from .sampler_config import SamplerConfig
 
 
@@ -110,7 +111,7 @@ def revise_block(new_block: torch.LongTensor, block_x: torch.LongTensor, revisab
     if back is not None and bool(back.any()):
         probability = None
         if config.remask == "conf":
-            probability = (candidates.float().log_softmax(-1).gather(-1, block_x[..., None]).squeeze(-1)).exp()
+            probability = token_probability(candidates, block_x)
         first = 0
         for rows, generator in generators:  # each run draws its own choice, as alone
             part = slice(first, first + rows)

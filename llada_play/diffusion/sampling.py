@@ -9,13 +9,13 @@ step engine (:mod:`engine`) with one run of all the prompt's rows: the lockstep 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
-from .engine import DenoisingEngine, fork_run, step_predictions  # noqa: F401  (step_predictions: public name)
+from .engine import DenoisingEngine, fork_run
 from .hooks import StepRecord
-from .requests import Forbid, Pins, as_hook_list, as_prompt_batch, pinned_tokens, prepare  # noqa: F401
+from .requests import Forbid, Pins, as_hook_list, prepare
 from .sampler_config import SamplerConfig
 
 

@@ -46,19 +46,25 @@ def revision_note(step: int, old: str, new: str | None, probability: float | Non
     return f"{old!r} -> {new!r} at step {step + 1}" + (f" (p {probability:.2f})" if probability is not None else "")
 
 
-def note_revisions(record, history: dict[int, list[str]], pieces, row: int = 0) -> int:
-    """Add a live step's revisions to ``history`` (position -> notes); returns how many it made."""
+def add_revision_notes(history: dict[int, list[str]], step: int, remasked, edits, pieces, row: int = 0) -> int:
+    """Add one step's revisions (a record's or a trace step's lists) to ``history`` (position -> notes);
+    returns how many it made."""
     made = 0
-    for r, pos, old in record.remasked:
+    for r, pos, old in remasked:
         if r == row:
-            history.setdefault(pos, []).append(revision_note(record.step, token_text(pieces.get(old, "?")), None))
+            history.setdefault(pos, []).append(revision_note(step, token_text(pieces.get(old, "?")), None))
             made += 1
-    for r, pos, old, new, p in record.edits:
+    for r, pos, old, new, p in edits:
         if r == row:
-            history.setdefault(pos, []).append(revision_note(record.step, token_text(pieces.get(old, "?")),
+            history.setdefault(pos, []).append(revision_note(step, token_text(pieces.get(old, "?")),
                                                              token_text(pieces.get(new, "?")), p))
             made += 1
     return made
+
+
+def note_revisions(record, history: dict[int, list[str]], pieces, row: int = 0) -> int:
+    """Add a live step's revisions to ``history`` (position -> notes); returns how many it made."""
+    return add_revision_notes(history, record.step, record.remasked, record.edits, pieces, row)
 
 
 def trace_history(trace: Trace, step: int, row: int = 0) -> dict[int, list[str]]:
@@ -66,13 +72,7 @@ def trace_history(trace: Trace, step: int, row: int = 0) -> dict[int, list[str]]
     pieces = {int(k): v for k, v in trace.tokens.items()}
     history: dict[int, list[str]] = {}
     for i, s in enumerate(trace.steps[:step]):
-        for r, pos, old in s.remasked:
-            if r == row:
-                history.setdefault(pos, []).append(revision_note(i, token_text(pieces.get(old, "?")), None))
-        for r, pos, old, new, p in s.edits:
-            if r == row:
-                history.setdefault(pos, []).append(revision_note(i, token_text(pieces.get(old, "?")),
-                                                                 token_text(pieces.get(new, "?")), p))
+        add_revision_notes(history, i, s.remasked, s.edits, pieces, row)
     return history
 
 

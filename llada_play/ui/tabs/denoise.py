@@ -70,12 +70,14 @@ def denoise_in_page(registry: ModelRegistry, key: str, values: dict):
             *skipped, item = frame
             for record in skipped:
                 if not isinstance(record, GenerationDone):
-                    counts.add(record, note_revisions(record, history, pieces))
+                    counts.add(record)
+                    note_revisions(record, history, pieces)
                     note_commits(record, confidences)
             if isinstance(item, GenerationDone):
                 yield from finished_view(run, item, eos, counts)
                 return
-            counts.add(item, note_revisions(item, history, pieces))
+            counts.add(item)
+            note_revisions(item, history, pieces)
             html = record_canvas(item, pieces, confidences, eos_ids=eos, history=history)
             text = decode_partial(run.tokenizer, item.x_after[0], item.prompt_length, item.mask_id)
             yield None, step_status(item, run.config, counts), html, text, hidden, None, None
@@ -87,7 +89,7 @@ class RunCounts:
     def __init__(self):
         self.committed = self.remasked = self.edited = 0
 
-    def add(self, record, _revisions: int = 0) -> None:
+    def add(self, record) -> None:
         self.committed += int(record.committed[0].sum()) if record.committed is not None else 0
         self.remasked += sum(r == 0 for r, *_ in record.remasked)
         self.edited += sum(r == 0 for r, *_ in record.edits)
