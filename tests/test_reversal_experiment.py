@@ -10,6 +10,7 @@ from llada_play.experiments.reversal_data import facts_from_files, make_dataset,
 from llada_play.experiments.reversal_experiment import (ReversalConfig, conclusions, read_results, results_figure,
                                             results_markdown, run_reversal_experiment, summarise,
                                             training_sentences)
+from tests.recorded import recorded_here
 
 TINY = dict(people_per_subset=5, steps=6, preset="tiny", seeds=[0, 1], eval_rows=5, mc_samples=4, batch_size=4,
             seq_len=32, warmup=2)
@@ -99,6 +100,7 @@ def _same_numbers(got, expected, where: str = "") -> None:
         assert got == (expected if expected is None else pytest.approx(expected, rel=1e-6, abs=1e-9)), where
 
 
+@recorded_here
 def test_the_tiny_run_gives_the_numbers_recorded_before_the_twin_skeleton(tiny_run):
     _, results = tiny_run
     assert [(r["seed"], r["model"]) for r in results["runs"]] == [(s, k) for s, k, _, _ in RECORDED_TINY]
