@@ -105,3 +105,14 @@ TIME_DENOISE_JS = """() => new Promise((resolve, reject) => {
 def time_denoise_click(page) -> dict:
     """{first, done}: seconds from a click on Denoise to the first streamed step and to "Done:" in the page."""
     return page.evaluate(TIME_DENOISE_JS)
+
+
+def open_tab(page, name: str) -> None:
+    """Click the app's tab ``name``; on a narrow page gradio keeps the last tabs behind its "More tabs" menu."""
+    page.get_by_role("tab").first.wait_for(timeout=60_000)  # the page has drawn its tabs
+    tab = page.get_by_role("tab", name=name)
+    if tab.count() and tab.first.is_visible():
+        tab.first.click()
+        return
+    page.get_by_role("button", name="More tabs").click()
+    page.locator(".overflow-dropdown button", has_text=name).first.click()

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from llada_play.model.checkpoint import save_model
-from tests.browser import browser_page, require_chromium, running_app
+from tests.browser import browser_page, open_tab, require_chromium, running_app
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -84,6 +84,31 @@ def test_reversal_tab_loads_a_result_and_asks_both_models_in_the_browser(model_d
         page.get_by_role("textbox", name="True answer").fill("")
         page.get_by_role("button", name="Ask both").click()
         page.get_by_text("pick a held-out question").first.wait_for(timeout=60_000)
+
+
+def test_puzzle_second_thoughts_shows_a_wrong_digit_repaired_in_the_browser(model_dir, tmp_path):
+    """The "Second thoughts" switch loads the rule's puzzle, runs the model that edits with and without edits, and
+    the page shows a red (wrong) digit on the left that an edit turns right, framed blue with its history."""
+    require_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_app("--model", model_dir, "--models-dir", str(tmp_path)) as url:
+        for width in (1400, 800):
+            with browser_page(width, 1100) as page:
+                page.goto(url)
+                open_tab(page, "Puzzle")
+                page.get_by_role("checkbox", name="Second thoughts: watch").check()
+                page.get_by_text("the first that the model that edits gets wrong").wait_for(timeout=60_000)
+                page.get_by_role("button", name="Solve with and without edits").click()
+                # while it runs the left grid shows the wrong digit before it is repaired
+                page.wait_for_function("document.querySelector('.lp-sudoku')?.querySelector('td.lp-wrong') != null",
+                                       timeout=60_000)
+                page.screenshot(path=str(ARTIFACTS / f"app-puzzle-second-thoughts-{width}-before.png"), full_page=True)
+                page.get_by_text("Repaired: cell").wait_for(timeout=60_000)
+                left, right = page.locator(".lp-sudoku").all()
+                assert left.locator("td.lp-wrong").count() == 0 and right.locator("td.lp-wrong").count() >= 1
+                edited = left.locator("td.lp-edited")
+                assert edited.count() >= 1 and " -> " in edited.first.get_attribute("title")
+                page.screenshot(path=str(ARTIFACTS / f"app-puzzle-second-thoughts-{width}.png"), full_page=True)
 
 
 def test_puzzle_tab_fills_the_grid_live_in_the_browser(model_dir, tmp_path):

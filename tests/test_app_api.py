@@ -1,3 +1,4 @@
+import html
 import json
 
 import pytest
@@ -303,6 +304,42 @@ def test_puzzle_tab_streams_both_attempts_and_matches_the_library(app_url):
     job = client.submit(givens, "low_confidence", 5, 0, api_name="/puzzle_solve")
     list(job)
     assert len(job.outputs()) == 5 + 2
+
+
+def test_puzzle_second_thoughts_streams_the_model_that_edits_with_and_without_edits(app_url):
+    """The switch loads the rule's puzzle (found in the app's dtype), and the endpoint streams the library's run
+    with edits beside the one without: same end, same edits, framed and with their history."""
+    from llada_play.experiments.puzzle import PuzzleConfig, held_out
+    from llada_play.experiments.puzzle_replay import fast_config, first_repaired, solve_live
+    from llada_play.experiments.sudoku import check_puzzle
+    from llada_play.model.checkpoint import SHIPPED_MODELS
+    from llada_play.ui.tabs.puzzle import EDITING_NAME, shipped_results
+
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    *_, givens, note = client.predict(True, api_name="/puzzle_second_thoughts_switch")
+    model, tokenizer = load_model(SHIPPED_MODELS[EDITING_NAME], dtype=APP_DTYPE)
+    found = first_repaired(model, tokenizer, held_out(PuzzleConfig.from_dict(shipped_results()["config"]), 100))
+    puzzle = check_puzzle(givens, 6)
+    assert puzzle == found.revised.puzzle and f"Held-out puzzle #{found.index} " in note
+    job = client.submit(givens, 0.9, 0.9, 0, api_name="/puzzle_second_thoughts")
+    list(job)
+    outputs = job.outputs()
+    assert len(outputs) == len(found.revised.frames) + 1  # a frame a step, then the outcome
+    left, right, status = outputs[-1]
+    assert status.startswith(f"**With edits:** {found.revised.summary()}.  **Without:** {found.baseline.summary()}.")
+    assert cells(left, "lp-edited") == len({cell for _, cell, *_ in found.revised.revisions}) >= 1
+    assert cells(left, "lp-wrong") == 0 and cells(right, "lp-wrong") == len(found.baseline.wrong) >= 1
+    step, cell, old, new, p = found.revised.repairs[0]
+    assert html.escape(f"{old} -> {new} at step {step}, p {p:.2f}") in left
+    # a stricter edit threshold is the library's run at that threshold
+    job = client.submit(givens, 0.9, 0.999, 0, api_name="/puzzle_second_thoughts")
+    list(job)
+    strict = solve_live(model, tokenizer, puzzle, fast_config(6, True, edit_threshold=0.999, edit_steps=2))
+    assert job.outputs()[-1][2].startswith(f"**With edits:** {strict.summary()}.")
+    for threshold, edit, message in [(0, 0.9, "less than minimum value 0.5"), (0.9, 1.2, "greater than maximum")]:
+        with pytest.raises(Exception, match=message):
+            client.predict(givens, threshold, edit, 0, api_name="/puzzle_second_thoughts")
 
 
 @pytest.mark.parametrize("givens, message", [

@@ -12,6 +12,7 @@ from llada_play.experiments.puzzle import (PuzzleConfig, decode_grids, encode_pu
                                            solve_with_diffusion, solver_config, Solved)
 from llada_play.experiments.sudoku import (Puzzle, check_grid, check_puzzle, grid_text, make_puzzle, make_puzzles,
                                            parse_grid, solve, solve_by_singles, units)
+from tests.recorded import recorded_here
 
 SOLVED_4 = "1234341221434321"
 QUICK = dict(size=4, givens=6, train_puzzles=40, test_puzzles=8, preset="tiny", steps=12, batch_size=8, seeds=[0, 1],
@@ -174,10 +175,24 @@ def _assert_recorded_numbers(results: dict) -> None:
         assert run["model_dir"] == f"seed{seed}/{kind}/final"  # relative to results.json: no machine path
 
 
+@recorded_here
 def test_a_quick_run_gives_the_numbers_recorded_before_the_twin_skeleton(tmp_path):
     results = run_puzzle_experiment(PuzzleConfig(output_dir=str(tmp_path), progress=False, **QUICK))
     _assert_recorded_numbers(results)
     assert json.loads((tmp_path / "results.json").read_text()) == json.loads(json.dumps(results))
+
+
+def _numbers(results: dict) -> list:
+    return [(r["seed"], r["model"], r["final_train_loss"], r["scores"], r["model_dir"]) for r in results["runs"]]
+
+
+def test_a_quick_run_gives_the_same_numbers_twice_and_writes_them(tmp_path):
+    first = run_puzzle_experiment(PuzzleConfig(output_dir=str(tmp_path / "a"), progress=False, **QUICK))
+    second = run_puzzle_experiment(PuzzleConfig(output_dir=str(tmp_path / "b"), progress=False, **QUICK))
+    assert _numbers(first) == _numbers(second)
+    assert [(s, k) for s, k, *_ in _numbers(first)] == [(s, k) for s, k, _, _ in RECORDED_QUICK]
+    assert all(run["model_dir"] == f"seed{run['seed']}/{run['model']}/final" for run in first["runs"])
+    assert json.loads((tmp_path / "a" / "results.json").read_text()) == json.loads(json.dumps(first))
 
 
 class Stop(Exception):
@@ -187,10 +202,11 @@ class Stop(Exception):
 def test_a_stopped_run_resumes_where_it_stopped_with_the_same_numbers(tmp_path, monkeypatch):
     """The twin skeleton's resume: a kind already scored is kept, one trained but not scored is scored from its
     saved model, and one stopped in training continues from its last checkpoint; the numbers are those of a
-    run straight through."""
+    run straight through, to the last digit."""
     from llada_play.experiments import puzzle
 
-    config = PuzzleConfig(output_dir=str(tmp_path), progress=False, **QUICK)
+    straight = run_puzzle_experiment(PuzzleConfig(output_dir=str(tmp_path / "straight"), progress=False, **QUICK))
+    config = PuzzleConfig(output_dir=str(tmp_path / "stopped"), progress=False, **QUICK)
     scoring, scored = puzzle.evaluate, []
 
     def stop_scoring_the_third(*args, **kwargs):
@@ -217,7 +233,7 @@ def test_a_stopped_run_resumes_where_it_stopped_with_the_same_numbers(tmp_path, 
     results = run_puzzle_experiment(config, resume=True,
                                     train_hooks=lambda kind, seed, record: trained.append((kind, seed, record.step)))
     assert trained == [("autoregressive", 1, step) for step in range(7, 13)]  # on from its checkpoint at step 6
-    _assert_recorded_numbers(results)
+    assert _numbers(results) == _numbers(straight)
     with pytest.raises(ValueError, match=r"started with other settings \(steps\)"):
         run_puzzle_experiment(dataclasses.replace(config, steps=13), resume=True)
 
@@ -341,3 +357,33 @@ def test_the_app_opens_on_the_first_held_out_puzzle_where_the_shipped_pair_disag
     differ = [bool(solve_live(*diffusion, p).wrong) != bool(twin_attempt(*twin, p).wrong) for p in test]
     assert differ.index(True) == FIRST_HELD_OUT
     assert parse_grid(first_puzzle(results)[0]) == test[FIRST_HELD_OUT].givens
+
+
+def test_second_thoughts_rule_finds_a_puzzle_failed_without_edits_and_repaired_with_them():
+    """first_repaired's rule, checked by hand on the shipped held-out set: every puzzle before the one it picks
+    is solved at the fast threshold alone or not repaired with edits; on the one it picks, the edit recorded in
+    the frames is the change of the grid (a wrong digit becomes the solution's) and it is what the summary says."""
+    from llada_play.experiments.puzzle import PuzzleConfig, held_out
+    from llada_play.experiments.puzzle_replay import fast_config, first_repaired, solve_live
+    from llada_play.model.checkpoint import SHIPPED_MODELS, load_model
+    from llada_play.ui.tabs.puzzle import EDITING_NAME, shipped_results
+
+    test = held_out(PuzzleConfig.from_dict(shipped_results()["config"]), 20)
+    model, tokenizer = load_model(SHIPPED_MODELS[EDITING_NAME])
+    found = first_repaired(model, tokenizer, test)
+    assert found.baseline.wrong and not found.revised.wrong and found.revised.repairs
+    assert not found.baseline.revisions  # without edits nothing is ever changed
+    for puzzle in test[:found.index]:
+        fails = bool(solve_live(model, tokenizer, puzzle, fast_config(6, False)).wrong)
+        revised = solve_live(model, tokenizer, puzzle, fast_config(6, True))
+        assert not (fails and not revised.wrong and revised.repairs)
+    frames = found.revised.frames
+    for step, cell, old, new, p in found.revised.revisions:
+        before, after = frames[step - 1], frames[step]
+        assert (before.values[cell], after.values[cell]) == (old, new) and after.confidence[cell] == p >= 0.9
+    step, cell, old, new, _ = found.revised.repairs[0]
+    assert old != test[found.index].solution[cell] == new
+    assert f"{len(found.revised.repairs)} of them a repair" in found.revised.summary()
+    with pytest.raises(ValueError, match="none of the first 1 puzzles"):  # a puzzle the model solves anyway
+        first_repaired(model, tokenizer, [p for p in test if not solve_live(model, tokenizer, p,
+                                                                            fast_config(6, False)).wrong][:1])

@@ -2,7 +2,9 @@
 
 Givens are bold; committed digits sit on a green shade as dark as the model was sure (the probability in the
 lower corner, the commit number in the upper one); open cells show the model's current guess in grey; the cells
-committed at this step are outlined; in the last frame wrong digits are red (hover for the right one).
+committed at this step are outlined; in the last frame wrong digits are red (hover for the right one), or in every
+frame with ``reveal``. A digit the model changed (token editing) has a blue frame and its history on hover, the
+same mark as a revised token on the Denoise canvas.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ GRID_CSS = """
 .lp-sudoku td.lp-guess {color: #adb5bd; font-style: italic; font-size: 18px;}
 .lp-sudoku td.lp-now {outline: 3px solid #e8590c; outline-offset: -3px;}
 .lp-sudoku td.lp-wrong {color: #c92a2a; background: #ffe3e3 !important; font-weight: 700;}
+.lp-sudoku td.lp-edited {box-shadow: inset 0 0 0 3px #1c7ed6; font-weight: 700;}
+.lp-sudoku td.lp-edited .lp-e {position: absolute; right: 2px; top: 0; font-size: 11px; color: #1c7ed6;}
 .lp-sudoku .lp-k {position: absolute; left: 2px; top: 0; font-size: 9px; color: #495057;}
 .lp-sudoku .lp-p {position: absolute; right: 2px; bottom: 0; font-size: 9px; color: #495057; font-style: normal;}
 .lp-sudoku-title {font-weight: 600; margin-top: 4px;}
@@ -33,8 +37,17 @@ GRID_CSS = """
 """
 
 
+def edit_history(frames: list[GridFrame]) -> dict[int, list[str]]:
+    """{cell: its edits so far, oldest first, as "3 -> 6 at step 6, p 0.98"}."""
+    history: dict[int, list[str]] = {}
+    for frame in frames:
+        for cell, old, new, p in frame.edited:
+            history.setdefault(cell, []).append(f"{old or '_'} -> {new or '_'} at step {frame.step}, p {p:.2f}")
+    return history
+
+
 def _cell(puzzle: Puzzle, frame: GridFrame, cell: int, wrong: set[int], order: dict[int, int], column: int,
-          row: int) -> str:
+          row: int, history: dict[int, list[str]]) -> str:
     box_rows, box_cols = BOXES[puzzle.size]
     classes = []
     if (column + 1) % box_cols == 0 and column + 1 < puzzle.size:
@@ -53,6 +66,10 @@ def _cell(puzzle: Puzzle, frame: GridFrame, cell: int, wrong: set[int], order: d
         if cell in order:
             text = f"<span class='lp-k'>#{order[cell]}</span>{text}"
             title = f"commit #{order[cell]}, {title}"
+        if cell in history:
+            classes.append("lp-edited")
+            text += "<span class='lp-e'>&#9998;</span>"
+            title += "; edited: " + "; ".join(history[cell])
         if cell in wrong:
             classes.append("lp-wrong")
             title += f"; the solution has {puzzle.solution[cell]}"
@@ -67,30 +84,34 @@ def _cell(puzzle: Puzzle, frame: GridFrame, cell: int, wrong: set[int], order: d
 
 
 def grid_html(puzzle: Puzzle, frame: GridFrame, title: str = "", note: str = "", final: bool = False,
-              order: dict[int, int] | None = None) -> str:
-    """One frame as a table; ``final`` marks wrong cells red (only meaningful once every cell is committed);
-    ``order`` ({cell: commit number}, see :func:`commit_order`) numbers the committed cells."""
-    order = order or {}
+              order: dict[int, int] | None = None, history: dict[int, list[str]] | None = None) -> str:
+    """One frame as a table; ``final`` marks wrong cells red (the solution is known to us, not to the model);
+    ``order`` ({cell: commit number}, see :func:`commit_order`) numbers the committed cells; ``history`` (see
+    :func:`edit_history`) frames the edited ones."""
+    order, history = order or {}, history or {}
     wrong = {c for c, (v, s) in enumerate(zip(frame.values, puzzle.solution)) if v and v != s} if final else set()
     n = puzzle.size
-    rows = "".join("<tr>" + "".join(_cell(puzzle, frame, r * n + c, wrong, order, c, r) for c in range(n)) + "</tr>"
+    rows = "".join("<tr>" + "".join(_cell(puzzle, frame, r * n + c, wrong, order, c, r, history) for c in range(n))
+                   + "</tr>"
                    for r in range(n))
     head = f"<div class='lp-sudoku-title'>{html.escape(title)}</div>" if title else ""
     foot = f"<div class='lp-sudoku-note'>{html.escape(note)}</div>" if note else ""
     return f"{GRID_CSS}<div class='lp-sudoku-box'>{head}<table class='lp-sudoku'>{rows}</table>{foot}</div>"
 
 
-def attempt_html(attempt: Attempt, step: int | None = None, title: str = "") -> str:
-    """An attempt at ``step`` (its last frame by default, with the outcome under it and wrong cells red)."""
+def attempt_html(attempt: Attempt, step: int | None = None, title: str = "", reveal: bool = False) -> str:
+    """An attempt at ``step`` (its last frame by default, with the outcome under it and wrong cells red; with
+    ``reveal`` wrong cells are red from the step they are committed, so a repair is seen)."""
     last = len(attempt.frames) - 1
     step = last if step is None else max(0, min(step, last))
     frame = attempt.frames[step]
     note = attempt.summary() if step == last else f"step {frame.step} of {attempt.frames[-1].step}"
-    return grid_html(attempt.puzzle, frame, title, note, final=step == last,
-                     order=commit_order(attempt.frames[:step + 1]))
+    return grid_html(attempt.puzzle, frame, title, note, final=reveal or step == last,
+                     order=commit_order(attempt.frames[:step + 1]), history=edit_history(attempt.frames[:step + 1]))
 
 
-def _frame_shapes(puzzle: Puzzle, frame: GridFrame, x0: float, y0: float, final: bool, order: dict[int, int]):
+def _frame_shapes(puzzle: Puzzle, frame: GridFrame, x0: float, y0: float, final: bool, order: dict[int, int],
+                  edited: set[int] = frozenset()):
     """Plotly shapes and annotations of one grid whose top-left corner is (x0, y0), one unit per cell."""
     n = puzzle.size
     box_rows, box_cols = BOXES[n]
@@ -105,6 +126,9 @@ def _frame_shapes(puzzle: Puzzle, frame: GridFrame, x0: float, y0: float, final:
         if cell in frame.new:
             shapes.append(dict(type="rect", x0=x0 + c + 0.06, x1=x0 + c + 0.94, y0=y0 - r - 0.94, y1=y0 - r - 0.06,
                                line=dict(color="#e8590c", width=2)))
+        if cell in edited:  # the blue frame of an edited digit, as on the page
+            shapes.append(dict(type="rect", x0=x0 + c + 0.12, x1=x0 + c + 0.88, y0=y0 - r - 0.88, y1=y0 - r - 0.12,
+                               line=dict(color="#1c7ed6", width=3)))
         digit = value or frame.guesses[cell]
         if digit:
             text = f"<b>{digit}</b>" if given else f"<i>{digit}</i>" if not value else str(digit)
@@ -123,9 +147,10 @@ def _frame_shapes(puzzle: Puzzle, frame: GridFrame, x0: float, y0: float, final:
 
 
 def attempts_figure(attempts: dict[str, Attempt], fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
-                    title: str = ""):
+                    title: str = "", reveal: bool = False):
     """A static strip: each attempt (one row) at a few points of its run (columns, as fractions of its steps),
-    drawn like :func:`grid_html`. The picture a notebook shows where its widgets cannot run."""
+    drawn like :func:`grid_html` (``reveal``: wrong digits red from their commit on, edited ones framed in blue).
+    The picture a notebook shows where its widgets cannot run."""
     import plotly.graph_objects as go
 
     shapes, notes = [], []
@@ -139,7 +164,8 @@ def attempts_figure(attempts: dict[str, Attempt], fractions: tuple[float, ...] =
             step = round(fraction * last)
             x0 = col * (n + 0.8)
             frame_shapes, frame_notes = _frame_shapes(attempt.puzzle, attempt.frames[step], x0, y0 - 0.9,
-                                                      step == last, commit_order(attempt.frames[:step + 1]))
+                                                      reveal or step == last, commit_order(attempt.frames[:step + 1]),
+                                                      set(edit_history(attempt.frames[:step + 1])))
             shapes += frame_shapes
             notes += frame_notes + [dict(x=x0 + n / 2, y=y0 - 0.45, text=f"step {attempt.frames[step].step}",
                                          showarrow=False, font=dict(size=10, color="#495057"))]

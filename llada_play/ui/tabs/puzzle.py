@@ -1,5 +1,6 @@
 """The Puzzle tab: the shipped Sudoku pair solving one grid live, the diffusion model in the order its remasking
-strategy picks, its twin left to right beside it."""
+strategy picks, its twin left to right beside it; or, with "Second thoughts", the model that edits at a fast
+setting with and without token editing, so a wrong digit is seen being repaired."""
 from __future__ import annotations
 
 import json
@@ -11,16 +12,18 @@ from functools import partial
 import gradio as gr
 
 from ...experiments.puzzle import PuzzleConfig, held_out, solve_rates, solver_config
-from ...experiments.puzzle_replay import Attempt, GridFrame, commit_order, diffusion_frames, twin_attempt
+from ...experiments.puzzle_replay import (FAST_THRESHOLD, SECOND_THOUGHTS, Attempt, GridFrame, SecondThoughts,
+                                          commit_order, diffusion_frames, fast_config, first_repaired, twin_attempt)
 from ...experiments.sudoku import check_puzzle, grid_text, make_puzzles
 from ...model.checkpoint import SHIPPED_MODELS
 from ..errors import shown_in_page
-from ..paths import PUZZLE_RESULTS
-from ..puzzle_view import attempt_html, grid_html
+from ..paths import PUZZLE_RESULTS, REVISION_RESULTS
+from ..puzzle_view import attempt_html, edit_history, grid_html
 from ..registry import ModelRegistry
 
 DIFFUSION_NAME = "Sudoku 6x6, diffusion (seed 0)"
 TWIN_NAME = "Sudoku 6x6, autoregressive twin (seed 0)"
+EDITING_NAME = "Sudoku 6x6, diffusion that edits (seed 0)"
 SIZE, GIVENS = 6, 14  # the shipped pair's training distribution (data/puzzle/README.md)
 STRATEGIES = ["low_confidence", "margin", "entropy", "random", "left_to_right"]
 # The page opens on held-out puzzle #1 (counting from 0) of the shipped run: the first on which the two shipped
@@ -70,12 +73,30 @@ def measured_note(results: dict | None) -> str:
             f"**{a['solved']['mean']:.1%} ± {a['solved']['std']:.1%}** left to right (data/puzzle/README.md).")
 
 
-def _models(registry: ModelRegistry):
-    missing = [name for name in (DIFFUSION_NAME, TWIN_NAME) if name not in SHIPPED_MODELS]
+def _models(registry: ModelRegistry, names=(DIFFUSION_NAME, TWIN_NAME)):
+    missing = [name for name in names if name not in SHIPPED_MODELS]
     if missing:
         raise gr.Error(f"the Sudoku models are not here ({', '.join(missing)}): train them with "
-                       "`llada-play puzzle --out runs/puzzle` and see data/puzzle/README.md")
-    return registry.get(DIFFUSION_NAME), registry.get(TWIN_NAME)
+                       "`llada-play puzzle --out runs/puzzle` (`--edit-ratio 0.1` for the one that edits) and see "
+                       "data/puzzle/README.md")
+    return [registry.get(name) for name in names]
+
+
+_REPAIRED: dict[int, SecondThoughts] = {}  # the rule's puzzle, found once per process
+
+
+def repaired_puzzle(registry: ModelRegistry, results: dict | None) -> tuple[str, str]:
+    """(givens text, note) of the puzzle "Second thoughts" opens on, chosen by :func:`first_repaired`'s rule
+    over the shipped run's held-out puzzles."""
+    if not _REPAIRED:
+        config = PuzzleConfig.from_dict(results["config"]) if results else PuzzleConfig()
+        [(model, tokenizer)] = _models(registry, (EDITING_NAME,))
+        _REPAIRED[0] = first_repaired(model, tokenizer, held_out(config, 100))
+    found = _REPAIRED[0]
+    return rows_text(found.revised.puzzle.givens), (
+        f"Held-out puzzle #{found.index} of the shipped run ({found.revised.puzzle.blanks} open cells): the first "
+        f"that the model that edits gets wrong at commit threshold {FAST_THRESHOLD} alone and solves with edit "
+        f"threshold {SECOND_THOUGHTS['edit_threshold']}, at least one edit turning a wrong digit right.")
 
 
 def _view(attempt_frames: list[GridFrame], puzzle, twin: Attempt, k: int, done: bool, strategy: str) -> tuple:
@@ -111,6 +132,68 @@ def solve(registry: ModelRegistry, givens: str, strategy: str, steps: float, del
     yield _view(frames, puzzle, twin, len(frames), True, strategy)
 
 
+def _second_view(revised: list[GridFrame], baseline: list[GridFrame], puzzle, k: int, done: bool) -> tuple:
+    attempts = Attempt(puzzle, revised), Attempt(puzzle, baseline)
+    titles = "With second thoughts (token editing)", "Without (commits are final)"
+    if done:
+        grids = [attempt_html(attempt, title=title, reveal=True) for attempt, title in zip(attempts, titles)]
+    else:  # the run with edits so far (it may be the longer one), the one without kept in step with it
+        frame = revised[-1]
+        grids = [grid_html(puzzle, frame, titles[0], f"step {frame.step}: {frame.open_cells} cells still open",
+                           final=True, order=commit_order(revised), history=edit_history(revised)),
+                 attempt_html(attempts[1], step=min(k, len(baseline) - 1), title=titles[1], reveal=True)]
+    if done:
+        repairs = attempts[0].repairs
+        said = "; ".join(f"cell {cell + 1} (row {cell // SIZE + 1}, column {cell % SIZE + 1}) {old} -> {new} at "
+                         f"step {step}, p {p:.2f}" for step, cell, old, new, p in repairs)
+        status = (f"**With edits:** {attempts[0].summary()}.  **Without:** {attempts[1].summary()}."
+                  + (f"  Repaired: {said}." if said else ""))
+    else:
+        status = "Solving..."
+    return grids[0], grids[1], status
+
+
+def solve_second_thoughts(registry: ModelRegistry, givens: str, threshold: float, edit_threshold: float,
+                          delay: float) -> Iterator[tuple]:
+    """Stream the model that edits on ``givens`` at a commit threshold, with token editing and without, in step."""
+    with shown_in_page():
+        if not givens or not givens.strip():
+            raise ValueError("type the givens (one character per cell, _ for an empty one) or press New puzzle")
+        puzzle = check_puzzle(givens, SIZE)
+        revision = {**SECOND_THOUGHTS, "edit_threshold": edit_threshold}
+        revised_config = fast_config(SIZE, True, threshold, **revision)  # refuses thresholds outside (0, 1]
+        [(model, tokenizer)] = _models(registry, (EDITING_NAME,))
+        baseline = list(diffusion_frames(model, tokenizer, puzzle, fast_config(SIZE, False, threshold)))
+        frames: list[GridFrame] = []
+        for k, frame in enumerate(diffusion_frames(model, tokenizer, puzzle, revised_config)):
+            frames.append(frame)
+            yield _second_view(frames, baseline, puzzle, k, False)
+            if delay > 0:
+                time.sleep(delay)
+    yield _second_view(frames, baseline, puzzle, len(frames), True)
+
+
+def second_thoughts_words() -> str:
+    """What the second-thoughts view shows, with the fast setting's measured solve rates where they are on disk."""
+    words = (f"**Second thoughts.** The model that edits (the Sudoku model trained again to restore corrupted digits "
+             f"too: LLaDA 2.1's token editing) commits every open cell it is at least {FAST_THRESHOLD:.0%} sure of at "
+             "each step: fast, and it gets cells wrong. On the left it may **change a committed digit** when it is at "
+             "least as sure of another digit there (the edit threshold); on the right every commit is final. "
+             "**Red**: a digit that is wrong now (the solution is known to us, not to the model). **Blue frame, ✎**: "
+             "a digit the model changed (hover for its history).")
+    if not REVISION_RESULTS.exists():
+        return words
+    rows = {row["key"]: row for row in json.loads(REVISION_RESULTS.read_text())["sudoku"]["rows"]}
+    edit = SECOND_THOUGHTS["edit_threshold"]
+    alone = rows.get(f"editing: threshold {FAST_THRESHOLD}")
+    edited = rows.get(f"editing: threshold {FAST_THRESHOLD} + edit {edit} (+{SECOND_THOUGHTS['edit_steps']})")
+    if alone and edited:
+        words += (f" Measured on {alone['n']} held-out puzzles: {alone['solved']:.1%} solved without edits in "
+                  f"{alone['passes_mean']:.1f} forward passes a puzzle, {edited['solved']:.1%} with them in "
+                  f"{edited['passes_mean']:.1f} (data/revision/README.md).")
+    return words
+
+
 def puzzle_tab(registry: ModelRegistry) -> None:
     results = shipped_results()
     with gr.Tab("Puzzle"):
@@ -131,13 +214,36 @@ def puzzle_tab(registry: ModelRegistry) -> None:
                 strategy = gr.Dropdown(STRATEGIES, value="low_confidence", label="Remasking strategy (the order)")
                 steps = gr.Slider(1, SIZE * SIZE, value=SIZE * SIZE, step=1,
                                   label="Steps (at most one per open cell; fewer commit several cells a step)")
+                threshold = gr.Slider(0.5, 1, value=FAST_THRESHOLD, step=0.01, visible=False,
+                                      label="Commit threshold (every open cell at least this sure, each step)")
+                edit_threshold = gr.Slider(0.5, 1, value=SECOND_THOUGHTS["edit_threshold"], step=0.01,
+                                           visible=False, label="Edit threshold (change a digit at least this sure)")
                 delay = gr.Slider(0, 1, value=0.25, step=0.05, label="Pause between steps (s)")
+                second = gr.Checkbox(False, label="Second thoughts: watch the model repair its mistakes")
                 solve_button = gr.Button("Solve", variant="primary")
+                second_button = gr.Button("Solve with and without edits", variant="primary", visible=False)
             with gr.Column(scale=2):
+                words = gr.Markdown(second_thoughts_words(), visible=False)
                 status = gr.Markdown("")
-                with gr.Row():
-                    left = gr.HTML()
-                    right = gr.HTML()
+                with gr.Row():  # each grid keeps its width; a narrow page puts the second under the first
+                    with gr.Column(min_width=300):
+                        left = gr.HTML()
+                    with gr.Column(min_width=300):
+                        right = gr.HTML()
     new_button.click(lambda: new_puzzle(), None, [givens, puzzle_note], api_name="puzzle_new")
     solve_button.click(partial(solve, registry), [givens, strategy, steps, delay], [left, right, status],
                        api_name="puzzle_solve")
+    second_button.click(partial(solve_second_thoughts, registry), [givens, threshold, edit_threshold, delay],
+                        [left, right, status], api_name="puzzle_second_thoughts")
+
+    def switch(on: bool):
+        """Show the controls of the chosen view; turning second thoughts on loads the rule's puzzle."""
+        shown = [gr.update(visible=not on)] * 3 + [gr.update(visible=on)] * 4
+        if not on:
+            return [*shown, gr.update(), gr.update()]
+        with shown_in_page():
+            text, note = repaired_puzzle(registry, results)
+        return [*shown, text, note]
+
+    second.change(switch, second, [strategy, steps, solve_button, threshold, edit_threshold, second_button, words,
+                                   givens, puzzle_note], api_name="puzzle_second_thoughts_switch")
