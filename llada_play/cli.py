@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from . import runs
 from .flags import add_config_arguments, config_from_args
@@ -42,6 +44,17 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     add_sampler_arguments(parser)
 
 
+def check_writable(path: str, flag: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, or a folder that is missing."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; name a file, e.g. {target / 'trace.json'}")
+    if not target.parent.is_dir():
+        raise ValueError(f"{flag} {path}: the folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ValueError(f"{flag} {path} cannot be written (permission denied)")
+
+
 def cmd_sample(args) -> int:
     from .diffusion.sampler_config import sampler_config_from_args
     from .diffusion.sampling import denoise
@@ -50,6 +63,8 @@ def cmd_sample(args) -> int:
     from .model.text import decode_generation, encode_prompt
 
     config = sampler_config_from_args(args)  # refused here, before the model loads
+    if args.trace:
+        check_writable(args.trace, "--trace")
     model, tokenizer = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
                                   dtype=DTYPES[args.dtype], device_map=args.device_map)
     if tokenizer is None:

@@ -207,6 +207,10 @@ def prepare(model, prompts, config: SamplerConfig, *, each_prompt_a_run: bool = 
         [as_prompt_batch(prompts, device)]
     for i, batch in enumerate(batches):
         check_token_ids(batch[0] if each_prompt_a_run else batch, vocab, f"prompt {i}" if each_prompt_a_run else "prompt")
+    if config.eos_token_ids is not None and vocab is not None:
+        outside = [t for t in config.eos_token_ids if not 0 <= t < vocab]
+        if outside:
+            raise ValueError(f"eos_token_ids {outside} are outside the model's vocabulary [0, {vocab})")
     if batches:
         lengths = [b.shape[1] for b in batches]
         check_against_model(config, model, max(lengths), min(lengths))

@@ -105,6 +105,8 @@ class SamplerConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"{name} must be an integer or None, got {value!r}")
+        if self.seed is not None and not 0 <= self.seed < 2**63:  # what torch.Generator.manual_seed takes
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
         if self.cache_refresh_every is not None and self.cache_refresh_every <= 0:
             raise ValueError(f"cache_refresh_every must be a positive integer or None, got {self.cache_refresh_every}")
         if isinstance(self.topk, bool) or not isinstance(self.topk, int) or self.topk < 0:

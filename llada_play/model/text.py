@@ -7,6 +7,10 @@ import torch
 def encode_prompt(tokenizer, prompt: str | list[dict], chat: bool = False, allow_empty: bool = False) -> torch.LongTensor:
     """Token ids of a prompt, shape (1, length). ``chat`` applies the tokenizer's chat template to a user turn
     (or to a list of messages) and opens the assistant's turn."""
+    if not isinstance(prompt, (str, list)):
+        raise ValueError(f"the prompt must be text, got {type(prompt).__name__}")
+    if isinstance(prompt, str):
+        check_text(prompt, "the prompt")
     if isinstance(prompt, str) and not prompt.strip() and not allow_empty:
         raise ValueError("the prompt is empty: give some text to continue")
     if chat:
@@ -16,6 +20,16 @@ def encode_prompt(tokenizer, prompt: str | list[dict], chat: bool = False, allow
         text = prompt
     ids = tokenizer(text, add_special_tokens=False).input_ids
     return torch.tensor([ids], dtype=torch.long)
+
+
+def check_text(text: str, what: str) -> None:
+    """ValueError when ``text`` holds bytes that are not UTF-8 (Python keeps them as lone surrogates, e.g. from a
+    command line or a file read with errors="surrogateescape"), naming the first one's place."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{what} is not valid UTF-8 text: the character at position {err.start} is not "
+                         "text (a stray byte?)") from None
 
 
 def end_of_turn_id(tokenizer) -> int | None:
