@@ -36,3 +36,30 @@ def test_sample_refuses_in_one_line(model_dir, tmp_path, capsys, flags, message)
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("llada-play: error: ") and message in lines[0], captured.err
     assert "Traceback" not in captured.err
+
+
+SFT_CASES = [  # (file name, its bytes, a piece of the one line)
+    ("role-null.jsonl", b'{"messages": [{"role": null, "content": "a"}, {"role": "assistant", "content": "b"}]}\n',
+     "line 1: message 1: role must be one of ['system', 'user', 'assistant'], got None"),
+    ("role-5.jsonl", b'{"messages": [{"role": 5, "content": "a"}, {"role": "assistant", "content": "b"}]}\n',
+     "line 1: message 1: role must be one of ['system', 'user', 'assistant'], got 5"),
+    ("content-list.jsonl", b'{"prompt": "a", "response": "b"}\n{"prompt": ["a"], "response": "b"}\n',
+     "line 2: prompt must be text, got list"),
+    ("latin1.jsonl", b'{"prompt": "a", "response": "b"}\n{"prompt": "caf\xe9", "response": "b"}\n',
+     "is not UTF-8 text (line 2: byte 0xe9 at column 16)"),
+    ("broken.json", b'[{"prompt": "a", "response": "b"},\n', "not a valid JSON array (line 2, column 1"),
+    ("huge.jsonl", b'{"prompt": "a", "response": "b"}\n{"prompt": "a", "response": "' + b"x" * 2_000_000 + b'"}\n',
+     "row 2 has 2,000,001 characters: more than 512 tokens can hold"),
+]
+
+
+@pytest.mark.parametrize("name, data, message", SFT_CASES, ids=[n for n, _, _ in SFT_CASES])
+def test_sft_refuses_bad_rows_in_one_line_before_any_folder_is_made(tmp_path, capsys, name, data, message):
+    (tmp_path / name).write_bytes(data)
+    out = tmp_path / "run"
+    assert main(["sft", "--data", str(tmp_path / name), "--out", str(out), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llada-play: error: ") and message in lines[0], err
+    assert str(tmp_path / name) in lines[0] or name == "huge.jsonl"  # the file is named (the huge row: its number)
+    assert "Traceback" not in err and not out.exists()

@@ -123,6 +123,27 @@ def _bad(path, lineno, why, on_error):
     return None
 
 
+def _read_rows(path: Path, on_error: str):
+    """The rows of ``path``; a file that is not UTF-8 or a broken JSON array is refused naming the file."""
+    try:
+        yield from _rows_from_file(path, on_error)
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text ({first_bad_byte(path)}); save it as UTF-8") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not a valid JSON array (line {err.lineno}, column {err.colno}: {err.msg})") from None
+
+
+def first_bad_byte(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits in ``path``: "line 3: byte 0xe9 at column 16"."""
+    with path.open("rb") as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return f"line {lineno}: byte {line[err.start]:#04x} at column {err.start + 1}"
+    return "an incomplete character at the end"
+
+
 def load_sft_rows(path: str | Path, on_error: str = "stop") -> list[list[dict]]:
     """Read SFT rows as chat message lists. A row has ``prompt``/``response`` fields or ``messages``
     (the last message is the assistant's answer). ``on_error``: "stop" raises on the first malformed row,
@@ -133,7 +154,7 @@ def load_sft_rows(path: str | Path, on_error: str = "stop") -> list[list[dict]]:
     if not path.exists():
         raise DataError(f"SFT data {path} does not exist")
     conversations = []
-    for item in _rows_from_file(path, on_error):
+    for item in _read_rows(path, on_error):
         if item is None:
             continue
         _, lineno, row = item
@@ -160,18 +181,39 @@ def _row_to_messages(row) -> list[dict] | str:
                 return "messages is not a list"
         if not isinstance(messages, list) or not messages:
             return "messages must be a non-empty list"
-        for m in messages:
+        for i, m in enumerate(messages, 1):
             if not isinstance(m, dict) or "role" not in m or "content" not in m:
                 return "each message needs role and content"
-        if messages[-1]["role"] != "assistant" or not str(messages[-1]["content"]).strip():
+            if m["role"] not in ROLES:
+                return f"message {i}: role must be one of {list(ROLES)}, got {m['role']!r}"
+            if not isinstance(m["content"], str):
+                return f"message {i}: content must be text, got {type(m['content']).__name__}"
+            if not_text(m["content"]):
+                return f"message {i}: content is not valid UTF-8 text"
+        if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
             return "the last message must be a non-empty assistant response"
-        return [{"role": m["role"], "content": str(m["content"])} for m in messages]
+        return [{"role": m["role"], "content": m["content"]} for m in messages]
     prompt, response = row.get("prompt"), row.get("response")
-    if prompt is None or not str(prompt).strip():
-        return "missing or empty prompt"
-    if response is None or not str(response).strip():
-        return "missing or empty response"
+    for name, value in (("prompt", prompt), ("response", response)):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return f"missing or empty {name}"
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):  # CSV and parquet give numbers
+            return f"{name} must be text, got {type(value).__name__}"
+        if isinstance(value, str) and not_text(value):
+            return f"{name} is not valid UTF-8 text"
     return [{"role": "user", "content": str(prompt)}, {"role": "assistant", "content": str(response)}]
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def not_text(value: str) -> bool:
+    """Whether ``value`` holds lone surrogates (bytes that were not UTF-8), which no tokenizer takes."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def encode_conversation(tokenizer, messages: list[dict], chat: bool = True) -> tuple[list[int], list[int]]:
@@ -188,6 +230,18 @@ def encode_conversation(tokenizer, messages: list[dict], chat: bool = True) -> t
     return prompt_ids, response_ids
 
 
+def check_characters(tokenizer, conversations: list[list[dict]], tokens: int) -> None:
+    """DataError for the first row whose text could not fit in ``tokens`` tokens however it is tokenized: no
+    token spells more characters than the longest in the vocabulary, so a row with more than ``tokens`` times
+    that many characters is too long (checked without tokenizing a 50 MB row into memory)."""
+    widest = max(len(token) for token in tokenizer.get_vocab())
+    for i, messages in enumerate(conversations, 1):
+        characters = sum(len(m["content"]) for m in messages)
+        if characters > tokens * widest:
+            raise DataError(f"row {i} has {characters:,} characters: more than {tokens} tokens can hold (the "
+                            f"longest token has {widest} characters); shorten it or raise seq_len")
+
+
 @dataclass
 class SFTBatches:
     """Prompt/response pairs right-padded with end-of-text to a common length (LLaDA's SFT recipe)."""
@@ -199,6 +253,9 @@ class SFTBatches:
     @classmethod
     def from_conversations(cls, tokenizer, conversations, batch_size: int, seq_len: int | None = None,
                            chat: bool = True, context_length: int | None = None) -> "SFTBatches":
+        limit = context_length or seq_len
+        if limit is not None:  # a row too long for sure is refused by its characters, before it is tokenized
+            check_characters(tokenizer, conversations, limit)
         pairs = [encode_conversation(tokenizer, m, chat) for m in conversations]
         longest = max(len(p) + len(r) for p, r in pairs)
         seq_len = seq_len or longest
