@@ -24,7 +24,7 @@ from .training.data import PackedBatches, SFTBatches, load_sft_rows, pack_tokens
 from .training.evaluation import autoregressive_eval, masked_token_loss, unigram_cross_entropy
 from .model.modeling import LladaForMaskedLM
 from .model.tokenizer import special_token_ids, train_bpe_tokenizer
-from .training.trainer import TrainConfig, train
+from .training.trainer import TrainConfig, resolve_precision, train
 
 
 SHIPPED_SFT = Path(__file__).resolve().parent.parent / "data" / "sft"
@@ -76,6 +76,42 @@ def _tokenizer_for_run(out: Path, tokenizer_dir, train_texts, vocab_size, contex
     return tokenizer
 
 
+def check_training_memory(model_config, batch_size: int, seq_len: int, config: TrainConfig, what: str,
+                          parameters: int | None = None, trained: int | None = None) -> None:
+    """Refuse in one line, with the estimate and what is free, a run that would not fit (model/memory.py)."""
+    from .model.memory import available_memory, check_training_fits, estimate_training_memory
+
+    device = config.device.split(":")[0] if config.device.startswith("cuda") else config.device
+    bf16 = resolve_precision(config, torch.device(config.device)) is not None
+    estimate = estimate_training_memory(model_config, batch_size, seq_len, parameters, trained,
+                                        activation_bytes=2 if bf16 else 4)
+    check_training_fits(estimate, available_memory(config.device), what, device)
+
+
+def _check_sft_memory(model_dir, config: TrainConfig, conversations, batch_size: int, seq_len: int | None,
+                      lora_rank: int, trust_remote_code: bool) -> None:
+    """Training memory of an SFT run, from the model directory's config and weight headers (nothing loads).
+    Without ``seq_len`` the rows are not tokenized yet: their characters bound their tokens."""
+    from transformers import AutoConfig
+
+    from .model.memory import _config_dims, stored_parameters
+
+    path = resolve_model_path(model_dir) if model_dir is not None else default_model_path()
+    shape = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    stored = stored_parameters(path)
+    parameters = stored[0] if stored else None
+    hidden, layers, *_ = _config_dims(shape)
+    trained = None
+    if lora_rank > 0 and parameters:  # adapters on every linear layer: about 2 r / hidden of the weights
+        trained = int(parameters * 2 * lora_rank / hidden)
+    context = getattr(shape, "max_position_embeddings", None) or getattr(shape, "max_sequence_length", None) or 512
+    # no row has more tokens than characters, plus the chat template's own tokens (under 32 in every template here)
+    longest = max(sum(len(m["content"]) for m in messages) for messages in conversations) + 32
+    length = seq_len or min(context, longest)
+    check_training_memory(shape, batch_size, length, config, str(model_dir or "the shipped model"), parameters,
+                          trained)
+
+
 def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_size: int = 4096,
                     seq_len: int = 256, batch_size: int = 32, held_out_fraction: float = 0.05,
                     tokenizer_dir=None, eval_batches: int = 20, resume: bool = False, hooks=None,
@@ -83,14 +119,15 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
     """Pre-train (``config.objective`` pretrain, or autoregressive for the causal twin) a preset on a corpus
     of plain-text documents, holding out whole documents for evaluation."""
     started = time.perf_counter()
+    # refused before any tokenizer training or folder: the preset, the length, and whether training fits
+    shape = config_from_preset(preset, vocab_size=vocab_size, mask_token_id=0, eos_token_id=0)  # ids: the tokenizer's, later
+    context = shape.max_position_embeddings
+    if seq_len > context:
+        raise ValueError(f"seq_len {seq_len} is above the {preset} preset's context of {context}")
+    check_training_memory(shape, batch_size, seq_len, config, f"the {preset} preset")
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_docs, val_docs = split_documents(read_corpus(corpus), held_out_fraction, seed=split_seed)
-    from .model.config import PRESETS
-
-    context = PRESETS.get(preset, {}).get("max_position_embeddings", 512)
-    if seq_len > context:
-        raise ValueError(f"seq_len {seq_len} is above the {preset} preset's context of {context}")
     env = distributed.init_distributed(config.device, config.ddp_backend)
     with distributed.main_process_first():  # rank 0 trains and saves the tokenizer, the others load it
         tokenizer = _tokenizer_for_run(out, tokenizer_dir, list(train_docs.values()), vocab_size, context)
@@ -160,12 +197,13 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
         dtype = DTYPES[dtype]
     if lora_rank <= 0 and not merge_lora:
         raise ValueError("merge_lora=False only applies to LoRA runs (lora_rank > 0)")
+    conversations = load_sft_rows(data, on_error=on_error)  # bad rows are refused before the model loads
+    held_out = load_sft_rows(eval_data, on_error=on_error)[:eval_limit] if eval_data else None
+    _check_sft_memory(model_dir, config, conversations, batch_size, seq_len, lora_rank, trust_remote_code)
     env = distributed.init_distributed(config.device, config.ddp_backend)
     model, tokenizer = load_model(model_dir, device=config.device, dtype=dtype, trust_remote_code=trust_remote_code)
     if tokenizer is None:
         raise ValueError(f"{model_dir} has no tokenizer; SFT needs one to encode the rows")
-    conversations = load_sft_rows(data, on_error=on_error)
-    held_out = load_sft_rows(eval_data, on_error=on_error)[:eval_limit] if eval_data else None
     causal = bool(getattr(model.config, "causal", False))
     if causal != (config.objective == "autoregressive"):
         raise ValueError(f"objective {config.objective!r} does not fit a {'causal' if causal else 'bidirectional'} "

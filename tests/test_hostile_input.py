@@ -63,3 +63,41 @@ def test_sft_refuses_bad_rows_in_one_line_before_any_folder_is_made(tmp_path, ca
     assert len(lines) == 1 and lines[0].startswith("llada-play: error: ") and message in lines[0], err
     assert str(tmp_path / name) in lines[0] or name == "huge.jsonl"  # the file is named (the huge row: its number)
     assert "Traceback" not in err and not out.exists()
+
+
+def test_training_that_cannot_fit_is_refused_with_both_figures_before_any_work(tmp_path, capsys, monkeypatch):
+    """`train --preset llada-8b` on a CPU, an SFT batch far too large, an unknown preset: one line each, before
+    a tokenizer is trained or a folder made (they used to allocate 9.5 GB, or train a tokenizer for 10 s)."""
+    from llada_play.model import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device="cpu", device_map=None: 8 * memory.GIB)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("To be, or not to be.\n" * 50)
+    cases = [(["train", "--data", str(corpus), "--preset", "llada-8b", "--steps", "1"],
+              r"training the llada-8b preset needs about \d+\.\d GiB on cpu .* but only 8\.0 GiB is available"),
+             (["sft", "--steps", "1", "--batch-size", "100000"],
+              r"training the shipped model needs about \d+\.\d GiB on cpu .* but only 8\.0 GiB is available"),
+             (["train", "--data", str(corpus), "--preset", "huge9", "--steps", "1"], r"unknown preset 'huge9'")]
+    import re
+
+    for flags, pattern in cases:
+        out = tmp_path / "run"
+        assert main([*flags, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and re.search(pattern, err), err
+        assert not out.exists()
+
+
+def test_the_training_estimate_counts_state_and_activations():
+    from llada_play.model.config import config_from_preset
+    from llada_play.model.memory import estimate_training_memory
+
+    config = config_from_preset("small")
+    full = estimate_training_memory(config, 32, 256)
+    assert full.state_bytes == 16 * full.parameters  # fp32 weights, gradients, two AdamW moments
+    lora = estimate_training_memory(config, 32, 256, trained_parameters=1000)
+    assert lora.state_bytes == 4 * full.parameters + 12 * 1000
+    assert estimate_training_memory(config, 64, 256).activation_bytes == 2 * full.activation_bytes
+    # autocast keeps half the bytes a value, the logits excepted (fp32 for the loss)
+    assert estimate_training_memory(config, 32, 256, activation_bytes=2).activation_bytes < full.activation_bytes

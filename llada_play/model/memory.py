@@ -162,3 +162,58 @@ def check_model_fits(path: str | Path, dtype: torch.dtype | None, device: str | 
     target = "the GPUs and CPU (device_map)" if device_map is not None else str(device)
     check_fits(estimate, available_memory(device, device_map), str(path), target)
     return estimate
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """Memory to train a model: weights, gradients and AdamW's two moments (all fp32: 16 bytes a parameter, or
+    4 for the frozen weights and 16 for the trained ones with LoRA), and the activations kept for backward."""
+
+    parameters: int
+    state_bytes: int
+    activation_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.state_bytes + self.activation_bytes + OVERHEAD_FIXED_BYTES
+
+
+def _config_dims(config) -> tuple[int, int, int, int, int]:
+    """(hidden, layers, heads, intermediate, vocabulary) of a transformers config, whatever the family names them."""
+    def first(*names, default=None):
+        return next((getattr(config, n) for n in names if getattr(config, n, None)), default)
+
+    hidden = first("hidden_size", "d_model", "n_embd")
+    return (hidden, first("num_hidden_layers", "n_layers", "n_layer"), first("num_attention_heads", "n_heads", "n_head"),
+            first("intermediate_size", "mlp_hidden_size", default=4 * hidden), first("vocab_size", "embedding_size"))
+
+
+def estimate_training_memory(config, batch_size: int, seq_len: int, parameters: int | None = None,
+                             trained_parameters: int | None = None, activation_bytes: int = 4) -> TrainingEstimate:
+    """An upper-end estimate of training memory for ``batch_size`` sequences of ``seq_len`` tokens.
+
+    Activations per layer follow Korthikanti et al. (2022, "Reducing Activation Recomputation in Large
+    Transformer Models"): about s b (34 h + 5 a s) bytes in 16-bit; here scaled to ``activation_bytes`` a value
+    (4: fp32, 2: bf16 autocast) and with the MLP's width (SwiGLU keeps three intermediate tensors), plus the
+    logits and their gradient over the vocabulary (three copies of b s V). It errs high: for the small preset at
+    batch 32 x 256 tokens in fp32 it gives 3.6 GiB (1 GiB of it margin) where `llada-play train` peaked at
+    2.2 GiB resident (measured 2026-12-02); a refusal needs margin, not precision."""
+    hidden, layers, heads, intermediate, vocab = _config_dims(config)
+    parameters = parameters if parameters is not None else count_parameters(config)
+    trained = parameters if trained_parameters is None else trained_parameters
+    state = 4 * parameters + 12 * trained  # weights, and for each trained one its gradient and two moments
+    tokens = batch_size * seq_len
+    per_layer = tokens * (34 * hidden + 3 * 2 * intermediate + 5 * heads * seq_len) * activation_bytes / 2
+    logits = 3 * tokens * vocab * 4
+    return TrainingEstimate(parameters, int(state), int(layers * per_layer + logits))
+
+
+def check_training_fits(estimate: TrainingEstimate, available: int, what: str, device: str = "cpu") -> None:
+    """Raise :class:`InsufficientMemoryError` with both figures when training would not fit."""
+    if estimate.total_bytes <= available:
+        return
+    raise InsufficientMemoryError(
+        f"training {what} needs about {estimate.total_bytes / GIB:.1f} GiB on {device} (weights, gradients and "
+        f"AdamW state of {estimate.parameters / 1e6:,.1f}M parameters {estimate.state_bytes / GIB:.1f} GiB, "
+        f"activations {estimate.activation_bytes / GIB:.1f} GiB) but only {available / GIB:.1f} GiB is available; "
+        "use a smaller preset, batch or seq_len, LoRA (--lora-rank) for SFT, or a GPU")
