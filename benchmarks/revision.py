@@ -31,8 +31,15 @@ by its share of distinct word 3-grams (``default_settings.distinct``). Means ± 
 prompt's mean over its seeds); a paired difference is taken per prompt and seed against the setting without
 revision at the same step count (EB: at the nearest step count), averaged per prompt, ± SE over prompts.
 
-``--quick``: 8 puzzles, a handful of settings, 2 text prompts x 2 seeds at 16 steps (the smoke test of
-``tests/test_revision_benchmark.py``).
+**Arithmetic.** The shipped arithmetic model (``llada_play/arithmetic_model``) and its editing twin
+(``data/sft/editing/final``: the same SFT with ``edit_ratio`` 0.1) answer the 200 held-out sums of
+``data/sft/arithmetic_test.jsonl`` greedily (``evaluation.SHORT_ANSWERS``: 8 tokens, one block), at 8 and 2 steps
+and a 0.9 threshold, each with and without token editing (edit threshold 0.9, up to 2 edit steps). Exact match
+as ``evaluation.answer_accuracy`` scores it, binomial SE; paired differences per prompt against the same model
+without edits and, for the editing twin, against the shipped model at the same setting.
+
+``--quick``: 8 puzzles, a handful of settings, 2 text prompts x 2 seeds at 16 steps, 8 sums at 2 settings (the
+smoke test of ``tests/test_revision_benchmark.py``).
 """
 from __future__ import annotations
 
@@ -425,6 +432,97 @@ def run_text(args, log) -> dict:
             "block_length": INTERACTIVE.block_length, "temperature": INTERACTIVE.temperature, "rows": rows}
 
 
+# ---- arithmetic ----------------------------------------------------------------------------------------------
+
+ARITHMETIC_MODELS = {"shipped": ROOT / "llada_play" / "arithmetic_model",
+                     "editing": ROOT / "data" / "sft" / "editing" / "final"}
+
+
+def arithmetic_settings(quick: bool) -> list[tuple[str, dict]]:
+    """(name, options over evaluation.SHORT_ANSWERS: 8 tokens, one block, greedy) for the arithmetic runs."""
+    edit = {"edit_threshold": 0.9, "edit_steps": 2}
+    settings = [("8 steps", {}), ("8 steps + edit 0.9 (+2)", edit), ("2 steps", {"steps": 2}),
+                ("2 steps + edit 0.9 (+2)", {"steps": 2, **edit}), ("threshold 0.9", {"threshold": 0.9}),
+                ("threshold 0.9 + edit 0.9 (+2)", {"threshold": 0.9, **edit})]
+    return settings[:2] if quick else settings
+
+
+@torch.no_grad()
+def answer_counted(model, tokenizer, conversations: list[list[dict]], config: SamplerConfig,
+                   batch_size: int = 50) -> tuple[list[int], list[int], int]:
+    """(right flags, forward passes per prompt, edits) of greedy answers to ``conversations`` (chat prompts,
+    left-padded, cut at end-of-turn), scored as ``evaluation.answer_accuracy`` scores them."""
+    from llada_play.model.text import decode_generation
+
+    flags, passes, edits = [], [], 0
+    for start in range(0, len(conversations), batch_size):
+        chunk = conversations[start:start + batch_size]
+        texts = [tokenizer.apply_chat_template(c[:-1], add_generation_prompt=True, tokenize=False) for c in chunk]
+        enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        run = denoise(model, enc.input_ids, config, attention_mask=enc.attention_mask)
+        counter = PassCounter(len(chunk), config.edit_steps)
+        for record in run:
+            counter.add(record)
+            edits += len(record.edits)
+        passes += counter.passes
+        for row, conv in zip(run.output, chunk):
+            answer = decode_generation(tokenizer, row, enc.input_ids.shape[1]).strip()
+            flags.append(int(answer == conv[-1]["content"].strip()))
+    return flags, passes, edits
+
+
+def run_arithmetic(args, log) -> dict:
+    """Exact match on the held-out sums for each arithmetic model (the shipped SFT and its editing twin, where
+    on disk) and setting; each row paired with the same model's row without edits, and each editing-model row
+    with the shipped model's at the same setting (same 200 prompts: a paired difference)."""
+    from llada_play.training.data import load_sft_rows
+    from llada_play.training.evaluation import SHORT_ANSWERS
+
+    conversations = load_sft_rows(ROOT / "data" / "sft" / "arithmetic_test.jsonl")[:8 if args.quick else 200]
+    rows = []
+    for model_name, path in ARITHMETIC_MODELS.items():
+        if not (path / "config.json").exists():
+            log(f"[arithmetic] {model_name}: {path} is not on disk, left out")
+            continue
+        model, tokenizer = load_model(path)
+        for name, options in arithmetic_settings(args.quick):
+            tic = time.perf_counter()
+            flags, passes, edits = answer_counted(model, tokenizer, conversations, SHORT_ANSWERS.replace(**options))
+            accuracy, se = rate_with_se([flags])
+            rows.append({"model": model_name, "key": f"{model_name}: {name}", "name": name, "options": options,
+                         "n": len(flags), "accuracy": accuracy, "accuracy_se": se,
+                         "passes_mean": statistics.fmean(passes), "passes_max": max(passes),
+                         "edits_per_prompt": edits / len(flags), "right_flags": "".join(map(str, flags)),
+                         "seconds": round(time.perf_counter() - tic, 1)})
+            log(f"[arithmetic] {model_name}: {name}: {pct(accuracy, se)}, {rows[-1]['passes_mean']:.1f} passes")
+    by_key = {r["key"]: r for r in rows}
+    for row in rows:
+        flags = [[int(c) for c in row["right_flags"]]]
+        plain = row["name"].split(" + edit")[0]
+        against = [f"{row['model']}: {plain}"] if plain != row["name"] else []
+        if row["model"] == "editing":
+            against.append(f"shipped: {row['name']}")
+        row["paired"] = []
+        for key in against:
+            if key in by_key:
+                m, se = paired(flags, [[int(c) for c in by_key[key]["right_flags"]]])
+                row["paired"].append({"against": key, "difference": m, "se": se})
+    return {"models": {k: str(v.relative_to(ROOT)) for k, v in ARITHMETIC_MODELS.items()},
+            "prompts": len(conversations), "data": "data/sft/arithmetic_test.jsonl",
+            "base": SHORT_ANSWERS.to_dict(), "rows": rows}
+
+
+def arithmetic_table(arithmetic: dict) -> str:
+    lines = ["| model | setting | passes / prompt (max) | exact match ± SE | edits / prompt | paired differences |",
+             "|---|---|---|---|---|---|"]
+    for r in arithmetic["rows"]:
+        pairs = " ; ".join(f"{100 * p['difference']:+.1f} ± {100 * p['se']:.1f} pts vs {p['against']}"
+                           for p in r["paired"])
+        lines.append(f"| {r['model']} | {r['name']} | {r['passes_mean']:.2f} ({r['passes_max']}) | "
+                     f"{pct(r['accuracy'], r['accuracy_se'])} | {r['edits_per_prompt']:.2f} | {pairs} |")
+    return "\n".join(lines)
+
+
 # ---- output --------------------------------------------------------------------------------------------------
 
 def pct(p: float, se: float) -> str:
@@ -535,7 +633,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", default="shipped,editing",
                         help="Sudoku models to run: shipped, editing (left out while not on disk), or none")
     parser.add_argument("--only", default=None, help="run only the Sudoku settings whose name holds one of these texts, separated by | (names hold commas)")
-    parser.add_argument("--skip-text", action="store_true", help="the Sudoku part only")
+    parser.add_argument("--skip-text", action="store_true", help="leave out the text part")
+    parser.add_argument("--skip-arithmetic", action="store_true", help="leave out the arithmetic part")
     parser.add_argument("--merge", action="store_true",
                         help="keep what --json already holds for the parts and models not run now")
     parser.add_argument("--threads", type=int, default=1,
@@ -556,7 +655,8 @@ def main(argv: list[str] | None = None) -> dict:
            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
                       f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
-           "parts": [*(f"sudoku:{m}" for m in args.models), *([] if args.skip_text else ["text"])]}
+           "parts": [*(f"sudoku:{m}" for m in args.models), *([] if args.skip_text else ["text"]),
+                     *([] if args.skip_arithmetic else ["arithmetic"])]}
     # a call that runs nothing (--models none --skip-text --merge: tables, comparisons and chart made again from
     # the JSON) is not listed among the runs
     out = {"quick": args.quick, "runs": [*previous.get("runs", []), *([run] if run["parts"] else [])]}
@@ -573,6 +673,12 @@ def main(argv: list[str] | None = None) -> dict:
         out["text"] = previous["text"]
     if "text" in out:
         print(text_table(out["text"]))
+    if not args.skip_arithmetic:
+        out["arithmetic"] = run_arithmetic(args, log)
+    elif "arithmetic" in previous:
+        out["arithmetic"] = previous["arithmetic"]
+    if "arithmetic" in out:
+        print(arithmetic_table(out["arithmetic"]))
     run["wall_time_s"] = round(time.perf_counter() - tic, 1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -277,11 +277,12 @@ def test_the_shipped_models_say_whether_they_were_trained_to_edit():
     from llada_play.model.checkpoint import SHIPPED_MODELS
     from transformers import AutoConfig
 
-    editing = "Sudoku 6x6, diffusion that edits (seed 0)"
+    editing = ["Sudoku 6x6, diffusion that edits (seed 0)", "Arithmetic that edits (SFT of the default, edit ratio 0.1)"]
     for name, path in SHIPPED_MODELS.items():
         config = AutoConfig.from_pretrained(path, local_files_only=True) if (path / "config.json").exists() else None
         if config is None or config.model_type != "llada_play":
             continue
-        assert (getattr(config, "token_editing", 0) > 0) == (name == editing), name
-    if editing in SHIPPED_MODELS:
-        assert AutoConfig.from_pretrained(SHIPPED_MODELS[editing], local_files_only=True).token_editing == 0.1
+        assert (getattr(config, "token_editing", 0) > 0) == (name in editing), name
+    for name in editing:
+        if name in SHIPPED_MODELS:
+            assert AutoConfig.from_pretrained(SHIPPED_MODELS[name], local_files_only=True).token_editing == 0.1

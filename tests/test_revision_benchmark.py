@@ -53,7 +53,7 @@ def quick(tmp_path_factory):
 
 
 def test_quick_json_structure(quick):
-    assert quick["quick"] is True and quick["runs"][-1]["parts"] == ["sudoku:shipped", "text"]
+    assert quick["quick"] is True and quick["runs"][-1]["parts"] == ["sudoku:shipped", "text", "arithmetic"]
     run = quick["runs"][-1]
     assert {"command", "date", "machine", "wall_time_s"} <= set(run)
     sudoku = quick["sudoku"]
@@ -74,6 +74,13 @@ def test_quick_json_structure(quick):
         assert row["twin_nll"] > 0 and 0 <= row["distinct3"] <= 1
     remask = next(r for r in text["rows"] if r["config"]["remask"] == "cap")
     assert remask["paired"]["against"] == "16 steps" and "se" in remask["paired"]["twin_nll"]
+    arithmetic = {r["key"]: r for r in quick["arithmetic"]["rows"]}
+    assert quick["arithmetic"]["prompts"] == 8 and "shipped: 8 steps" in arithmetic
+    for row in arithmetic.values():
+        assert len(row["right_flags"]) == row["n"] == 8 and row["accuracy"] == row["right_flags"].count("1") / 8
+    edited = arithmetic["shipped: 8 steps + edit 0.9 (+2)"]
+    assert [p["against"] for p in edited["paired"]] == ["shipped: 8 steps"]
+    assert arithmetic["shipped: 8 steps"]["passes_max"] <= 8 and edited["passes_max"] <= 10
 
 
 def test_quick_passes_are_counted_right(quick):
