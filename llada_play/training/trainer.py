@@ -10,8 +10,11 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import time
+import warnings
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from ..model.adapters import Denoiser, as_denoiser
 from ..model.checkpoint import atomic_directory
+from ..model.errors import CheckpointError
 from ..diffusion.losses import autoregressive_loss, pretrain_loss, replacement_tokens, sft_loss
 
 OBJECTIVES = ("pretrain", "sft", "autoregressive")
@@ -178,13 +182,95 @@ def record_token_editing(model, config: TrainConfig) -> None:
 
 # ---- checkpoints -------------------------------------------------------------------------------------
 
+def _step_dirs(output_dir: str | Path) -> list[Path]:
+    """Every ``checkpoints/step-N`` directory, oldest first, whatever it holds."""
+    root = Path(output_dir) / "checkpoints"
+    found = [p for p in root.glob("step-*") if re.fullmatch(r"step-\d+", p.name) and p.is_dir()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     """Complete checkpoints, oldest first (partial ones are hidden staging directories and never listed)."""
-    root = Path(output_dir) / "checkpoints"
-    if not root.exists():
-        return []
-    return sorted((p for p in root.glob("step-*") if (p / "trainer_state.pt").exists()),
-                  key=lambda p: int(p.name.split("-")[1]))
+    return [p for p in _step_dirs(output_dir) if (p / "trainer_state.pt").exists()]
+
+
+def _safetensors_size(file: Path) -> int | None:
+    """The size a safetensors file's header gives it (8 bytes of length, the JSON header, the tensors' data up to
+    the largest data_offsets end); None when the header does not read."""
+    with file.open("rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        try:
+            header = json.loads(f.read(min(length, file.stat().st_size)))  # garbage may claim exabytes
+            return 8 + length + max((t["data_offsets"][1] for name, t in header.items() if name != "__metadata__"),
+                                    default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return None
+
+
+def intact_state(folder: Path) -> str | None:
+    """None when a ``step-N`` directory holds a training state to resume from, else why not. The trainer state
+    must load and hold step N; every file it lists must have the size written (states saved before the list
+    have none); every safetensors file must be whole (safe_open reads the header alone and checks that the file
+    covers every tensor's data_offsets) and every JSON file must parse. Reads no tensor data."""
+    from safetensors import SafetensorError, safe_open
+
+    state_file, step = folder / "trainer_state.pt", int(folder.name[5:])
+    if not state_file.exists():
+        return "trainer_state.pt missing"
+    if not zipfile.is_zipfile(state_file):  # torch.save writes a zip archive, whose index is at its end
+        return f"trainer_state.pt unreadable: not a whole torch archive ({state_file.stat().st_size} bytes)"
+    try:  # mmap: the archive's index and pickle are read, the tensors' bytes are not
+        state = torch.load(state_file, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # noqa: BLE001 - a damaged archive raises RuntimeError, EOFError, UnpicklingError...
+        return f"trainer_state.pt unreadable: {(str(err).splitlines() or [type(err).__name__])[0]}"
+    saved_step = state.get("step") if isinstance(state, dict) else None
+    if saved_step != step:
+        return f"trainer_state.pt holds step {saved_step}, not {step}"
+    for name, size in state.get("files", {}).items():
+        if not (folder / name).is_file():
+            return f"{name} missing"
+        if (actual := (folder / name).stat().st_size) != size:
+            return f"{name} {'truncated' if actual < size else 'grown'}: {actual} of {size} bytes"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return "no .safetensors weights"
+    for file in weights:
+        try:
+            with safe_open(file, "pt"):
+                pass
+        except SafetensorError as err:
+            size, expected = file.stat().st_size, _safetensors_size(file)
+            if expected is not None and size < expected:
+                return f"{file.name} truncated: {size} of {expected} bytes"
+            return f"{file.name} unreadable ({size} bytes): {err}"
+    for file in sorted(folder.glob("*.json")):
+        try:
+            json.loads(file.read_text(encoding="utf-8"))
+        except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            return f"{file.name} unreadable: {err}"
+    return None
+
+
+def resume_point(output_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest intact training state under ``output_dir/checkpoints`` (None when there is none) and the
+    damaged ones newer than it, newest first, each with why (see :func:`intact_state`)."""
+    damaged = []
+    for folder in reversed(_step_dirs(output_dir)):
+        why = intact_state(folder)
+        if why is None:
+            return folder, damaged
+        damaged.append((folder, why))
+    return None, damaged
+
+
+def _set_aside(folder: Path) -> Path:
+    """Rename a damaged step-N directory to damaged-step-N (-2, -3... when taken): kept for the user to inspect,
+    out of the way of the step-N this run writes again and of the removal of old checkpoints."""
+    target, n = folder.with_name(f"damaged-{folder.name}"), 1
+    while target.exists():
+        n += 1
+        target = folder.with_name(f"damaged-{folder.name}-{n}")
+    return folder.rename(target)
 
 
 def _rng_state(generators: dict[str, torch.Generator]) -> dict:
@@ -203,8 +289,9 @@ def save_training_state(output_dir, step, model, tokenizer, optimizer, generator
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
+        files = {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()}  # what resume checks
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(generators),
-                    "config": asdict(config)}, staging / "trainer_state.pt")
+                    "config": asdict(config), "files": files}, staging / "trainer_state.pt")
     for old in checkpoint_dirs(output_dir)[:-config.keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -332,16 +419,24 @@ def _training_views(model, config: TrainConfig, mask_id: int | None, env,
 
 
 def _start_step(out: Path, model, optimizer, generators, config: TrainConfig, resume: bool, main: bool) -> int:
-    """The step to start from: 0, or the latest checkpoint's when resuming (its training state restored). The
-    main process also trims or restarts metrics.jsonl to match and records the configuration."""
+    """The step to start from: 0, or the newest intact checkpoint's when resuming (its training state restored;
+    newer damaged ones are set aside with a warning, none intact is a CheckpointError). The main process also
+    trims or restarts metrics.jsonl to match and records the configuration."""
     metrics_path = out / "metrics.jsonl"
     start = 0
-    existing = checkpoint_dirs(out) if resume else []
-    if existing:
-        start = load_training_state(existing[-1], model, optimizer, generators, config)
-    _all_same_step(start)
+    chosen, damaged = resume_point(out) if resume else (None, [])
+    if chosen is None and damaged:
+        raise CheckpointError(f"no intact training state under {out / 'checkpoints'}: "
+                              + ", ".join(f"{folder.name} ({why})" for folder, why in damaged))
+    if chosen is not None:
+        start = load_training_state(chosen, model, optimizer, generators, config)
+    _all_same_step(start)  # with several processes, also: every rank has read its checkpoint before any rename
     if main:
-        if existing:
+        for folder, why in damaged:
+            kept = _set_aside(folder)
+            warnings.warn(f"{folder} is damaged ({why}); resuming from {chosen.name}, the damaged one is kept "
+                          f"as {kept}", stacklevel=3)
+        if chosen is not None:
             _trim_metrics(metrics_path, start)
         elif metrics_path.exists():
             metrics_path.unlink()  # a fresh run starts a fresh log
