@@ -125,9 +125,9 @@ def run_pretraining(corpus, config: TrainConfig, preset: str = "small", vocab_si
     if seq_len > context:
         raise ValueError(f"seq_len {seq_len} is above the {preset} preset's context of {context}")
     check_training_memory(shape, batch_size, seq_len, config, f"the {preset} preset")
+    train_docs, val_docs = split_documents(read_corpus(corpus), held_out_fraction, seed=split_seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train_docs, val_docs = split_documents(read_corpus(corpus), held_out_fraction, seed=split_seed)
     env = distributed.init_distributed(config.device, config.ddp_backend)
     with distributed.main_process_first():  # rank 0 trains and saves the tokenizer, the others load it
         tokenizer = _tokenizer_for_run(out, tokenizer_dir, list(train_docs.values()), vocab_size, context)

@@ -101,3 +101,17 @@ def test_the_training_estimate_counts_state_and_activations():
     assert estimate_training_memory(config, 64, 256).activation_bytes == 2 * full.activation_bytes
     # autocast keeps half the bytes a value, the logits excepted (fp32 for the loss)
     assert estimate_training_memory(config, 32, 256, activation_bytes=2).activation_bytes < full.activation_bytes
+
+
+def test_a_corpus_of_random_bytes_is_refused_naming_the_file(tmp_path, capsys):
+    import random
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("To be, or not to be: that is the question.\n" * 20)
+    (corpus / "noise.txt").write_bytes(random.Random(0).randbytes(20_000))
+    assert main(["train", "--data", str(corpus), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                 "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"corpus file {corpus / 'noise.txt'} is not UTF-8 text" in err
+    assert not (tmp_path / "run").exists()

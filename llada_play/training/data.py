@@ -29,6 +29,10 @@ def read_corpus(source: str | Path | list) -> dict[str, str]:
             raise DataError(f"corpus {path} does not exist")
         for f in files:
             text = f.read_text(encoding="utf-8", errors="replace")
+            broken = text.count("\ufffd")
+            if broken > max(10, len(text) // 100):  # a stray byte is replaced; a file of them is not text
+                raise DataError(f"corpus file {f} is not UTF-8 text: {broken:,} of {len(text):,} characters could "
+                                f"not be decoded (the first: {first_bad_byte(f)})")
             if text.strip():
                 texts[f.stem] = text
     if not texts:
