@@ -135,25 +135,28 @@ class DenoisingPlayer(StaticFallback, widgets.VBox):
 
 
 class PuzzleReplay(StaticFallback, widgets.VBox):
-    """Sudoku attempts side by side (grids as in the app's Puzzle tab), scrubbed or played with one step slider.
+    """Sudoku attempts side by side (grids as in the app's Puzzle tab), scrubbed or played with one step slider;
+    ``reveal`` marks wrong digits red from the step they are committed (so that a repair by token editing is
+    seen), not only at the end.
 
     Its display carries a static strip of the attempts as ``image/png`` too (plotly + kaleido), which is what a
     reader sees where widgets cannot run (GitHub, an HTML export)."""
 
-    def __init__(self, attempts: dict[str, Attempt], interval_ms: int = 300):
-        self.attempts = attempts
+    def __init__(self, attempts: dict[str, Attempt], interval_ms: int = 300, reveal: bool = False):
+        self.attempts, self.reveal = attempts, reveal  # reveal: wrong digits red from their commit on
         n = max(len(a.frames) for a in attempts.values()) - 1
         self.slider = widgets.IntSlider(value=n, min=0, max=n, description="step", layout=widgets.Layout(width="60%"))
         self.play = widgets.Play(value=0, min=0, max=n, interval=interval_ms, description="play")
         widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.grids = [widgets.HTML(attempt_html(a, title=name)) for name, a in attempts.items()]
+        self.grids = [widgets.HTML(attempt_html(a, title=name, reveal=reveal)) for name, a in attempts.items()]
         super().__init__([widgets.HBox([self.play, self.slider]), widgets.HBox(self.grids)])
         self.slider.observe(self._show, names="value")
 
     def _show(self, change) -> None:
         for grid, (name, attempt) in zip(self.grids, self.attempts.items()):
             last = len(attempt.frames) - 1
-            grid.value = attempt_html(attempt, step=None if change["new"] >= last else change["new"], title=name)
+            grid.value = attempt_html(attempt, step=None if change["new"] >= last else change["new"], title=name,
+                                      reveal=self.reveal)
 
     def static_figure(self):
-        return attempts_figure(self.attempts)
+        return attempts_figure(self.attempts, reveal=self.reveal)
