@@ -133,3 +133,112 @@ def test_puzzle_tab_fills_the_grid_live_in_the_browser(model_dir, tmp_path):
         page.get_by_text("contradictory givens: 1 appears twice in row 1").first.wait_for(timeout=30_000)
         page.get_by_role("button", name="New puzzle").click()
         page.wait_for_function("(el) => !el.value.startsWith('11')", arg=givens.element_handle(), timeout=30_000)
+
+
+def count_in_status(text: str, what: str) -> int:
+    """The number before ``what`` ("tokens remasked") in the page's text, 0 if it is not there."""
+    import re
+
+    found = re.search(rf"(\d+) {what}", text)
+    return int(found.group(1)) if found else 0
+
+
+def test_denoise_shows_a_revised_cell_with_its_history_in_the_browser():
+    """The shipped default model, every control as it is but ReMDM's "cap" remask at a low eta: the run ends
+    with a few cells outlined blue whose hover title tells what they were before, the status counts the
+    tokens sent back, and a scrubbed frame shows a cell sent back to the mask (dashed) while it waits."""
+    require_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_app() as url:
+        for width in (1400, 800):
+            with browser_page(width, 1000) as page:
+                page.goto(url)
+                open_tab(page, "Denoise")
+                page.get_by_label("Second thoughts: remask (ReMDM)").click()
+                page.get_by_role("option", name="cap", exact=True).click()
+                eta = page.get_by_label("number input for Remasking strength (eta)")
+                eta.fill("0.03")
+                eta.press("Enter")
+                assert page.get_by_label("range slider for Remasking strength (eta)").input_value() == "0.03"
+                page.get_by_role("button", name="Denoise", exact=True).click()
+                page.get_by_text("Done:").wait_for(timeout=120_000)
+                page.get_by_text("Step (scrub the recorded run)").wait_for(timeout=60_000)
+                page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+                status = page.get_by_text("Done:").inner_text()
+                assert status.startswith("Done: 64 steps") and count_in_status(status, "tokens remasked") > 0, status
+                canvas = page.locator(".lp-canvas").filter(visible=True)
+                revised = canvas.locator(".lp-tok.lp-revised")
+                assert 1 <= revised.count() < 64, f"{revised.count()} cells revised: some, not all, should be"
+                title = revised.first.get_attribute("title")
+                assert " sent back to the mask at step " in title, title
+                assert canvas.locator(".lp-mask").count() == 0
+                # the legend beside the canvas names the blue outline
+                legend = page.locator(".lp-legend").filter(visible=True)
+                assert legend.get_by_text("revised (hover: its history)").count() == 1
+                page.screenshot(path=str(ARTIFACTS / f"app-denoise-revised-{width}.png"), full_page=True)
+                revised.first.scroll_into_view_if_needed()
+                canvas.screenshot(path=str(ARTIFACTS / f"app-denoise-revised-canvas-{width}.png"))
+                # scrub back into the first block: a cell sent back to the mask and not yet filled again
+                frame = page.get_by_label("number input for Step (scrub the recorded run)")
+                for step in (16, 8, 24, 12, 20, 28, 4):
+                    before = canvas.inner_html()
+                    frame.fill(str(step))
+                    frame.press("Enter")
+                    page.wait_for_function(  # the scrubbed frame is drawn
+                        "before => [...document.querySelectorAll('.lp-canvas')].some("
+                        "c => c.offsetParent !== null && c.innerHTML != before)", arg=before, timeout=60_000)
+                    if canvas.locator(".lp-mask.lp-remasked").count():
+                        break
+                remasked = canvas.locator(".lp-mask.lp-remasked")
+                assert remasked.count() >= 1, "no cell waits sent back to the mask in the first block's frames"
+                assert " sent back to the mask at step " in remasked.first.get_attribute("title")
+                canvas.screenshot(path=str(ARTIFACTS / f"app-denoise-remasked-canvas-{width}.png"))
+
+
+def test_step_by_step_forks_a_run_and_runs_both_in_the_browser():
+    """The shipped default model, Step by step: three steps, a click on a masked cell shows its candidates, the
+    second one forks the run, and both branches run to the end, each with its text and its likelihood."""
+    require_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_app() as url:
+        for width in (1400, 800):
+            with browser_page(width, 1000) as page:
+                page.goto(url)
+                open_tab(page, "Step by step")
+                page.get_by_role("button", name="Start", exact=True).click()
+                page.get_by_text("Paused after step 1 ").wait_for(timeout=120_000)
+                for step in (2, 3):
+                    page.get_by_role("button", name="Next step").click()
+                    page.get_by_text(f"Paused after step {step} ").wait_for(timeout=120_000)
+                # a real click on a masked cell of the current block (its onclick fills the hidden position box)
+                cell = page.locator(".lp-canvas .lp-tok.lp-mask[onclick]").first
+                position = int(cell.get_attribute("data-pos"))
+                cell.click()
+                page.get_by_text(f"Candidates at position {position}").wait_for(timeout=60_000)
+                choices = page.get_by_role("radio").filter(visible=True)
+                choices.nth(1).wait_for(timeout=30_000)
+                assert choices.count() >= 2
+                second = choices.nth(1).evaluate("e => e.closest('label').innerText").strip()
+                choices.nth(1).check()
+                page.get_by_role("button", name="Fork with this candidate").click()
+                page.get_by_text(f"committed at position {position}.").wait_for(timeout=60_000)
+                page.get_by_role("button", name="Run both to the end").click()
+                page.get_by_text("Fork: log p(text | prompt) >= ").wait_for(timeout=120_000)
+                page.get_by_text("Main branch: log p(text | prompt) >= ").wait_for(timeout=60_000)
+                main_status = page.get_by_text("Main branch: log p(text | prompt) >= ").inner_text()
+                fork_status = page.get_by_text("Fork: log p(text | prompt) >= ").inner_text()
+                assert main_status.startswith("Finished after 64 steps") and " nats (" in main_status
+                # the hand-made commit fills one of the block's cells: its mask may leave a step early
+                assert fork_status.startswith(("Finished after 64 steps", "Finished after 63 steps")), fork_status
+                assert " nats (" in fork_status and fork_status != main_status
+                main_text = page.get_by_role("textbox", name="Text", exact=True).filter(visible=True).input_value()
+                fork_text = page.get_by_role("textbox", name="The fork's text").input_value()
+                assert main_text and fork_text and main_text != fork_text, (main_text, fork_text)
+                canvases = page.locator(".lp-canvas").filter(visible=True)
+                assert canvases.count() == 2
+                forked = canvases.nth(1).locator(f'[data-pos="{position}"]')
+                assert "lp-forced" in forked.get_attribute("class")  # the fork's hand-made commit, underlined
+                assert "lp-forced" not in canvases.nth(0).locator(f'[data-pos="{position}"]').get_attribute("class")
+                label = second.rsplit(" (", 1)[0].strip()  # "O  (0.03)": the page collapses the spaces
+                assert label in forked.get_attribute("title"), (label, forked.get_attribute("title"))
+                page.screenshot(path=str(ARTIFACTS / f"app-step-fork-{width}.png"), full_page=True)
