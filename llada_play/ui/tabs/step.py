@@ -12,7 +12,7 @@ from ...model.text import decode_generation, stop_token_ids
 from ..errors import shown_in_page
 from ..live import Stepper
 from ..registry import ModelRegistry
-from ..viz import PieceCache, record_canvas, token_text, trace_step_html
+from ..viz import CANVAS_LEGEND, PieceCache, record_canvas, token_text, trace_step_html
 from ..controls import Inputs, by_name
 from .denoise import prepare_run
 
@@ -180,25 +180,29 @@ def step_tab(registry: ModelRegistry, model_key: gr.State, prompt: Inputs) -> No
             next_button = gr.Button("Next step")
             finish_button = gr.Button("Run to the end")
             stop_button = gr.Button("Stop")
-        status = gr.Markdown("")
-        canvas = gr.HTML()
         position = gr.Textbox(elem_id=PICK_ID, label="position", container=False)
         with gr.Row():
             candidates = gr.Radio([], label="Candidates at the picked position (probability)", scale=3)
-            typed = gr.Textbox(label="...or any text (its first token)", scale=2)
-            with gr.Column(scale=1):
+            typed = gr.Textbox(label="...or any text (its first token)", scale=2, min_width=200)
+            with gr.Column(scale=1, min_width=200):
                 commit_button = gr.Button("Commit by hand")
                 fork_button = gr.Button("Fork with this candidate")
                 send_back_button = gr.Button("Send back to the mask")
-        text = gr.Textbox(label="Text", lines=3)
         gr.Markdown("**Fork**: pick a masked cell and a candidate, then *Fork*: a second branch of the paused run "
                     "gets that token, this one goes on as it is. *Run both to the end* finishes them and gives "
                     "each its likelihood under the model, so that you can read what the one choice changed.")
         fork_state = gr.State(None)
         both_button = gr.Button("Run both to the end")
-        fork_status = gr.Markdown("")
-        fork_canvas = gr.HTML()
-        fork_text = gr.Textbox(label="The fork's text", lines=3)
+        gr.HTML(CANVAS_LEGEND)
+        with gr.Row():  # the two branches side by side; on a narrow page the fork goes under the main one
+            with gr.Column(min_width=420):
+                status = gr.Markdown("")
+                canvas = gr.HTML()
+                text = gr.Textbox(label="Text", lines=3)
+            with gr.Column(min_width=420):
+                fork_status = gr.Markdown("")
+                fork_canvas = gr.HTML()
+                fork_text = gr.Textbox(label="The fork's text", lines=3)
     outputs = [stepper, status, canvas, text]
     fork_outputs = [fork_state, fork_status, fork_canvas, fork_text]
     start_button.click(*by_name(partial(start, registry), [model_key], prompt, [stepper]), outputs,
