@@ -57,6 +57,9 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="serving mode on loopback too (behind a reverse proxy, every visitor looks local)")
     parser.add_argument("--training-slots", type=int, default=1,
                         help="training runs (Quick SFT, reversal experiment) at once; the others queue (default 1)")
+    parser.add_argument("--max-queued-runs-per-login", type=int, default=1,
+                        help="in serving mode, Quick SFT runs one login may have queued or running at once; another "
+                             "is refused with a message in the page (default 1; without logins: per browser session)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--logits-hook", action="append", default=[], metavar="MODULE:FUNCTION",
                         help="a logits hook (a function (LogitsContext, logits) -> logits or None) applied to every "
@@ -91,9 +94,13 @@ def serving_options(parser: argparse.ArgumentParser, args) -> tuple[list[tuple[s
         parser.exit(2, f"app.py: {refusal}\n")
     if args.training_slots < 1:
         parser.error("--training-slots must be at least 1")
+    if args.max_queued_runs_per_login < 1:
+        parser.error("--max-queued-runs-per-login must be at least 1")
     serving = args.serving or not is_loopback(args.host)
-    return logins, ServingPolicy(serving=True, training_slots=args.training_slots) if serving else \
-        LOCAL if args.training_slots == 1 else ServingPolicy(training_slots=args.training_slots)
+    if not serving:
+        return logins, LOCAL if args.training_slots == 1 else ServingPolicy(training_slots=args.training_slots)
+    return logins, ServingPolicy(serving=True, training_slots=args.training_slots,
+                                 max_queued_runs_per_login=args.max_queued_runs_per_login)
 
 
 def logits_hooks(parser: argparse.ArgumentParser, names: list[str]) -> list:
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     registry = ModelRegistry(args.model, args.models_dir, trust_remote_code=args.trust_remote_code,
                              dtype=dtype_named(args.dtype, args.device), device=args.device, device_map=args.device_map,
                              sampler_threads=args.threads or sampling_threads(),
-                             logits_hooks=logits_hooks(parser, args.logits_hook))
+                             logits_hooks=logits_hooks(parser, args.logits_hook), serving=policy.serving)
     launch(build_app(registry, overrides, policy), args.host, args.port, logins, policy)
 
 

@@ -1,6 +1,8 @@
 """Serving a class (issue 17): the login, what a visitor may not reach, uploads, 16 students at once with the
-library's tokens, and runs that stop when their page goes away."""
+library's tokens, and runs that stop when their page goes away; issue 27: a visitor who has not logged in gets the
+login page and nothing else, the Model tab shows no server path, one Quick SFT run queued per login."""
 import json
+import re
 import subprocess
 import sys
 import time
@@ -11,15 +13,20 @@ import httpx
 import pytest
 import torch
 from gradio_client import Client, handle_file
+from gradio_client.utils import Status
 
 from llada_play.diffusion.sampler_config import INTERACTIVE
 from llada_play.diffusion.sampling import generate
-from llada_play.model.checkpoint import load_model
+from llada_play.model.checkpoint import DEFAULT_MODEL_DIR, SHIPPED_MODELS, CheckpointError, load_model
 from llada_play.model.text import decode_generation, encode_prompt
+from llada_play.ui.background import RunsPerLogin
+from llada_play.ui.registry import DEFAULT_KEY, ModelRegistry
 from llada_play.ui.serving import auth_refusal, is_loopback, parse_logins
 from tests.browser import ROOT, running_app
 
 LOGIN = ("teacher", "secret")
+STUDENT = ("student", "pw2")
+CLASS_MODEL = "class-run"  # a model the teacher put in the models folder (the shipped default, linked)
 # the Denoise tab's inputs: prompt, chat, pins, gen_length, steps, block_length, temperature, cfg, remasking,
 # threshold, seed (the page's defaults)
 DEFAULTS = ["Romeo.\n", False, "", INTERACTIVE.gen_length, INTERACTIVE.steps, INTERACTIVE.block_length,
@@ -63,10 +70,12 @@ def served(tmp_path_factory):
     """The app in serving mode (as on 0.0.0.0, but bound to loopback for the test) with a login, on the
     shipped default model, in float32: the students' runs share forward passes, and in bfloat16 a batch's
     rounding differs from one row's enough to flip near ties (on an AMX processor, 1 of 16 seeds did, with the
-    code before the step engine as after); in float32 each student gets the library's tokens exactly."""
+    code before the step engine as after); in float32 each student gets the library's tokens exactly. A second
+    login, and a model in the models folder."""
     models = tmp_path_factory.mktemp("models")
-    with running_app("--serving", "--auth", ":".join(LOGIN), "--models-dir", str(models),
-                     "--dtype", "float32") as url:
+    (models / CLASS_MODEL).symlink_to(DEFAULT_MODEL_DIR, target_is_directory=True)
+    with running_app("--serving", "--auth", ":".join(LOGIN), "--auth", ":".join(STUDENT), "--models-dir",
+                     str(models), "--dtype", "float32") as url:
         yield url
 
 
@@ -87,6 +96,70 @@ def test_a_request_without_the_login_is_refused(served):
                                                                "session_hash": "x"}, timeout=10)
     assert join.status_code in (401, 403)
     assert "Now:" in status(served)  # with the login, the same server answers
+
+
+# What a visitor who has not logged in must not learn: the endpoints, the models, the server's paths.
+SECRETS = ["denoise", "puzzle_solve", "quick_sft", "load_model", "named_endpoints", "Shakespeare", "Sudoku",
+           *SHIPPED_MODELS, CLASS_MODEL, str(ROOT), "/tmp/"]
+LOGGED_OUT_REFUSED = ["openapi.json", "gradio_api/openapi.json", "info", "gradio_api/info",
+                      "gradio_api/info?all_endpoints=True", "gradio_api/info?serialize=False", "config", "config/",
+                      "gradio_api/config", "gradio_api/runs", "gradio_api/user", "gradio_api/token",
+                      "gradio_api/app_id", "gradio_api/heartbeat/x", "gradio_api/queue/status", "monitoring",
+                      "gradio_api/file=README.md", "docs", "gradio_api/mcp/schema"]
+
+
+def test_a_visitor_who_has_not_logged_in_gets_the_login_page_and_nothing_else(served):
+    page = httpx.get(served, timeout=10)
+    assert page.status_code == 200 and "window.gradio_api_info = null;" in page.text
+    assert '"auth_required":true' in page.text
+    assert [word for word in SECRETS if word in page.text] == []
+    script = re.search(r'src="\./(assets/index-[^"]+\.js)"', page.text).group(1)
+    assert httpx.get(served + script, timeout=10).status_code == 200  # the login form still gets its scripts
+    answers = {path: httpx.get(served + path, timeout=10) for path in LOGGED_OUT_REFUSED}
+    assert {path: r.status_code for path, r in answers.items() if r.status_code not in (401, 404)} == {}
+    assert [(path, word) for path, r in answers.items() for word in SECRETS if word in r.text] == []
+    for path in ["gradio_api/upload", "gradio_api/run/denoise", "gradio_api/call/denoise", "gradio_api/cancel"]:
+        assert httpx.post(served + path, json={}, timeout=10).status_code == 401, path
+    # logged in, the API description is there for gradio_client (the other tests use it) but FastAPI's is not
+    cookies = login_cookies(served)
+    info = httpx.get(f"{served}gradio_api/info", cookies=cookies, timeout=10)
+    assert info.status_code == 200 and "/quick_sft" in info.json()["named_endpoints"]
+    assert httpx.get(f"{served}openapi.json", cookies=cookies, timeout=10).status_code == 404
+    assert "gradio_api_info = {" in httpx.get(served, cookies=cookies, timeout=10).text
+
+
+def test_served_the_registry_names_models_and_shows_no_server_path(tmp_path):
+    (tmp_path / "app-sft" / "20250101-120000" / "final").mkdir(parents=True)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    (tmp_path / "app-sft" / "20250101-120000" / "config.json").write_text("{}")
+    served = ModelRegistry(None, str(tmp_path), serving=True)
+    assert served.choices() == [DEFAULT_KEY, *SHIPPED_MODELS, "app-sft/20250101-120000", "broken"]
+    assert served.key_of(tmp_path / "app-sft" / "20250101-120000" / "final") == "app-sft/20250101-120000/final"
+    assert served.path_of("app-sft/20250101-120000/final") == str(tmp_path / "app-sft" / "20250101-120000" / "final")
+    assert served.path_of("../etc") == "../etc"  # never a directory outside the models folder
+    with pytest.raises(CheckpointError) as err:
+        served.get("broken")
+    assert "broken/config.json" in str(err.value) and str(tmp_path) not in str(err.value)
+    assert str(tmp_path) not in served.describe("broken") and "broken/config.json" in served.describe("broken")
+    local = ModelRegistry(None, str(tmp_path))  # on loopback: paths, as before
+    assert local.choices()[-1] == str(broken) and local.key_of(broken) == str(broken)
+
+
+def test_logged_in_the_model_tab_names_models_and_shows_no_server_path(served):
+    config = httpx.get(f"{served}config", cookies=login_cookies(served), timeout=10)
+    assert config.status_code == 200
+    dropdown = next(c["props"] for c in config.json()["components"]
+                    if c.get("props", {}).get("label") == "Model" and "choices" in c["props"])
+    names = [choice[1] for choice in dropdown["choices"]]
+    assert names == [DEFAULT_KEY, *SHIPPED_MODELS, CLASS_MODEL]
+    assert str(ROOT) not in config.text and "/tmp/" not in config.text and "/work/" not in config.text
+    for key in [CLASS_MODEL, "Sudoku 6x6, diffusion (seed 0)", DEFAULT_KEY]:
+        description, loaded = client(served).predict(key, api_name="/load_model")
+        assert f"`{key}`" in description and f"Loaded `{key}`" in loaded
+        for text in (description, loaded):
+            assert str(ROOT) not in text and "llada_play/" not in text and "/tmp/" not in text, text
 
 
 @pytest.mark.parametrize("key", ["../../../../etc/passwd", "/etc", "/root", str(ROOT / "llada_play" / "default_model"),
@@ -196,3 +269,67 @@ def test_a_student_who_leaves_mid_run_frees_the_slot(served, leave):
                     break  # the first streamed step arrived: now the browser goes away
     assert runs_now(served) <= 1
     assert wait_for_no_runs(served, timeout=5) < 5
+
+
+def test_runs_per_login_counts_queued_running_and_just_admitted_runs():
+    runs = RunsPerLogin(1)
+    first, second, other = object(), object(), object()
+    assert runs.admit("ann", first, [])
+    assert not runs.admit("ann", second, [])  # sent at once: the first is not in the queue yet
+    assert runs.admit("bob", other, [])
+    assert not runs.admit("ann", second, [("ann", first)])  # queued or running
+    runs.started(first)
+    assert runs.admit("ann", second, [])  # the first is over (no longer in the queue)
+    runs.SHOWS_UP_S = 0.0
+    assert runs.admit("bob", object(), [])  # bob's first went away before it was seen queued
+    assert RunsPerLogin(2).admit("ann", second, [("ann", first)])
+
+
+def sft_rows(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"{i}+1=", "response": str(i + 1)}) + "\n" for i in range(8)))
+    return rows
+
+
+def quick_sft_index(url, cookies) -> int:
+    config = httpx.get(f"{url}config", cookies=cookies, timeout=10).json()
+    return next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "quick_sft")
+
+
+def wait_for_status(job, codes, timeout=60.0) -> None:
+    start = time.monotonic()
+    while job.status().code not in codes:
+        assert time.monotonic() - start < timeout, job.status()
+        time.sleep(0.1)
+
+
+def test_a_login_has_one_quick_sft_run_queued_at_a_time(served, tmp_path):
+    """The teacher's run trains; the teacher's second request is refused at once with one line (the page shows it
+    as an error), while a student still queues one behind it; both cancelled, each login may start again."""
+    rows = handle_file(str(sft_rows(tmp_path)))
+    teacher, student = client(served), Client(served, auth=STUDENT, verbose=False)
+    running = teacher.submit(rows, 10, 1e-3, 4, 0, api_name="/quick_sft")
+    wait_for_status(running, {Status.ITERATING})
+    cookies = login_cookies(served)
+    payload = {"data": [None, None, 10, 1e-3, 4, 0, None], "fn_index": quick_sft_index(served, cookies),
+               "session_hash": uuid.uuid4().hex, "event_data": None, "trigger_id": None}
+    again = httpx.post(f"{served}gradio_api/queue/join", json=payload, cookies=cookies, timeout=10)
+    assert again.status_code == 400
+    assert "You already have a Quick SFT run queued or running" in again.json()["detail"]
+    with pytest.raises(Exception, match="400"):
+        teacher.predict(rows, 10, 1e-3, 4, 0, api_name="/quick_sft")
+    queued = student.submit(rows, 10, 1e-3, 4, 0, api_name="/quick_sft")
+    wait_for_status(queued, {Status.IN_QUEUE})  # behind the teacher's run: one training slot
+    queued.cancel()
+    running.cancel()
+    start = time.monotonic()
+    while " 0 training runs" not in status(served):
+        assert time.monotonic() - start < 60, status(served)
+        time.sleep(0.2)
+    time.sleep(RunsPerLogin.SHOWS_UP_S)  # the student's run was cancelled before any request saw it queued
+    bad = tmp_path / "wrong.jsonl"
+    bad.write_text('{"question": "a"}\n')
+    for login in (teacher, student):  # admitted again: the handler itself answers
+        with pytest.raises(Exception, match="wrong.jsonl, line 1: missing or empty prompt"):
+            login.predict(handle_file(str(bad)), 10, 1e-3, 4, 0, api_name="/quick_sft")
+    assert " 0 training runs" in status(served)

@@ -5,7 +5,7 @@ import gradio as gr
 
 from .controls import CONFIG_FIELDS, Inputs
 from .registry import DEFAULT_KEY, ModelRegistry
-from .serving import LOCAL, ServingPolicy
+from .serving import LOCAL, ServingPolicy, server_options
 from .tabs.chat import chat_tab
 from .tabs.compare import compare_tab
 from .tabs.denoise import denoise_tab
@@ -46,9 +46,12 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None,
 def launch(demo: gr.Blocks, host: str, port: int, logins: list[tuple[str, str]] | None = None,
            policy: ServingPolicy = LOCAL) -> None:
     """Serve the page (blocks until stopped); errors are shown in the page; ``logins``: (user, password) pairs
-    that may log in (None: no login)."""
-    demo.queue(default_concurrency_limit=2)
+    that may log in (None: no login). Served to a class, every event goes through the queue (gradio's direct
+    /gradio_api/run/... routes would skip the training slots and the per-login limit) and a visitor who has not
+    logged in gets only the login page (:func:`.serving.server_options`)."""
+    demo.queue(default_concurrency_limit=2, api_open=not policy.serving)
     # one worker thread per waiting Denoise session, and room for the other tabs
     demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=HEAD,
                 css=f"{CSS}\n{PUZZLE_CSS}", show_error=True, auth=logins or None,
-                max_file_size=policy.max_upload_bytes, max_threads=policy.denoise_sessions + 40)
+                max_file_size=policy.max_upload_bytes, max_threads=policy.denoise_sessions + 40,
+                **server_options(policy, logins))

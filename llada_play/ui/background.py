@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -95,3 +96,40 @@ def request_cancel(cancel: Cancel | None) -> None:
     """What a Cancel button does: nothing when no run is going."""
     if cancel is not None:
         cancel.set()
+
+
+class RunsPerLogin:
+    """At most ``limit`` runs queued or running per login, so that one student cannot fill the training slots
+    a class shares.
+
+    What is queued or running is read from the server's queue at each request (``queued``); a run admitted a
+    moment ago counts too until it shows up there or starts, so two requests sent at once are both counted."""
+
+    # How long an admitted run counts by itself, before it is among those queued or running: it joins the queue
+    # within milliseconds; one cancelled before the next request looked at the queue holds its login this long.
+    SHOWS_UP_S = 2.0
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._admitted: list[tuple[str, object, float]] = []  # (login, request, when)
+
+    def admit(self, login: str, request: object, queued: list[tuple[str, object]]) -> bool:
+        """Whether ``login`` may queue one more run (then it counts from now on). ``queued``: (login, request)
+        of each run queued or running now; ``request`` names this one (the same object is its ``queued``
+        entry once the run is queued)."""
+        now = time.monotonic()
+        with self._lock:
+            self._admitted = [(who, req, when) for who, req, when in self._admitted
+                              if now - when < self.SHOWS_UP_S and not any(req is r for _, r in queued)]
+            held = sum(who == login for who, _ in queued) + sum(who == login for who, _, _ in self._admitted)
+            if held >= self.limit:
+                return False
+            self._admitted.append((login, request, now))
+            return True
+
+    def started(self, request: object) -> None:
+        """The admitted run of ``request`` has started: from now on it counts as running (in ``queued``), or once
+        over not at all."""
+        with self._lock:
+            self._admitted = [entry for entry in self._admitted if entry[1] is not request]

@@ -1,6 +1,7 @@
 """The models the app has loaded, shared by every session; each session picks one by key."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import torch
 from ..diffusion.shared_sampler import SharedSampler
 from ..model.adapters import as_denoiser
 from ..model.checkpoint import SHIPPED_MODELS, CheckpointError, default_model_path, load_model
-from .paths import RUNS_DIR
+from .paths import ROOT, RUNS_DIR
 
 DEFAULT_KEY = "shipped default"
 
@@ -21,13 +22,16 @@ class ModelRegistry:
     A key is :data:`DEFAULT_KEY` (the ``default`` directory, else the shipped default model), the name of a
     shipped model (:data:`~llada_play.model.checkpoint.SHIPPED_MODELS`), or a model directory (or cached hub id):
     every model the app uses, those the Reversal tab trains included, is loaded here once (a directory reached by
-    two keys, e.g. a shipped model's name and its path, is loaded once).
+    two keys, e.g. a shipped model's name and its path, is loaded once). Served to a class (``serving``), a model
+    directory under the models folder is keyed by its name there (``app-sft/20250101-120000/final``) and neither
+    the keys, the descriptions nor the refusals show a server path.
     """
 
     def __init__(self, default: str | None, models_dir: str | None, trust_remote_code: bool = False,
                  dtype: torch.dtype | None = torch.float32, device: str = "cpu", device_map: str | None = None,
-                 sampler_threads: int | None = None, logits_hooks=()):
+                 sampler_threads: int | None = None, logits_hooks=(), serving: bool = False):
         self.default = default
+        self.serving = serving
         self.logits_hooks = list(logits_hooks)  # applied to every run the app's sampling tabs start
         self.sampler_threads = sampler_threads  # the shared samplers' torch threads (None: the process's)
         self.trust_remote_code = trust_remote_code
@@ -43,14 +47,41 @@ class ModelRegistry:
         if self.models_dir and self.models_dir.is_dir():
             found = {p.parent for p in self.models_dir.glob("*/config.json")}
             found |= {p.parent for p in self.models_dir.glob("*/*/config.json")}
-            keys += sorted(str(p) for p in found)
+            keys += sorted(self.key_of(p) for p in found)
         return keys
+
+    def key_of(self, path: str | Path) -> str:
+        """The key of a model directory: its path, or when served to a class its name under the models folder
+        (a directory elsewhere keeps its path)."""
+        if self.serving and self.models_dir:
+            try:
+                return Path(os.path.abspath(path)).relative_to(os.path.abspath(self.models_dir)).as_posix()
+            except ValueError:
+                pass
+        return str(path)
 
     def path_of(self, key: str) -> str | None:
         """The directory (or hub id) of a key; None for the shipped default when no ``default`` was given."""
         if key == DEFAULT_KEY:
             return self.default
-        return str(SHIPPED_MODELS[key]) if key in SHIPPED_MODELS else key
+        if key in SHIPPED_MODELS:
+            return str(SHIPPED_MODELS[key])
+        if self.serving and self.models_dir and not Path(key).is_absolute() and ".." not in Path(key).parts:
+            if (self.models_dir / key).is_dir():  # a name under the models folder
+                return str(self.models_dir / key)
+        return key
+
+    def without_paths(self, text: str) -> str:
+        """``text`` with the models folder and the project's directory cut from the paths it names, when served
+        to a class (a refusal then names ``app-sft/.../config.json``, not where the server keeps it)."""
+        if not self.serving:
+            return text
+        bases = {str(ROOT), str(ROOT.resolve())}
+        if self.models_dir:
+            bases |= {str(self.models_dir), os.path.abspath(self.models_dir), str(self.models_dir.resolve())}
+        for base in sorted(bases, key=len, reverse=True):
+            text = text.replace(base.rstrip("/") + "/", "")
+        return text
 
     def _cache_key(self, key: str) -> str:
         """One entry per directory, whichever key reaches it."""
@@ -64,8 +95,13 @@ class ModelRegistry:
         with self._lock:
             cache_key = self._cache_key(key)
             if cache_key not in self._loaded:
-                model, tokenizer = load_model(self.path_of(key), trust_remote_code=self.trust_remote_code,
-                                              **self.load_options)
+                try:
+                    model, tokenizer = load_model(self.path_of(key), trust_remote_code=self.trust_remote_code,
+                                                  **self.load_options)
+                except ValueError as err:  # CheckpointError, or a model too large for this machine
+                    if not self.serving:
+                        raise
+                    raise CheckpointError(self.without_paths(str(err))) from err
                 if tokenizer is None:
                     raise CheckpointError(f"{key} has no tokenizer: the app needs text in and out")
                 self._loaded[cache_key] = (model, tokenizer)
@@ -100,7 +136,8 @@ class ModelRegistry:
         try:
             model, _ = self.get(key)
         except ValueError as err:  # CheckpointError, or a model too large for this machine
-            return f"**No model loaded** ({err}). Train one with `llada-play train` or pick another."
+            return (f"**No model loaded** ({self.without_paths(str(err))}). Train one with `llada-play train` or "
+                    "pick another.")
         n = sum(p.numel() for p in model.parameters()) / 1e6
         kind = "causal (autoregressive)" if getattr(model.config, "causal", False) else "masked diffusion"
         denoiser = as_denoiser(model)
@@ -108,7 +145,7 @@ class ModelRegistry:
         family = f"{layout} checkpoint read natively" if layout else f"{denoiser.family.name} family"
         name = self.shipped_name(key)
         label = f"`{key}`" if name in (None, key) else f"`{key}` = **{name}**"
-        where = f", in `{self.path_of(key)}`" if key in SHIPPED_MODELS else ""
+        where = f", in `{self.path_of(key)}`" if key in SHIPPED_MODELS and not self.serving else ""
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         return (f"Model: {label} ({n:.1f}M parameters, {kind}, {family}, mask id {denoiser.mask_id}, {dtype}"
                 f"{where})")

@@ -6,15 +6,20 @@ visitors look local, so sessions are not told apart by address): a login is requ
 given, models come only from the teacher's list (the shipped models and the models folder: no typed paths or
 hub ids, so ``--trust-remote-code`` reaches only checkpoints the teacher put there), recorded results only from
 the listed files, uploads are capped and checked, and training runs (Quick SFT, the reversal experiment) take
-turns through ``training_slots`` with the queue position shown.
+turns through ``training_slots`` with the queue position shown, each login queueing at most
+``max_queued_runs_per_login`` Quick SFT runs. A visitor who has not logged in gets the login page and nothing else
+(:class:`LoggedOutGate`): no description of the API, no model or file names.
 """
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection
 
 from ..training.data import DataError, load_sft_rows
 
@@ -67,6 +72,7 @@ class ServingPolicy:
     training_slots: int = 1  # training runs at once (each uses every core); the others queue
     max_upload_bytes: int = 2 * 2**20
     denoise_sessions: int = 64  # Denoise runs at once: they share the model's forward passes and mostly wait
+    max_queued_runs_per_login: int = 1  # Quick SFT runs one login may have queued or running (serving mode)
 
     def allow_model(self, key: str, listed: list[str]) -> None:
         """Refuse a model that is not on the teacher's list, in serving mode."""
@@ -101,3 +107,109 @@ def checked_upload(path: Path, max_bytes: int) -> Path:
     except (DataError, ValueError) as err:
         raise gr.Error(str(err).replace(str(path), path.name)) from None
     return path
+
+
+# What a visitor who has not logged in may fetch: the login page itself (stripped of the API description gradio
+# puts in it), its scripts, styles and icons, and the login form's POST. gradio's launch asks for startup-events
+# itself, without a login.
+LOGGED_OUT_PATHS = {"/", "/login", "/login/", "/favicon.ico", "/theme.css", "/gradio_api/theme.css",
+                    "/manifest.json", "/robots.txt", "/gradio_api/startup-events"}
+LOGGED_OUT_PREFIXES = ("/assets/", "/static/", "/svelte/")
+PAGE_API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.S)
+NOT_LOGGED_IN = b'{"detail":"Not authenticated"}'
+
+
+class LoggedOutGate:
+    """ASGI middleware of a served app with logins: a visitor who has not logged in gets the login page and
+    nothing else. gradio embeds the API description (every endpoint, its parameters and defaults, the model
+    and results names among them) in every page it serves, the login page included, and FastAPI answers
+    /openapi.json; here the page's copy is blanked and every other route answers 401 until the login."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket") or logged_in(scope):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        root = scope.get("root_path") or ""
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        elif path == "/" and scope["method"] != "HEAD":  # HEAD sends no body
+            await self.app(scope, receive, without_api_info(send))
+        elif path in LOGGED_OUT_PATHS or path.startswith(LOGGED_OUT_PREFIXES):
+            await self.app(scope, receive, send)
+        else:
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(NOT_LOGGED_IN)).encode())]})
+            await send({"type": "http.response.body", "body": NOT_LOGGED_IN})
+
+
+def logged_in(scope) -> bool:
+    """Whether the request carries a login of the gradio app serving it (as gradio's own check reads it)."""
+    app = scope.get("app")
+    if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
+        return True  # no login asked for (--no-auth)
+    cookies = HTTPConnection(scope).cookies
+    token = cookies.get(f"access-token-{app.cookie_id}") or cookies.get(f"access-token-unsecure-{app.cookie_id}")
+    return token is not None and app.tokens.get(token) is not None
+
+
+def without_api_info(send):
+    """``send`` for the page: its body collected, the embedded API description replaced by null (the login
+    form needs none); a page that would still carry one is not sent at all."""
+    start, body = None, b""
+
+    async def page_send(message) -> None:
+        nonlocal start, body
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        page = PAGE_API_INFO.sub(b"window.gradio_api_info = null;</script>", body)
+        if b"named_endpoints" in page:  # gradio changed how it embeds the description: send nothing
+            start, page = {**start, "status": 500}, b"the login page is not available"
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(page)).encode())]})
+        await send({"type": "http.response.body", "body": page})
+
+    return page_send
+
+
+def server_options(policy: ServingPolicy, logins: list[tuple[str, str]] | None) -> dict:
+    """gradio launch options beyond the defaults, in serving mode: no FastAPI schema at /openapi.json, and with
+    logins, nothing for a visitor who has not logged in but the login page."""
+    if not policy.serving:
+        return {}
+    app_kwargs: dict = {"openapi_url": None}
+    if logins:
+        app_kwargs["middleware"] = [Middleware(LoggedOutGate)]
+    return {"app_kwargs": app_kwargs}
+
+
+def login_of(request: gr.Request | None) -> str | None:
+    """Who sent a request: the login, or the browser session where the app asks for none; None outside a
+    request (a direct call)."""
+    if request is None or getattr(request, "request", None) is None:
+        return None
+    return request.username or f"session {request.session_hash}"
+
+
+def queued_runs(request: gr.Request, api_name: str) -> list[tuple[str, object]]:
+    """(login, request) of every run of the endpoint ``api_name`` queued or running in the app's queue now.
+    gradio has no public call for it: this reads its queue (waiting events per concurrency id, and the jobs
+    running), and fails loudly if those are gone."""
+    queue = request.request.app.get_blocks()._queue
+    waiting = [event for group in queue.event_queue_per_concurrency_id.values() for event in group.queue]
+    running = [event for job in queue.active_jobs if job for event in job]
+    return [(event.username or f"session {event.session_hash}", event.request) for event in waiting + running
+            if event.fn.api_name == api_name]

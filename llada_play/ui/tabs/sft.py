@@ -2,19 +2,19 @@
 the session's model."""
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
 
 from ...model.checkpoint import default_model_path
-from ..background import Cancel, Finished, Report, request_cancel, run_in_background
+from ..background import Cancel, Finished, Report, RunsPerLogin, request_cancel, run_in_background
 from ..errors import shown_in_page
 from ..paths import SFT_TRAIN_FILE, TASK_FILE
 from ..registry import ModelRegistry
-from ..serving import LOCAL, TRAINING, ServingPolicy, checked_upload
+from ..serving import LOCAL, TRAINING, ServingPolicy, checked_upload, login_of, queued_runs
 
 EVAL_ROWS = 40
+API_NAME = "quick_sft"
 
 
 def loss_figure(losses: list[float]):
@@ -62,7 +62,7 @@ def sft_work(registry: ModelRegistry, key: str, file, steps: int, lr: float, bat
 
 def finished_view(registry: ModelRegistry, summary: dict, losses: list[float], cancelled: bool) -> tuple:
     """(model key, cancel, status, plot, model info) once training is over: the session now uses its model."""
-    new_key = summary["final_model"]
+    new_key = registry.key_of(summary["final_model"])
     registry.get(new_key)
     note = ""
     if "held_out_accuracy" in summary:
@@ -96,6 +96,18 @@ def quick_sft(registry: ModelRegistry, policy: ServingPolicy, key: str, file, st
         cancel.set()  # nobody is watching any more (or it is over): never train on for nobody
 
 
+def admit_run(runs: RunsPerLogin | None, request: gr.Request | None) -> None:
+    """Refuse, in one line in the page, a run past its login's limit of Quick SFT runs queued or running (served
+    to a class: ``runs``); called before the run joins the queue."""
+    login = login_of(request)
+    if runs is None or login is None:
+        return
+    if not runs.admit(login, request.request, queued_runs(request, API_NAME)):
+        held = "a Quick SFT run" if runs.limit == 1 else f"{runs.limit} Quick SFT runs (the most one login may)"
+        raise gr.Error(f"You already have {held} queued or running: wait until it ends, or cancel it, before "
+                       "starting another.", print_exception=False)
+
+
 def cancel_sft(cancel: Cancel | None) -> str:
     request_cancel(cancel)
     return "Cancelling after the current step..."
@@ -104,7 +116,21 @@ def cancel_sft(cancel: Cancel | None) -> str:
 def sft_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdown,
             policy: ServingPolicy = LOCAL) -> None:
     """Build the tab and wire it; a finished run switches the session's model and its description. Runs take
-    turns with the other training runs (``policy.training_slots`` at once, the queue position shown)."""
+    turns with the other training runs (``policy.training_slots`` at once, the queue position shown); served to a
+    class, each login may have ``policy.max_queued_runs_per_login`` of them queued or running."""
+    runs = RunsPerLogin(policy.max_queued_runs_per_login) if policy.serving else None
+
+    def admit(_key, _file, _steps, _lr, _batch, _lora, _running, request: gr.Request) -> tuple:
+        """gradio calls it with the run's inputs before the run joins the queue; it answers for each input."""
+        admit_run(runs, request)
+        return (gr.validate(True, ""),) * 7
+
+    def fine_tune(key, file, steps, lr, batch, lora, running, request: gr.Request):
+        """Fine-tune the session's model on the uploaded rows (or the shipped arithmetic set), streaming the loss."""
+        if runs is not None:
+            runs.started(request.request)
+        yield from quick_sft(registry, policy, key, file, steps, lr, batch, lora, running)
+
     with gr.Tab("Quick SFT"):
         gr.Markdown("Fine-tune the current model on a small JSONL file (rows with `prompt`/`response` or chat "
                     f"`messages`, at most {policy.max_upload_bytes / 2**20:.0f} MB), or on the shipped arithmetic set, "
@@ -123,7 +149,7 @@ def sft_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdow
         status = gr.Markdown("")
         plot = gr.Plot(label="Training loss")
         cancel = gr.State(None, delete_callback=request_cancel)  # a session that ends stops its run
-    go.click(partial(quick_sft, registry, policy), [model_key, upload, steps, lr, batch, lora, cancel],
-             [model_key, cancel, status, plot, model_info], api_name="quick_sft",
+    go.click(fine_tune, [model_key, upload, steps, lr, batch, lora, cancel],
+             [model_key, cancel, status, plot, model_info], api_name=API_NAME, validator=admit,
              concurrency_limit=policy.training_slots, concurrency_id=TRAINING)
     cancel_button.click(cancel_sft, [cancel], [status], api_name="cancel_sft")
