@@ -37,11 +37,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(*args: str, timeout: float = 120):
-    """Start app.py on a free port; yield its URL; stop it by PID."""
+def running_app(*args: str, timeout: float = 120, log_path: Path | None = None):
+    """Start app.py on a free port; yield its URL; stop it by PID. ``log_path``: where its output goes (else
+    .pytest_cache/app-PORT.log where that folder exists)."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    log = open(ROOT / ".pytest_cache" / f"app-{port}.log", "w") if (ROOT / ".pytest_cache").exists() else subprocess.DEVNULL
+    if log_path is None and (ROOT / ".pytest_cache").exists():
+        log_path = ROOT / ".pytest_cache" / f"app-{port}.log"
+    log = open(log_path, "w") if log_path is not None else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

@@ -28,6 +28,9 @@ def chat_turn(registry: ModelRegistry, key: str, message: str, history: list[dic
     if not message or not message.strip():
         raise gr.Error("the message is empty")
     history = list(history or [])
+    for i, turn in enumerate(history, 1):  # what arrives over HTTP need not be what the page wrote
+        if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant", "system"):
+            raise gr.Error(f"message {i} of the conversation has no role user, assistant or system")
     shown = history + [{"role": "user", "content": message}]
     messages = [{"role": m["role"], "content": plain(m["content"])} for m in shown]
     with shown_in_page():

@@ -195,8 +195,8 @@ def ask_both(registry: ModelRegistry, results: dict | None, question: str, expec
         pair = trained_models(registry, results)
         diffusion, tokenizer = pair["diffusion"]
         ids = question_ids(tokenizer, question)
-    ar_answer = ((answer(pair["autoregressive"][0], tokenizer, question) or EMPTY_ANSWER)
-                 if "autoregressive" in pair else "n/a")
+        ar_answer = ((answer(pair["autoregressive"][0], tokenizer, question) or EMPTY_ANSWER)
+                     if "autoregressive" in pair else "n/a")
     pieces, confidences, eos, canvas = PieceCache(tokenizer), {}, stop_token_ids(tokenizer), ""
     waiting, text = gr.update(value=None, label=RANKING_LABEL), ""
     for item in stream(diffusion, ids, answer_config(), tokenizer, record_trace=False):
