@@ -115,3 +115,41 @@ def test_a_corpus_of_random_bytes_is_refused_naming_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and f"corpus file {corpus / 'noise.txt'} is not UTF-8 text" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_config_that_is_not_utf8_is_refused_naming_the_file(model_dir, capsys):
+    from pathlib import Path
+
+    config = Path(model_dir) / "config.json"
+    config.write_bytes(b'{"model_type": "\xff"}')
+    assert main([*SAMPLE, "--model", model_dir, "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"llada-play: error: {config} is not UTF-8 text (byte 0xff at offset 16)"
+
+
+def test_the_app_refuses_what_the_sliders_would_not_send_over_raw_http():
+    """NaN in the temperature or CFG slot, a null prompt: refused by the library's own checks in one line (the
+    sliders' range check lets NaN through), not "Done" over all-pad text."""
+    import json
+
+    import httpx
+
+    from tests.browser import running_app
+
+    def denoise(url, data):
+        body = json.dumps({"data": data})  # json.dumps writes NaN as the JavaScript literal, as a raw client may
+        event = httpx.post(f"{url}gradio_api/call/denoise", content=body, timeout=30,
+                           headers={"content-type": "application/json"}).json()["event_id"]
+        with httpx.stream("GET", f"{url}gradio_api/call/denoise/{event}", timeout=120) as stream:
+            return "".join(stream.iter_text())
+
+    defaults = ["Romeo.\n", False, "", 16, 16, 16, 1.0, 0.0, "low_confidence", 0.0, 0, "", "off", 0.05, 0]
+    with running_app("--dtype", "float32") as url:
+        for slot, value, message in [(6, float("nan"), "temperature must be a finite number, got nan"),
+                                     (7, float("nan"), "cfg_scale must be a finite number, got nan"),
+                                     (7, float("inf"), "Value inf is greater than maximum value 5"),  # the slider's
+                                     (0, None, "the prompt must be text, got NoneType")]:
+            data = list(defaults)
+            data[slot] = value
+            answer = denoise(url, data)
+            assert "event: error" in answer and message in answer, answer

@@ -159,8 +159,11 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     if not config_file.exists():
         raise CheckpointError(f"{config_file} is missing")
     try:
-        raw = json.loads(config_file.read_text())
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
         auto_map = raw.get("auto_map") or {}
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{config_file} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                              f"{err.start})") from err
     except (json.JSONDecodeError, AttributeError) as err:
         raise CheckpointError(f"{config_file} cannot be read: {err}") from err
     layout = layout_of(raw) if native else None
