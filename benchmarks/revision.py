@@ -65,6 +65,7 @@ from llada_play.experiments.puzzle import (PuzzleConfig, Solved, decode_grids, e
 from llada_play.experiments.reversal import left_padded
 from llada_play.model.checkpoint import DEFAULT_AR_MODEL_DIR, PUZZLE_MODELS_DIR, load_model
 from llada_play.model.text import stop_token_ids
+from llada_play.ui.revision_chart import revision_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 PUZZLE_RESULTS = ROOT / "data" / "puzzle" / "results.json"
@@ -557,75 +558,6 @@ def text_table(text: dict) -> str:
     return "\n".join(lines)
 
 
-SERIES = {  # the chart's series: colour, marker, whether the points are joined (a sweep of one knob)
-    "fixed steps (3, 6, 11, 22)": ("#000000", "circle", True),
-    "confidence threshold": ("#4c78a8", "square", True),
-    "EB-sampler (entropy bound)": ("#f58518", "diamond", True),
-    "ReMDM cap": ("#54a24b", "triangle-up", False),
-    "ReMDM rescale": ("#2f6b29", "triangle-down", False),
-    "ReMDM conf": ("#e45756", "triangle-left", False),
-    "ReMDM loop": ("#b279a2", "triangle-right", False),
-    "token editing (with steps, threshold or EB)": ("#9d755d", "x", False),
-    "ReMDM conf + editing": ("#bab0ac", "star", False),
-    "editing model: fixed steps": ("#17becf", "circle-open", True),
-    "editing model: threshold or EB": ("#17becf", "square-open", False),
-    "editing model: with token editing": ("#0b6e78", "cross", False),
-}
-
-
-def series_of(row: dict) -> str:
-    o = row["options"]
-    if row["model"] == "editing":
-        if "edit_threshold" in o:
-            return "editing model: with token editing"
-        return "editing model: fixed steps" if set(o) == {"steps"} else "editing model: threshold or EB"
-    if "remask" in o:
-        return "ReMDM conf + editing" if "edit_threshold" in o else f"ReMDM {o['remask']}"
-    if "edit_threshold" in o:
-        return "token editing (with steps, threshold or EB)"
-    if "entropy_bound" in o:
-        return "EB-sampler (entropy bound)"
-    return "confidence threshold" if "threshold" in o else "fixed steps (3, 6, 11, 22)"
-
-
-def figure(sudoku: dict):
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    groups: dict[str, list[dict]] = {name: [] for name in SERIES}
-    for r in sudoku["rows"]:
-        groups[series_of(r)].append(r)
-    for name, rows in groups.items():
-        if not rows:
-            continue
-        colour, marker, joined = SERIES[name]
-        rows = sorted(rows, key=lambda r: r["passes_mean"])
-        fig.add_trace(go.Scatter(
-            x=[r["passes_mean"] for r in rows], y=[100 * r["solved"] for r in rows], name=name,
-            mode="lines+markers" if joined else "markers",
-            marker=dict(color=colour, symbol=marker, size=11, line=dict(width=1.5, color=colour)),
-            line=dict(color=colour, width=2),
-            error_y=dict(type="data", array=[100 * r["solved_se"] for r in rows], thickness=1, width=3),
-            hovertext=[r["key"] for r in rows]))
-    fig.add_shape(type="rect", x0=1, x1=8, y0=93, y1=100, line=dict(color="#2ca02c", dash="dash"),
-                  fillcolor="rgba(44,160,44,0.10)")
-    fig.add_annotation(x=math.log10(1.3), y=97.5, xanchor="left", text="target: >= 93% solved in <= 8 passes",
-                       showarrow=False, font=dict(size=14, color="#2ca02c"))
-    best = [r for r in sudoku["rows"] if r["passes_mean"] <= 9]
-    for k, r in enumerate(sorted(best, key=lambda r: -r["solved"])[:2]):  # the nearest misses, named
-        fig.add_annotation(x=math.log10(r["passes_mean"]), y=100 * r["solved"], ax=140, ay=110 + 60 * k,
-                           text=f"{r['key']}: {100 * r['solved']:.1f}% in {r['passes_mean']:.1f}",
-                           font=dict(size=13), arrowhead=2, bgcolor="rgba(255,255,255,0.85)")
-    fig.update_layout(title=dict(text=f"6x6 Sudoku solved against forward passes per puzzle ({sudoku['puzzles']} "
-                                      "held-out puzzles, ± SE)", font=dict(size=18)), font=dict(size=14),
-                      xaxis=dict(title="forward passes per puzzle (mean, log scale)", type="log",
-                                 tickvals=[1, 2, 3, 4, 6, 8, 11, 16, 22], range=[math.log10(1.3), math.log10(25)]),
-                      yaxis=dict(title="puzzles solved (%)", range=[0, 100], dtick=10),
-                      legend=dict(font=dict(size=13), x=1.02, y=1, xanchor="left"), template="plotly_white",
-                      margin=dict(l=70, r=20, t=60, b=60))
-    return fig
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few puzzles and settings (smoke test)")
@@ -667,24 +599,20 @@ def main(argv: list[str] | None = None) -> dict:
         out["sudoku"] = sudoku_summary(previous["sudoku"]["rows"], previous["sudoku"]["puzzles"])
     if "sudoku" in out:
         print(sudoku_table(out["sudoku"]))
-    if not args.skip_text:
-        out["text"] = run_text(args, log)
-    elif "text" in previous:
-        out["text"] = previous["text"]
-    if "text" in out:
-        print(text_table(out["text"]))
-    if not args.skip_arithmetic:
-        out["arithmetic"] = run_arithmetic(args, log)
-    elif "arithmetic" in previous:
-        out["arithmetic"] = previous["arithmetic"]
-    if "arithmetic" in out:
-        print(arithmetic_table(out["arithmetic"]))
+    for part, skip, run_part, table in (("text", args.skip_text, run_text, text_table),
+                                         ("arithmetic", args.skip_arithmetic, run_arithmetic, arithmetic_table)):
+        if not skip:
+            out[part] = run_part(args, log)
+        elif part in previous:  # kept from the file (--merge)
+            out[part] = previous[part]
+        if part in out:
+            print(table(out[part]))
     run["wall_time_s"] = round(time.perf_counter() - tic, 1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
     if args.png and "sudoku" in out:
-        figure(out["sudoku"]).write_image(args.png, width=1400, height=700)
+        revision_figure(out["sudoku"]).write_image(args.png, width=1150, height=640)  # the notebook's chart
     print(f"{run['wall_time_s']:.0f} s, {run['machine']}")
     return out
 
