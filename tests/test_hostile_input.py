@@ -153,3 +153,23 @@ def test_the_app_refuses_what_the_sliders_would_not_send_over_raw_http():
             data[slot] = value
             answer = denoise(url, data)
             assert "event: error" in answer and message in answer, answer
+
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: __import__("llada_play.training.trainer", fromlist=["TrainConfig"]).TrainConfig(lr=float("nan")), "lr"),
+    (lambda: __import__("llada_play.training.trainer", fromlist=["TrainConfig"]).TrainConfig(grad_clip=float("inf")),
+     "grad_clip"),
+    (lambda: __import__("llada_play.experiments.puzzle", fromlist=["PuzzleConfig"]).PuzzleConfig(lr=float("nan")),
+     "lr"),
+    (lambda: __import__("llada_play.experiments.reversal_experiment", fromlist=["ReversalConfig"]).ReversalConfig(
+        lr=float("-inf")), "lr"),
+])
+def test_every_config_refuses_nan_and_infinity_by_field_name(make, field):
+    with pytest.raises(ValueError, match=rf"^{field} must be a finite number, got -?(nan|inf)$"):
+        make()
+
+
+def test_training_flags_refuse_nan_in_one_line(tmp_path, capsys):
+    assert main(["sft", "--out", str(tmp_path / "run"), "--lr", "nan", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "llada-play: error: lr must be a finite number, got nan" and not (tmp_path / "run").exists()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..model.kv_cache import CACHE_MODES
+from ..validation import refuse_non_finite
 
 REMASK_SCHEDULES = ("cap", "rescale", "conf", "loop")  # ReMDM's (diffusion/revision.py)
 from .remasking import get_scorer
@@ -85,12 +86,12 @@ class SamplerConfig:
             warnings.warn(f"steps ({self.steps}) exceeds the {self.gen_length} tokens to unmask; using steps="
                           f"{self.gen_length} (a step must commit at least one token)", stacklevel=4)
             object.__setattr__(self, "steps", self.gen_length)
-        for name in ("temperature", "cfg_scale", "threshold", "top_p", "entropy_bound", "remask_eta",
-                     "edit_threshold"):
+        numbers = ("temperature", "cfg_scale", "threshold", "top_p", "entropy_bound", "remask_eta", "edit_threshold")
+        for name in numbers:
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
+        refuse_non_finite(self, numbers)
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.cfg_scale < 0:

@@ -25,6 +25,7 @@ from ..training.evaluation import (autoregressive_nll_per_sequence, loss_by_mask
                                    nelbo_from_loss_curve)
 from ..training.trainer import TrainConfig
 from .twins import Progress, TrainHooks, Twins, run_twins, train_twins
+from ..validation import refuse_non_finite
 
 FIXED, UNIFORM = "fixed 15% (BERT-style)", "t ~ U(0,1) (LLaDA)"
 OBJECTIVES = {FIXED: 0.15, UNIFORM: None}  # name -> TrainConfig.fixed_mask_ratio
@@ -48,6 +49,7 @@ class MaskingRatioConfig:
     progress: bool = True  # a bar on stderr when run_masking_ratio_experiment is given no progress callback
 
     def __post_init__(self):
+        refuse_non_finite(self)
         if self.steps < 1 or self.seeds < 2:
             raise ValueError(f"steps must be >= 1 and seeds >= 2, got {self.steps} and {self.seeds}")
 

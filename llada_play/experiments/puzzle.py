@@ -26,6 +26,7 @@ from ..training.trainer import TrainConfig
 from .reversal_experiment import mean_spread
 from .sudoku import BLANK, Puzzle, forced_cells, make_puzzles
 from .twins import Progress, TrainHooks, Twins, accepts_out_dir, former_out_dir, run_twins
+from ..validation import refuse_non_finite
 
 MODEL_KINDS = ("diffusion", "autoregressive")
 OUTPUT_DIR = "runs/puzzle"
@@ -57,6 +58,7 @@ class PuzzleConfig:
     out_dir: InitVar[str | None] = None  # the former name of output_dir, still accepted (older results use it)
 
     def __post_init__(self, out_dir: str | None = None):
+        refuse_non_finite(self)
         former_out_dir(self, out_dir, OUTPUT_DIR)
         unknown = set(self.models) - set(MODEL_KINDS)
         if unknown:

@@ -25,6 +25,7 @@ from .reversal_data import facts_from_files, make_dataset, read_dataset
 from ..model.tokenizer import special_token_ids
 from ..training.trainer import TrainConfig
 from .twins import Progress, TrainHooks, Twins, accepts_out_dir, former_out_dir, run_twins
+from ..validation import refuse_non_finite
 
 MODEL_KINDS = ("diffusion", "autoregressive")
 # (metric key, test file, direction): "forward" asks in the trained order, "reverse" in the other one.
@@ -72,6 +73,7 @@ class ReversalConfig:
     out_dir: InitVar[str | None] = None  # the former name of output_dir, still accepted
 
     def __post_init__(self, out_dir: str | None = None):
+        refuse_non_finite(self)
         former_out_dir(self, out_dir, OUTPUT_DIR)
         if self.init not in {"scratch", "pretrained"}:
             raise ValueError(f"init must be 'scratch' or 'pretrained', got {self.init!r}")

@@ -26,6 +26,7 @@ from . import distributed
 from ..model.adapters import Denoiser, as_denoiser
 from ..model.checkpoint import atomic_directory
 from ..model.errors import CheckpointError
+from ..validation import refuse_non_finite
 from ..diffusion.losses import autoregressive_loss, pretrain_loss, replacement_tokens, sft_loss
 
 OBJECTIVES = ("pretrain", "sft", "autoregressive")
@@ -58,6 +59,7 @@ class TrainConfig:
     ddp_backend: str = "auto"  # several processes: auto (nccl on GPUs, gloo on CPU) | gloo | nccl
 
     def __post_init__(self):
+        refuse_non_finite(self)
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES}")
         for name in ("max_steps", "grad_accum", "log_every", "save_every", "keep_last"):
