@@ -29,7 +29,7 @@ import submitit
 
 from . import runs
 from .flags import config_to_argv
-from .training.trainer import checkpoint_dirs
+from .training.trainer import resume_point
 
 EXECUTORS = ("local", "slurm")
 FINISHED_OK = {"COMPLETED"}
@@ -320,8 +320,8 @@ class JobHandle:
         final = self.output_dir / "final"
         if (final / "config.json").exists():
             return final
-        existing = checkpoint_dirs(self.output_dir)
-        return existing[-1] if existing else None
+        intact, _ = resume_point(self.output_dir)  # a damaged newest state is passed over, as resume does
+        return intact
 
 
 # ---- submitting ----------------------------------------------------------------------------------------
@@ -466,9 +466,9 @@ def submit_sweep(config, variants: list[dict], recipe: str = "pretrain", cluster
 
 
 def _latest_step(output_dir: Path) -> int | None:
-    """The step of the newest checkpoint already in a run folder (a job there resumes from it), else None."""
-    found = checkpoint_dirs(output_dir)
-    return int(found[-1].name.split("-")[1]) if found else None
+    """The step of the newest intact checkpoint already in a run folder (a job there resumes from it), else None."""
+    intact, _ = resume_point(output_dir)
+    return int(intact.name.split("-")[1]) if intact is not None else None
 
 
 def submit_command(argv: list[str], cluster: ClusterConfig | None = None) -> JobHandle:

@@ -169,3 +169,19 @@ def test_cli_says_in_one_line_that_no_state_is_intact(tmp_path, capsys):
                                f"step-0000008 (model.safetensors truncated: {size // 2} of {size} bytes), "
                                "step-0000004 (trainer_state.pt unreadable: "), lines[0]
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step-0000004", "step-0000008"]  # nothing moved
+
+
+def test_jobs_point_at_the_newest_intact_state(run, tmp_path):
+    """A job's model (before final/) and the step a job would resume from pass over a damaged newest state."""
+    from llada_play import jobs
+
+    done, _ = run
+    out = tmp_path / "run"
+    shutil.copytree(done, out)
+    shutil.rmtree(out / "final", ignore_errors=True)
+    assert jobs._latest_step(out) == 12
+    truncate(out / "checkpoints" / "step-0000012" / "model.safetensors")
+    assert jobs._latest_step(out) == 8
+    handle = jobs.JobHandle.__new__(jobs.JobHandle)
+    handle.output_dir = out
+    assert handle.model_dir() == out / "checkpoints" / "step-0000008"
