@@ -115,3 +115,76 @@ def test_random_and_boundary_values_get_an_answer_or_one_line(served):
     with torch.no_grad():
         out = generate(model, prompt, **INTERACTIVE.replace(seed=0).to_dict())
     assert answer[2] == decode_generation(tokenizer, out[0], prompt.shape[1])
+
+
+def sample_flags():
+    """(flag, annotation, choices) for every SamplerConfig field: a field's name is its flag (llada_play.flags)."""
+    import dataclasses
+
+    from llada_play.cli import build_parser
+    from llada_play.diffusion.sampler_config import SamplerConfig
+
+    parser = build_parser()
+    sample = next(a for a in parser._actions if a.dest == "command").choices["sample"]
+    choices = {a.dest: a.choices for a in sample._actions}
+    return [("--" + f.name.replace("_", "-"), str(f.type), choices.get(f.name)) for f in dataclasses.fields(SamplerConfig)]
+
+
+def flag_value(flag: str, annotation: str, choices, rng: random.Random) -> list[str]:
+    """Type-correct boundary values for one flag (argparse's own refusals of a wrong type are its usage text)."""
+    if annotation.startswith("bool"):
+        return [rng.choice([flag, "--no-" + flag[2:]])]
+    if choices:  # values written flag=value: argparse reads "-inf" after a space as another flag
+        return [f"{flag}={rng.choice(list(choices))}"]
+    ints = ["-1", "0", "1", "2", "3", "8", "64", str(10**6), str(2**63), str(2**70)]
+    if "tuple" in annotation:
+        return [flag, rng.choice(ints), rng.choice(ints)]
+    if annotation.startswith("int"):
+        return [f"{flag}={rng.choice(ints)}"]
+    if annotation.startswith("float"):
+        return [f"{flag}={rng.choice(['nan', 'inf', '-inf', '-1', '0', '1e-9', '0.5', '1', '1.5', '1e308'])}"]
+    return [f"{flag}={rng.choice(['none', 'cap', 'loop', 'prefix', 'x', ''])}"]
+
+
+def test_random_sample_flags_answer_or_refuse_in_one_line(tiny_model, char_tokenizer, tmp_path, capsys):
+    """The CLI's `sample` with 2-5 random sampler flags set to boundary values (type-correct: argparse's own
+    refusals are its usage text), 200 runs at most in 60 s: exit 0 with text, or 2 with one line."""
+    from llada_play.cli import main
+    from llada_play.model.checkpoint import save_model
+
+    model = str(save_model(tiny_model, char_tokenizer, tmp_path / "m"))
+    capsys.readouterr()  # the saving's progress bar
+    flags = sample_flags()
+    assert {"--steps", "--temperature", "--remask", "--edit-threshold", "--entropy-bound"} <= {f[0] for f in flags}
+    rng, start, outcomes = random.Random(1), time.monotonic(), {0: 0, 2: 0}
+    base = ["sample", "--model", model, "--prompt", "hi", "--gen-length", "8", "--block-length", "8", "--steps", "4"]
+    for _ in range(200):
+        if time.monotonic() - start > 60:
+            break
+        argv = list(base)
+        for flag, annotation, choices in rng.sample(flags, rng.randint(2, 5)):
+            argv += flag_value(flag, annotation, choices, rng)
+        with _quiet():
+            code = main(argv)
+        captured = capsys.readouterr()
+        assert code in outcomes, (argv, code)
+        outcomes[code] += 1
+        if code == 2:
+            lines = captured.err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("llada-play: error: "), (argv, captured.err)
+    print(f"sample fuzz: {outcomes}")
+    assert outcomes[0] and outcomes[2]  # both kinds of outcome were reached
+
+
+class _quiet:
+    """Warnings (steps above the tokens, editing a model not trained to edit) are the CLI's business here."""
+
+    def __enter__(self):
+        import warnings
+
+        self.catcher = warnings.catch_warnings()
+        self.catcher.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc):
+        return self.catcher.__exit__(*exc)
