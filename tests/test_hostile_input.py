@@ -22,12 +22,13 @@ SAMPLE_CASES = [  # (flags after `sample --model M`, a piece of the one line)
                                                                "vocabulary"),
     (["--prompt", "ab\udcffc"], "the prompt is not valid UTF-8 text: the character at position 2"),
     (["--prompt", "   "], "the prompt is empty"),
+    (["--prompt", "x" * 100_000], "the prompt has 100,000 characters: more than the model's context of 256 tokens"),
     (["--prompt", "hi", "--trace", "{tmp}"], "is a folder; name a file"),
     (["--prompt", "hi", "--trace", "{tmp}/missing/trace.json"], "does not exist"),
 ]
 
 
-@pytest.mark.parametrize("flags, message", SAMPLE_CASES, ids=[" ".join(f) for f, _ in SAMPLE_CASES])
+@pytest.mark.parametrize("flags, message", SAMPLE_CASES, ids=[" ".join(f)[:40] for f, _ in SAMPLE_CASES])
 def test_sample_refuses_in_one_line(model_dir, tmp_path, capsys, flags, message):
     flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
     assert main([*SAMPLE, "--model", model_dir, *flags]) == 2

@@ -1,6 +1,8 @@
 """Text in, text out: prompt encoding (plain or chat) and decoding of generations."""
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -13,6 +15,11 @@ def encode_prompt(tokenizer, prompt: str | list[dict], chat: bool = False, allow
         check_text(prompt, "the prompt")
     if isinstance(prompt, str) and not prompt.strip() and not allow_empty:
         raise ValueError("the prompt is empty: give some text to continue")
+    characters = len(prompt) if isinstance(prompt, str) else sum(len(str(m.get("content", ""))) for m in prompt)
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit is not None and limit < 10**7 and characters > limit * widest_token(tokenizer):
+        raise ValueError(f"the prompt has {characters:,} characters: more than the model's context of {limit} "
+                         "tokens can hold, however it is tokenized")
     if chat:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -20,6 +27,13 @@ def encode_prompt(tokenizer, prompt: str | list[dict], chat: bool = False, allow
         text = prompt
     ids = tokenizer(text, add_special_tokens=False).input_ids
     return torch.tensor([ids], dtype=torch.long)
+
+
+@functools.lru_cache(maxsize=8)
+def widest_token(tokenizer) -> int:
+    """Characters in the longest token of the vocabulary: no token spells more, so a text of n characters has at
+    least n / widest tokens (a prompt too long for sure is refused before it is tokenized)."""
+    return max(len(token) for token in tokenizer.get_vocab())
 
 
 def check_text(text: str, what: str) -> None:
