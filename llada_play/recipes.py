@@ -25,6 +25,7 @@ from .training.evaluation import autoregressive_eval, masked_token_loss, unigram
 from .model.modeling import LladaForMaskedLM
 from .model.tokenizer import special_token_ids, train_bpe_tokenizer
 from .training.trainer import TrainConfig, resolve_precision, train
+from .validation import refuse_non_finite
 
 
 SHIPPED_SFT = Path(__file__).resolve().parent.parent / "data" / "sft"
@@ -43,6 +44,11 @@ class PretrainOptions:
     tokenizer_dir: str | None = None  # reuse this tokenizer directory instead of training one
     eval_batches: int = 20  # held-out batches scored before and after training
     split_seed: int = 0  # seed of the held-out split
+
+    def __post_init__(self):
+        refuse_non_finite(self)
+        if not 0 < self.held_out_fraction < 1:
+            raise ValueError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}")
 
 
 @dataclass

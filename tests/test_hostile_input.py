@@ -174,3 +174,11 @@ def test_training_flags_refuse_nan_in_one_line(tmp_path, capsys):
     assert main(["sft", "--out", str(tmp_path / "run"), "--lr", "nan", "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "llada-play: error: lr must be a finite number, got nan" and not (tmp_path / "run").exists()
+
+
+def test_pretraining_options_refuse_a_held_out_share_that_is_not_a_share(tmp_path, capsys):
+    for value, message in [("nan", "held_out_fraction must be a finite number, got nan"),
+                           ("1.5", "held_out_fraction must be in (0, 1), got 1.5")]:
+        assert main(["train", "--data", "data/shakespeare", "--out", str(tmp_path / "run"), "--preset", "tiny",
+                     "--held-out-fraction", value]) == 2
+        assert capsys.readouterr().err.strip() == f"llada-play: error: {message}"

@@ -189,6 +189,9 @@ def test_a_visitor_cannot_read_a_typed_results_path(served, path):
     ("latin1.jsonl", '{"prompt": "caf\xe9", "response": "b"}\n'.encode("latin-1"), "not UTF-8 text"),
     ("broken.jsonl", b'{"prompt": "a", "response": "b"}\n{"prompt": \n', "line 2"),
     ("wrong.jsonl", b'{"question": "a"}\n', "wrong.jsonl, line 1: missing or empty prompt"),
+    ("role-null.jsonl", b'{"prompt": "a", "response": "b"}\n{"messages": [{"role": null, "content": "a"}, '
+                        b'{"role": "assistant", "content": "b"}]}\n',
+     r"role-null.jsonl, line 2: message 1: role must be one of \['system', 'user', 'assistant'\], got None"),
 ])
 def test_bad_uploads_are_refused_with_a_message_and_no_traceback(served, tmp_path, name, content, message):
     path = tmp_path / name
