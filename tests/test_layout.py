@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "llada_play"
 
-BASE_MODULES = {"flags"}  # below every layer: importable from all of them, imports none of them
+BASE_MODULES = {"flags", "validation"}  # below every layer: importable from all of them, imports none of them
 BELOW_TOP = {"base", "model", "diffusion", "training", "experiments"}
 TOP_MODULES = {"recipes", "runs", "jobs", "cli"}
 # layer -> the layers its modules may import ("root" is llada_play/__init__.py)
