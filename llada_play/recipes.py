@@ -95,18 +95,24 @@ def check_training_memory(model_config, batch_size: int, seq_len: int, config: T
 
 
 def _check_sft_memory(model_dir, config: TrainConfig, conversations, batch_size: int, seq_len: int | None,
-                      lora_rank: int, trust_remote_code: bool) -> None:
+                      lora_rank: int) -> None:
     """Training memory of an SFT run, from the model directory's config and weight headers (nothing loads).
     Without ``seq_len`` the rows are not tokenized yet: their characters bound their tokens."""
-    from transformers import AutoConfig
+    from types import SimpleNamespace
 
     from .model.memory import _config_dims, stored_parameters
 
     path = resolve_model_path(model_dir) if model_dir is not None else default_model_path()
-    shape = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    try:  # the raw config.json, whatever the family (LLaDA's names its sizes otherwise; no code is run)
+        shape = SimpleNamespace(**json.loads((path / "config.json").read_text(encoding="utf-8")))
+        hidden, layers, heads, intermediate, vocab = _config_dims(shape)
+    except (OSError, ValueError, TypeError):
+        return  # load_model says what is wrong with the directory
+    if not all((hidden, layers, heads, vocab)):
+        return  # sizes under names not known here: nothing to estimate from
     stored = stored_parameters(path)
-    parameters = stored[0] if stored else None
-    hidden, layers, *_ = _config_dims(shape)
+    # weights in another format: about 12 h^2 a layer plus the embeddings and the output layer
+    parameters = stored[0] if stored else 12 * layers * hidden ** 2 + 2 * vocab * hidden
     trained = None
     if lora_rank > 0 and parameters:  # adapters on every linear layer: about 2 r / hidden of the weights
         trained = int(parameters * 2 * lora_rank / hidden)
@@ -205,7 +211,7 @@ def run_sft(model_dir, data, config: TrainConfig, batch_size: int = 16, seq_len:
         raise ValueError("merge_lora=False only applies to LoRA runs (lora_rank > 0)")
     conversations = load_sft_rows(data, on_error=on_error)  # bad rows are refused before the model loads
     held_out = load_sft_rows(eval_data, on_error=on_error)[:eval_limit] if eval_data else None
-    _check_sft_memory(model_dir, config, conversations, batch_size, seq_len, lora_rank, trust_remote_code)
+    _check_sft_memory(model_dir, config, conversations, batch_size, seq_len, lora_rank)
     env = distributed.init_distributed(config.device, config.ddp_backend)
     model, tokenizer = load_model(model_dir, device=config.device, dtype=dtype, trust_remote_code=trust_remote_code)
     if tokenizer is None:
