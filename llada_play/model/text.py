@@ -36,14 +36,22 @@ def widest_token(tokenizer) -> int:
     return max(len(token) for token in tokenizer.get_vocab())
 
 
-def check_text(text: str, what: str) -> None:
-    """ValueError when ``text`` holds bytes that are not UTF-8 (Python keeps them as lone surrogates, e.g. from a
-    command line or a file read with errors="surrogateescape"), naming the first one's place."""
+def first_stray_byte(text: str) -> int | None:
+    """Where ``text`` first holds a byte that was not UTF-8 (Python keeps such bytes as lone surrogates, e.g. from
+    a command line or a file read with errors="surrogateescape"), or None: no tokenizer takes them."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise ValueError(f"{what} is not valid UTF-8 text: the character at position {err.start} is not "
-                         "text (a stray byte?)") from None
+        return err.start
+    return None
+
+
+def check_text(text: str, what: str) -> None:
+    """ValueError naming the place of the first stray byte in ``text``, if it has one."""
+    where = first_stray_byte(text)
+    if where is not None:
+        raise ValueError(f"{what} is not valid UTF-8 text: the character at position {where} is not text (a stray "
+                         "byte?)")
 
 
 def end_of_turn_id(tokenizer) -> int | None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ..model.text import first_stray_byte, widest_token
+
 
 class DataError(ValueError):
     """Malformed or unusable training data; the message names the file (and line)."""
@@ -192,7 +194,7 @@ def _row_to_messages(row) -> list[dict] | str:
                 return f"message {i}: role must be one of {list(ROLES)}, got {m['role']!r}"
             if not isinstance(m["content"], str):
                 return f"message {i}: content must be text, got {type(m['content']).__name__}"
-            if not_text(m["content"]):
+            if first_stray_byte(m["content"]) is not None:
                 return f"message {i}: content is not valid UTF-8 text"
         if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
             return "the last message must be a non-empty assistant response"
@@ -203,21 +205,13 @@ def _row_to_messages(row) -> list[dict] | str:
             return f"missing or empty {name}"
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):  # CSV and parquet give numbers
             return f"{name} must be text, got {type(value).__name__}"
-        if isinstance(value, str) and not_text(value):
+        if isinstance(value, str) and first_stray_byte(value) is not None:
             return f"{name} is not valid UTF-8 text"
     return [{"role": "user", "content": str(prompt)}, {"role": "assistant", "content": str(response)}]
 
 
 ROLES = ("system", "user", "assistant")
 
-
-def not_text(value: str) -> bool:
-    """Whether ``value`` holds lone surrogates (bytes that were not UTF-8), which no tokenizer takes."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def encode_conversation(tokenizer, messages: list[dict], chat: bool = True) -> tuple[list[int], list[int]]:
@@ -238,7 +232,7 @@ def check_characters(tokenizer, conversations: list[list[dict]], tokens: int) ->
     """DataError for the first row whose text could not fit in ``tokens`` tokens however it is tokenized: no
     token spells more characters than the longest in the vocabulary, so a row with more than ``tokens`` times
     that many characters is too long (checked without tokenizing a 50 MB row into memory)."""
-    widest = max(len(token) for token in tokenizer.get_vocab())
+    widest = widest_token(tokenizer)
     for i, messages in enumerate(conversations, 1):
         characters = sum(len(m["content"]) for m in messages)
         if characters > tokens * widest:

@@ -6,6 +6,7 @@ from functools import partial
 import gradio as gr
 
 from ...model.text import decode_generation, encode_prompt, stop_token_ids
+from ...training.data import ROLES
 from ..controls import Inputs, by_name, config_from_controls
 from ..errors import shown_in_page
 from ..live import GenerationDone, stream
@@ -29,8 +30,8 @@ def chat_turn(registry: ModelRegistry, key: str, message: str, history: list[dic
         raise gr.Error("the message is empty")
     history = list(history or [])
     for i, turn in enumerate(history, 1):  # what arrives over HTTP need not be what the page wrote
-        if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant", "system"):
-            raise gr.Error(f"message {i} of the conversation has no role user, assistant or system")
+        if not isinstance(turn, dict) or turn.get("role") not in ROLES:
+            raise gr.Error(f"message {i} of the conversation has no role among {list(ROLES)}")
     shown = history + [{"role": "user", "content": message}]
     messages = [{"role": m["role"], "content": plain(m["content"])} for m in shown]
     with shown_in_page():
