@@ -58,8 +58,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--training-slots", type=int, default=1,
                         help="training runs (Quick SFT, reversal experiment) at once; the others queue (default 1)")
     parser.add_argument("--max-queued-runs-per-login", type=int, default=1,
-                        help="in serving mode, Quick SFT runs one login may have queued or running at once; another "
-                             "is refused with a message in the page (default 1; without logins: per browser session)")
+                        help="in serving mode, training runs (Quick SFT and reversal experiment together) one login "
+                             "may have queued or running at once; another is refused with a message in the page "
+                             "(default 1; without logins: per browser session)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--logits-hook", action="append", default=[], metavar="MODULE:FUNCTION",
                         help="a logits hook (a function (LogitsContext, logits) -> logits or None) applied to every "

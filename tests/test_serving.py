@@ -1,6 +1,7 @@
 """Serving a class (issue 17): the login, what a visitor may not reach, uploads, 16 students at once with the
 library's tokens, and runs that stop when their page goes away; issue 27: a visitor who has not logged in gets the
-login page and nothing else, the Model tab shows no server path, one Quick SFT run queued per login."""
+login page and nothing else, the Model tab shows no server path, one training run (Quick SFT or the reversal
+experiment, counted together) queued per login."""
 import json
 import re
 import subprocess
@@ -21,7 +22,7 @@ from llada_play.model.checkpoint import DEFAULT_MODEL_DIR, SHIPPED_MODELS, Check
 from llada_play.model.text import decode_generation, encode_prompt
 from llada_play.ui.background import RunsPerLogin
 from llada_play.ui.registry import DEFAULT_KEY, ModelRegistry
-from llada_play.ui.serving import auth_refusal, is_loopback, parse_logins
+from llada_play.ui.serving import TRAINING, TRAINING_RUNS, ServingPolicy, auth_refusal, is_loopback, parse_logins
 from tests.browser import ROOT, running_app
 
 LOGIN = ("teacher", "secret")
@@ -226,6 +227,53 @@ def test_sixteen_students_at_once_get_the_library_tokens_for_their_seeds(served)
     assert shared > 2, "the students' runs should have shared forward passes"
 
 
+def test_one_limit_covers_every_training_endpoint():
+    """Served to a class, every endpoint that takes a training slot is a training run of the shared per-login limit
+    (a validator that admits it), and every training run takes a training slot."""
+    from llada_play.ui.app import build_app
+
+    demo = build_app(ModelRegistry(None, None, serving=True), policy=ServingPolicy(serving=True))
+    training = {fn.api_name: fn for fn in demo.fns.values() if fn.concurrency_id == TRAINING}
+    assert set(training) == set(TRAINING_RUNS) == {"quick_sft", "reversal_run"}
+    assert all(fn.validator is not None for fn in training.values())  # (that they share one: the tests below)
+
+
+def test_a_login_has_one_reversal_run_queued_at_a_time(served, tmp_path):
+    """The teacher's reversal experiment runs; the teacher's second one, and a Quick SFT run, are refused at once
+    with one line; the student still queues a Quick SFT run behind it, but then no reversal run of their own;
+    all cancelled, each login may start again."""
+    teacher, student = client(served), Client(served, auth=STUDENT, verbose=False)
+    running = teacher.submit(api_name="/reversal_run")
+    wait_for_status(running, {Status.ITERATING})
+    assert HELD in join_refused(served, LOGIN, "reversal_run", [None])
+    assert HELD in join_refused(served, LOGIN, "quick_sft", [None, None, 10, 1e-3, 4, 0, None])
+    with pytest.raises(Exception, match="400"):
+        teacher.predict(api_name="/reversal_run")
+    queued = student.submit(handle_file(str(sft_rows(tmp_path))), 10, 1e-3, 4, 0, api_name="/quick_sft")
+    wait_for_status(queued, {Status.IN_QUEUE})  # behind the teacher's run: one training slot
+    assert HELD in join_refused(served, STUDENT, "reversal_run", [None])  # a queued Quick SFT run holds it
+    queued.cancel()
+    running.cancel()
+    wait_for_no_training(served)
+    admitted_again(served, tmp_path, (teacher, student))
+
+
+def test_a_quick_sft_run_and_a_reversal_run_count_against_one_limit(served, tmp_path):
+    """The teacher's Quick SFT run trains: the teacher's reversal run is refused, the student's is not (it queues);
+    then the student's Quick SFT run is refused. All cancelled, each login may start again."""
+    teacher, student = client(served), Client(served, auth=STUDENT, verbose=False)
+    running = teacher.submit(handle_file(str(sft_rows(tmp_path))), 10, 1e-3, 4, 0, api_name="/quick_sft")
+    wait_for_status(running, {Status.ITERATING})
+    assert HELD in join_refused(served, LOGIN, "reversal_run", [None])
+    queued = student.submit(api_name="/reversal_run")
+    wait_for_status(queued, {Status.IN_QUEUE})  # another login's run does not hold the student's
+    assert HELD in join_refused(served, STUDENT, "quick_sft", [None, None, 10, 1e-3, 4, 0, None])
+    queued.cancel()
+    running.cancel()
+    wait_for_no_training(served)
+    admitted_again(served, tmp_path, (teacher, student))
+
+
 def login_cookies(url) -> httpx.Cookies:
     response = httpx.post(f"{url}login", data={"username": LOGIN[0], "password": LOGIN[1]}, timeout=10)
     assert response.status_code == 200, response.text
@@ -294,9 +342,48 @@ def sft_rows(tmp_path):
     return rows
 
 
-def quick_sft_index(url, cookies) -> int:
+def endpoint_index(url, cookies, api_name: str) -> int:
     config = httpx.get(f"{url}config", cookies=cookies, timeout=10).json()
-    return next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "quick_sft")
+    return next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == api_name)
+
+
+def quick_sft_index(url, cookies) -> int:
+    return endpoint_index(url, cookies, "quick_sft")
+
+
+HELD = "You already have a training run (Quick SFT or the reversal experiment) queued or running"
+
+
+def join_refused(url, login, api_name: str, data: list) -> str:
+    """The refusal of a run of ``api_name`` sent by ``login`` straight to the queue (as the page sends it): the
+    validator answers 400 before it joins; its one line."""
+    cookies = httpx.post(f"{url}login", data={"username": login[0], "password": login[1]}, timeout=10).cookies
+    payload = {"data": data, "fn_index": endpoint_index(url, cookies, api_name), "session_hash": uuid.uuid4().hex,
+               "event_data": None, "trigger_id": None}
+    answer = httpx.post(f"{url}gradio_api/queue/join", json=payload, cookies=cookies, timeout=10)
+    assert answer.status_code == 400, (api_name, answer.status_code, answer.text)
+    detail = answer.json()["detail"]
+    assert len(str(detail).strip().splitlines()) == 1, detail
+    return str(detail)
+
+
+def wait_for_no_training(url) -> None:
+    """Every training run over (its thread ended), and admitted runs cancelled unseen no longer counted."""
+    start = time.monotonic()
+    while " 0 training runs" not in status(url):
+        assert time.monotonic() - start < 60, status(url)
+        time.sleep(0.2)
+    time.sleep(RunsPerLogin.SHOWS_UP_S)
+
+
+def admitted_again(url, tmp_path, logins) -> None:
+    """Each login may start a training run again: the Quick SFT handler itself answers (a bad upload)."""
+    bad = tmp_path / "wrong.jsonl"
+    bad.write_text('{"question": "a"}\n')
+    for login in logins:
+        with pytest.raises(Exception, match="wrong.jsonl, line 1: missing or empty prompt"):
+            login.predict(handle_file(str(bad)), 10, 1e-3, 4, 0, api_name="/quick_sft")
+    assert " 0 training runs" in status(url)
 
 
 def wait_for_status(job, codes, timeout=60.0) -> None:
@@ -318,7 +405,7 @@ def test_a_login_has_one_quick_sft_run_queued_at_a_time(served, tmp_path):
                "session_hash": uuid.uuid4().hex, "event_data": None, "trigger_id": None}
     again = httpx.post(f"{served}gradio_api/queue/join", json=payload, cookies=cookies, timeout=10)
     assert again.status_code == 400
-    assert "You already have a Quick SFT run queued or running" in again.json()["detail"]
+    assert HELD in again.json()["detail"]
     with pytest.raises(Exception, match="400"):
         teacher.predict(rows, 10, 1e-3, 4, 0, api_name="/quick_sft")
     queued = student.submit(rows, 10, 1e-3, 4, 0, api_name="/quick_sft")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .background import RunsPerLogin
 from .controls import CONFIG_FIELDS, Inputs
 from .registry import DEFAULT_KEY, ModelRegistry
 from .serving import LOCAL, ServingPolicy, server_options
@@ -27,7 +28,8 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None,
               policy: ServingPolicy = LOCAL) -> gr.Blocks:
     """The page: a model description on top, then the tabs. The sampling tabs share the Denoise tab's prompt and
     controls; the Quick SFT and Model tabs change the session's model. ``policy``: what sessions may do
-    (:mod:`.serving`)."""
+    (:mod:`.serving`); served to a class, one limit of training runs per login covers both training tabs."""
+    runs = RunsPerLogin(policy.max_queued_runs_per_login) if policy.serving else None
     with gr.Blocks(title="llada-play") as demo:
         gr.Markdown(INTRO)
         model_key = gr.State(DEFAULT_KEY)  # per session: each browser tab chooses its own model
@@ -36,8 +38,8 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None,
         chat_tab(registry, model_key, Inputs({k: v for k, v in prompt.items() if k in CONFIG_FIELDS}))
         step_tab(registry, model_key, prompt)
         compare_tab(registry, model_key, prompt)
-        sft_tab(registry, model_key, model_info, policy)
-        reversal_tab(registry, reversal_overrides, policy)
+        sft_tab(registry, model_key, model_info, policy, runs)
+        reversal_tab(registry, reversal_overrides, policy, runs)
         puzzle_tab(registry)
         model_tab(registry, model_key, model_info, policy)
     return demo

@@ -7,8 +7,9 @@ given, models come only from the teacher's list (the shipped models and the mode
 hub ids, so ``--trust-remote-code`` reaches only checkpoints the teacher put there), recorded results only from
 the listed files, uploads are capped and checked, and training runs (Quick SFT, the reversal experiment) take
 turns through ``training_slots`` with the queue position shown, each login queueing at most
-``max_queued_runs_per_login`` Quick SFT runs. A visitor who has not logged in gets the login page and nothing else
-(:class:`LoggedOutGate`): no description of the API, no model or file names.
+``max_queued_runs_per_login`` training runs, of either kind counted together (:func:`admit_run`). A visitor who
+has not logged in gets the login page and nothing else (:class:`LoggedOutGate`): no description of the API, no
+model or file names.
 """
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 
 from ..training.data import DataError, load_sft_rows
+from .background import RunsPerLogin
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
 TRAINING = "training"  # the gradio concurrency id that training runs share
+# The endpoints of the training runs (their api names): each login's runs of both count against one limit
+QUICK_SFT, REVERSAL_RUN = "quick_sft", "reversal_run"
+TRAINING_RUNS = (QUICK_SFT, REVERSAL_RUN)
 
 
 def is_loopback(host: str) -> bool:
@@ -72,7 +77,8 @@ class ServingPolicy:
     training_slots: int = 1  # training runs at once (each uses every core); the others queue
     max_upload_bytes: int = 2 * 2**20
     denoise_sessions: int = 64  # Denoise runs at once: they share the model's forward passes and mostly wait
-    max_queued_runs_per_login: int = 1  # Quick SFT runs one login may have queued or running (serving mode)
+    # training runs (Quick SFT and reversal runs together) one login may have queued or running (serving mode)
+    max_queued_runs_per_login: int = 1
 
     def allow_model(self, key: str, listed: list[str]) -> None:
         """Refuse a model that is not on the teacher's list, in serving mode."""
@@ -204,12 +210,31 @@ def login_of(request: gr.Request | None) -> str | None:
     return request.username or f"session {request.session_hash}"
 
 
-def queued_runs(request: gr.Request, api_name: str) -> list[tuple[str, object]]:
-    """(login, request) of every run of the endpoint ``api_name`` queued or running in the app's queue now.
+def queued_runs(request: gr.Request, *api_names: str) -> list[tuple[str, object]]:
+    """(login, request) of every run of the endpoints ``api_names`` queued or running in the app's queue now.
     gradio has no public call for it: this reads its queue (waiting events per concurrency id, and the jobs
     running), and fails loudly if those are gone."""
     queue = request.request.app.get_blocks()._queue
     waiting = [event for group in queue.event_queue_per_concurrency_id.values() for event in group.queue]
     running = [event for job in queue.active_jobs if job for event in job]
     return [(event.username or f"session {event.session_hash}", event.request) for event in waiting + running
-            if event.fn.api_name == api_name]
+            if event.fn.api_name in api_names]
+
+
+def admit_run(runs: RunsPerLogin | None, request: gr.Request | None) -> None:
+    """Refuse, in one line in the page, a training run past its login's limit of training runs queued or running,
+    Quick SFT and reversal runs counted together (served to a class: ``runs``, one for the whole app); the
+    validator of each training endpoint calls it before the run joins the queue."""
+    login = login_of(request)
+    if runs is None or login is None:
+        return
+    if not runs.admit(login, request.request, queued_runs(request, *TRAINING_RUNS)):
+        held = "a training run" if runs.limit == 1 else f"{runs.limit} training runs (the most one login may)"
+        raise gr.Error(f"You already have {held} (Quick SFT or the reversal experiment) queued or running: wait "
+                       "until it ends, or cancel it, before starting another.", print_exception=False)
+
+
+def run_started(runs: RunsPerLogin | None, request: gr.Request) -> None:
+    """What a training run's handler does first: its admission (:func:`admit_run`) now counts as running."""
+    if runs is not None:
+        runs.started(request.request)

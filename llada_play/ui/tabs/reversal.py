@@ -11,12 +11,12 @@ import gradio as gr
 from ...experiments.reversal import answer, answer_config, question_ids
 from ...model.checkpoint import CheckpointError
 from ...model.text import decode_generation, stop_token_ids
-from ..background import Cancel, Cancelled, Finished, request_cancel, run_in_background
+from ..background import Cancel, Cancelled, Finished, RunsPerLogin, request_cancel, run_in_background
 from ..errors import shown_in_page
 from ..live import GenerationDone, stream
 from ..paths import RECORDED_REVERSAL, ROOT
 from ..registry import ModelRegistry
-from ..serving import LOCAL, TRAINING, ServingPolicy
+from ..serving import LOCAL, REVERSAL_RUN, TRAINING, ServingPolicy, admit_run, run_started
 from ..viz import PieceCache, record_canvas
 
 EMPTY_ANSWER = "(no answer: end-of-text came first)"
@@ -239,9 +239,23 @@ def ask_section() -> AskSection:
     return AskSection(example, question, button, diffusion, autoregressive, expected, canvas, ranking_table)
 
 
-def reversal_tab(registry: ModelRegistry, overrides: dict | None, policy: ServingPolicy = LOCAL) -> None:
+def reversal_tab(registry: ModelRegistry, overrides: dict | None, policy: ServingPolicy = LOCAL,
+                 runs: RunsPerLogin | None = None) -> None:
     """Build the tab and wire it; ``overrides`` are settings for its quick run (``ReversalConfig.quick``), which
-    takes turns with the other training runs."""
+    takes turns with the other training runs; served to a class, ``runs`` (the app's one, shared with the Quick
+    SFT tab) holds each login to ``policy.max_queued_runs_per_login`` training runs queued or running, of either
+    tab."""
+
+    def admit(_running, request: gr.Request) -> tuple:
+        """gradio calls it with the run's input before the run joins the queue."""
+        admit_run(runs, request)
+        return (gr.validate(True, ""),)
+
+    def run_quick(running, request: gr.Request):
+        """Run the quick experiment (two models trained, two seeds), streaming its progress."""
+        run_started(runs, request)
+        yield from run_experiment(registry, overrides, running)
+
     with gr.Tab("Reversal curse") as tab:
         gr.Markdown("**The reversal curse.** Two models of the same shape, one masked-diffusion and one "
                     "autoregressive, learn invented facts (\"Daphne Barrington is the director of ...\") stated in "
@@ -262,7 +276,7 @@ def reversal_tab(registry: ModelRegistry, overrides: dict | None, policy: Servin
         ask = ask_section()
         results, cancel = gr.State(None), gr.State(None, delete_callback=request_cancel)
     outputs = [results, cancel, status, table, plot, ask.example]
-    run.click(partial(run_experiment, registry, overrides), [cancel], outputs, api_name="reversal_run",
+    run.click(run_quick, [cancel], outputs, api_name=REVERSAL_RUN, validator=admit,
               concurrency_limit=policy.training_slots, concurrency_id=TRAINING)
     cancel_button.click(cancel_experiment, [cancel], [status], api_name="reversal_cancel")
     load.click(partial(load_results, registry, policy), [choice], outputs, api_name="reversal_load")

@@ -11,10 +11,9 @@ from ..background import Cancel, Finished, Report, RunsPerLogin, request_cancel,
 from ..errors import shown_in_page
 from ..paths import SFT_TRAIN_FILE, TASK_FILE
 from ..registry import ModelRegistry
-from ..serving import LOCAL, TRAINING, ServingPolicy, checked_upload, login_of, queued_runs
+from ..serving import LOCAL, QUICK_SFT, TRAINING, ServingPolicy, admit_run, checked_upload, run_started
 
 EVAL_ROWS = 40
-API_NAME = "quick_sft"
 
 
 def loss_figure(losses: list[float]):
@@ -96,29 +95,17 @@ def quick_sft(registry: ModelRegistry, policy: ServingPolicy, key: str, file, st
         cancel.set()  # nobody is watching any more (or it is over): never train on for nobody
 
 
-def admit_run(runs: RunsPerLogin | None, request: gr.Request | None) -> None:
-    """Refuse, in one line in the page, a run past its login's limit of Quick SFT runs queued or running (served
-    to a class: ``runs``); called before the run joins the queue."""
-    login = login_of(request)
-    if runs is None or login is None:
-        return
-    if not runs.admit(login, request.request, queued_runs(request, API_NAME)):
-        held = "a Quick SFT run" if runs.limit == 1 else f"{runs.limit} Quick SFT runs (the most one login may)"
-        raise gr.Error(f"You already have {held} queued or running: wait until it ends, or cancel it, before "
-                       "starting another.", print_exception=False)
-
-
 def cancel_sft(cancel: Cancel | None) -> str:
     request_cancel(cancel)
     return "Cancelling after the current step..."
 
 
 def sft_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdown,
-            policy: ServingPolicy = LOCAL) -> None:
+            policy: ServingPolicy = LOCAL, runs: RunsPerLogin | None = None) -> None:
     """Build the tab and wire it; a finished run switches the session's model and its description. Runs take
     turns with the other training runs (``policy.training_slots`` at once, the queue position shown); served to a
-    class, each login may have ``policy.max_queued_runs_per_login`` of them queued or running."""
-    runs = RunsPerLogin(policy.max_queued_runs_per_login) if policy.serving else None
+    class, ``runs`` (the app's one, shared with the reversal tab) holds each login to
+    ``policy.max_queued_runs_per_login`` training runs queued or running, of either tab."""
 
     def admit(_key, _file, _steps, _lr, _batch, _lora, _running, request: gr.Request) -> tuple:
         """gradio calls it with the run's inputs before the run joins the queue; it answers for each input."""
@@ -127,8 +114,7 @@ def sft_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdow
 
     def fine_tune(key, file, steps, lr, batch, lora, running, request: gr.Request):
         """Fine-tune the session's model on the uploaded rows (or the shipped arithmetic set), streaming the loss."""
-        if runs is not None:
-            runs.started(request.request)
+        run_started(runs, request)
         yield from quick_sft(registry, policy, key, file, steps, lr, batch, lora, running)
 
     with gr.Tab("Quick SFT"):
@@ -150,6 +136,6 @@ def sft_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdow
         plot = gr.Plot(label="Training loss")
         cancel = gr.State(None, delete_callback=request_cancel)  # a session that ends stops its run
     go.click(fine_tune, [model_key, upload, steps, lr, batch, lora, cancel],
-             [model_key, cancel, status, plot, model_info], api_name=API_NAME, validator=admit,
+             [model_key, cancel, status, plot, model_info], api_name=QUICK_SFT, validator=admit,
              concurrency_limit=policy.training_slots, concurrency_id=TRAINING)
     cancel_button.click(cancel_sft, [cancel], [status], api_name="cancel_sft")
