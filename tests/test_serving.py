@@ -23,7 +23,7 @@ from llada_play.model.text import decode_generation, encode_prompt
 from llada_play.ui.background import RunsPerLogin
 from llada_play.ui.registry import DEFAULT_KEY, ModelRegistry
 from llada_play.ui.serving import TRAINING, TRAINING_RUNS, ServingPolicy, auth_refusal, is_loopback, parse_logins
-from tests.browser import ROOT, running_app
+from tests.browser import ROOT, browser_page, open_tab, require_chromium, running_app
 
 LOGIN = ("teacher", "secret")
 STUDENT = ("student", "pw2")
@@ -272,6 +272,68 @@ def test_a_quick_sft_run_and_a_reversal_run_count_against_one_limit(served, tmp_
     running.cancel()
     wait_for_no_training(served)
     admitted_again(served, tmp_path, (teacher, student))
+
+
+def upload(url, cookies, path) -> httpx.Response:
+    return httpx.post(f"{url}gradio_api/upload", files=[("files", (path.name, path.read_bytes()))], cookies=cookies,
+                      timeout=10)
+
+
+def test_an_upload_is_answered_with_no_server_path_and_trains(served, tmp_path):
+    """gradio answers an upload with the file's path in its cache (the server's temp directory); served, the
+    answer is the path inside the cache, and that path works as the run's input (gradio_client uploads the
+    same way), and as the page's link to the file. A path that leads out of the cache, or to no upload, is
+    refused in one line naming no server path."""
+    rows = sft_rows(tmp_path)
+    cookies = login_cookies(served)
+    answer = upload(served, cookies, rows)
+    assert answer.status_code == 200
+    (path,) = answer.json()
+    assert re.fullmatch(r"[0-9a-f]{64}/rows\.jsonl", path), path
+    assert "/tmp" not in answer.text and str(ROOT) not in answer.text
+    assert httpx.get(f"{served}gradio_api/file={path}", cookies=cookies, timeout=10).text == rows.read_text()
+    index = quick_sft_index(served, cookies)
+    for bad in ["../../../../etc/passwd", "x", f"{path.split('/')[0]}/../../rows.jsonl"]:
+        payload = {"data": [None, {"path": bad, "meta": {"_type": "gradio.FileData"}, "orig_name": "rows.jsonl"},
+                            10, 1e-3, 4, 0, None], "fn_index": index, "session_hash": uuid.uuid4().hex}
+        refused = httpx.post(f"{served}gradio_api/queue/join", json=payload, cookies=cookies, timeout=10)
+        assert refused.status_code == 400 and refused.json() == {
+            "detail": "rows.jsonl is not a file uploaded to this app: upload it again"}, (bad, refused.text)
+    assert httpx.get(f"{served}gradio_api/file=x", cookies=cookies, timeout=10).status_code == 403
+    done = client(served).predict(handle_file(str(rows)), 10, 1e-3, 4, 0, api_name="/quick_sft")
+    assert done[0].startswith("Done: 10 steps"), done[0]
+    call = httpx.post(f"{served}gradio_api/call/quick_sft", cookies=cookies, timeout=10,
+                      json={"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, 10, 1e-3, 4, 0]})
+    with httpx.stream("GET", f"{served}gradio_api/call/quick_sft/{call.json()['event_id']}", cookies=cookies,
+                      timeout=120) as stream:
+        events = [line for line in stream.iter_lines() if line.startswith("event:")]
+    assert events[-1] == "event: complete", events
+    assert " 0 training runs" in status(served)
+
+
+def test_an_upload_in_the_browser_trains_and_shows_no_server_path(served, tmp_path):
+    """Logged in, in Chromium: the uploaded file's link names no server path, and Quick SFT trains on it."""
+    require_chromium()
+    rows = sft_rows(tmp_path)
+    with browser_page() as page:
+        page.goto(served)
+        page.get_by_label("username").fill(LOGIN[0])
+        page.get_by_label("password").fill(LOGIN[1])
+        page.get_by_role("button", name="Login").click()
+        open_tab(page, "Quick SFT")
+        page.locator("input[type=file]").first.set_input_files(str(rows))
+        link = page.locator("a[href*='file=']").first  # the file's download link, beside its name
+        link.wait_for(timeout=30_000)
+        href = link.get_attribute("href")
+        assert "/tmp" not in href and str(ROOT) not in href and re.search(r"file=[0-9a-f]{64}/rows\.jsonl$", href), href
+        page.get_by_role("button", name="Fine-tune").click()
+        page.get_by_text(re.compile(r"Step \d+ / 1000")).wait_for(timeout=60_000)
+        page.get_by_role("button", name="Cancel").first.click()
+        page.get_by_text(re.compile(r"Done \(cancelled\)")).wait_for(timeout=60_000)
+    start = time.monotonic()
+    while " 0 training runs" not in status(served):
+        assert time.monotonic() - start < 30, status(served)
+        time.sleep(0.2)
 
 
 def login_cookies(url) -> httpx.Cookies:

@@ -5,16 +5,19 @@ cache. Bound to any other address it is in **serving mode** for every session (a
 visitors look local, so sessions are not told apart by address): a login is required unless ``--no-auth`` is
 given, models come only from the teacher's list (the shipped models and the models folder: no typed paths or
 hub ids, so ``--trust-remote-code`` reaches only checkpoints the teacher put there), recorded results only from
-the listed files, uploads are capped and checked, and training runs (Quick SFT, the reversal experiment) take
-turns through ``training_slots`` with the queue position shown, each login queueing at most
-``max_queued_runs_per_login`` training runs, of either kind counted together (:func:`admit_run`). A visitor who
-has not logged in gets the login page and nothing else (:class:`LoggedOutGate`): no description of the API, no
-model or file names.
+the listed files, uploads are capped, checked and answered with no server path (:class:`UploadPaths`), and
+training runs (Quick SFT, the reversal experiment) take turns through ``training_slots`` with the queue position
+shown, each login queueing at most ``max_queued_runs_per_login`` training runs, of either kind counted together
+(:func:`admit_run`). A visitor who has not logged in gets the login page and nothing else (:class:`LoggedOutGate`):
+no description of the API, no model or file names.
 """
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 import re
+from urllib.parse import quote
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,15 +194,160 @@ def without_api_info(send):
     return page_send
 
 
+UPLOAD_ROUTE, FILE_ROUTE = "/gradio_api/upload", "/gradio_api/file="
+FILE_DATA = "gradio.FileData"  # the meta type of a file in gradio's JSON (an upload sent back as an input)
+
+
+class UploadPaths:
+    """ASGI middleware of a served app: no server path in what gradio says about uploads. Its upload route answers
+    with the absolute path of each file in its cache (``/tmp/gradio/<hash>/rows.jsonl``: the server's temp
+    directory); here it answers with the path inside the cache (``<hash>/rows.jsonl``). Such a path, when it comes
+    back (a file among a run's inputs, in any JSON body sent: the queue, /call; the page's link to the file,
+    ``file=``), is read inside the cache again; one that leads out of it, or to no uploaded file, is refused in
+    one line naming no server path (gradio would name the path it resolved, against its working directory)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        root = scope.get("root_path") or ""
+        path = scope["path"][len(root):] if root and scope["path"].startswith(root) else scope["path"]
+        if scope["method"] == "POST" and path == UPLOAD_ROUTE:
+            await self.app(scope, receive, relative_upload_paths(send, upload_cache(scope)))
+        elif scope["method"] == "POST" and HTTPConnection(scope).headers.get("content-type", "").startswith(
+                "application/json"):
+            await self.with_files_in_cache(scope, receive, send, upload_cache(scope))
+        elif scope["method"] in ("GET", "HEAD") and path.startswith(FILE_ROUTE) and is_relative(path[len(FILE_ROUTE):]):
+            target = in_cache(upload_cache(scope), path[len(FILE_ROUTE):])
+            if target is None:
+                await refuse(send, 403, "File not allowed.")
+                return
+            new_path = scope["path"][:len(scope["path"]) - len(path)] + FILE_ROUTE + str(target)
+            await self.app({**scope, "path": new_path, "raw_path": quote(new_path, safe="/=").encode()}, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def with_files_in_cache(self, scope, receive, send, cache: Path) -> None:
+        """A JSON request whose files named by their path inside the cache are named by their full path."""
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None  # gradio's to refuse
+        if data is not None:
+            try:
+                data, changed = files_in_cache(data, cache)
+            except ValueError as err:
+                await refuse(send, 400, str(err))
+                return
+            if changed:
+                body = json.dumps(data).encode()
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-length", b"transfer-encoding")]
+        scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def upload_cache(scope) -> Path:
+    """The folder gradio keeps uploads in (the served app's, else its default)."""
+    folder = getattr(scope.get("app"), "uploaded_file_dir", None)
+    if folder is None:
+        from gradio.utils import get_upload_folder
+
+        folder = get_upload_folder()
+    return Path(folder).resolve()
+
+
+def is_relative(path: str) -> bool:
+    return bool(path) and not path.startswith(("/", "\\")) and "://" not in path and not re.match(r"[A-Za-z]:", path)
+
+
+def in_cache(cache: Path, path: str) -> Path | None:
+    """The uploaded file at ``path`` inside the cache, or None where it leads out of it or to no file."""
+    target = (cache / path).resolve()
+    return target if target.is_relative_to(cache) and target != cache and target.is_file() else None
+
+
+def files_in_cache(data, cache: Path):
+    """(``data`` with each file named by its path inside the cache named by its full path, whether any was);
+    ValueError, one line, for such a path that names no uploaded file."""
+    if isinstance(data, list):
+        items = [files_in_cache(item, cache) for item in data]
+        return [item for item, _ in items], any(changed for _, changed in items)
+    if not isinstance(data, dict):
+        return data, False
+    if (data.get("meta") or {}).get("_type") == FILE_DATA and isinstance(data.get("path"), str):
+        if not is_relative(data["path"]):
+            return data, False  # a full path: gradio accepts it from its cache only
+        target = in_cache(cache, data["path"])
+        if target is None:
+            name = data.get("orig_name") or Path(data["path"]).name
+            raise ValueError(f"{name} is not a file uploaded to this app: upload it again")
+        return {**data, "path": str(target)}, True
+    items = {key: files_in_cache(value, cache) for key, value in data.items()}
+    return {key: item for key, (item, _) in items.items()}, any(changed for _, changed in items.values())
+
+
+def relative_upload_paths(send, cache: Path):
+    """``send`` for the upload route: its answer, a JSON list of paths in the cache, with each path inside it."""
+    start, body = None, b""
+
+    async def upload_send(message) -> None:
+        nonlocal start, body
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        if start["status"] == 200:
+            paths = json.loads(body)
+            body = json.dumps([os.path.relpath(p, cache) if Path(p).resolve().is_relative_to(cache) else Path(p).name
+                               for p in paths]).encode()
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return upload_send
+
+
+async def refuse(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def server_options(policy: ServingPolicy, logins: list[tuple[str, str]] | None) -> dict:
-    """gradio launch options beyond the defaults, in serving mode: no FastAPI schema at /openapi.json, and with
-    logins, nothing for a visitor who has not logged in but the login page."""
+    """gradio launch options beyond the defaults, in serving mode: no FastAPI schema at /openapi.json, no server
+    path in what gradio says about uploads (:class:`UploadPaths`), and with logins, nothing for a visitor who has
+    not logged in but the login page."""
     if not policy.serving:
         return {}
-    app_kwargs: dict = {"openapi_url": None}
+    middleware = [Middleware(UploadPaths)]
     if logins:
-        app_kwargs["middleware"] = [Middleware(LoggedOutGate)]
-    return {"app_kwargs": app_kwargs}
+        middleware.insert(0, Middleware(LoggedOutGate))  # the outermost: before a login, nothing else is reached
+    return {"app_kwargs": {"openapi_url": None, "middleware": middleware}}
 
 
 def login_of(request: gr.Request | None) -> str | None:
