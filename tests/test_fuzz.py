@@ -305,11 +305,6 @@ class _quiet:
         return self.catcher.__exit__(*exc)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, outside this change: a text prompt the session's model has no "
-                   "tokens for (a Sudoku model's vocabulary is digits) raises the tokenizer's bare Exception "
-                   "('WordLevel error: Missing [UNK] token'), which no tab turns into a refusal (gr.Error): the "
-                   "server logs it as an exception the app did not mean to raise; model/text.encode_prompt and "
-                   "training/evaluation.answer_accuracy should refuse it with a ValueError naming the character")
 def test_a_prompt_the_model_has_no_tokens_for_is_refused_in_one_line(served):
     """Found by the fuzz above (a session left on a Sudoku model, then the task accuracy): a Denoise of text on a
     Sudoku model is refused with a message that says what is wrong, and the server logs no other exception."""

@@ -25,8 +25,29 @@ def encode_prompt(tokenizer, prompt: str | list[dict], chat: bool = False, allow
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     else:
         text = prompt
-    ids = tokenizer(text, add_special_tokens=False).input_ids
+    ids = tokenize(tokenizer, text, "the prompt")
     return torch.tensor([ids], dtype=torch.long)
+
+
+def tokenize(tokenizer, text, what: str, **kwargs):
+    """``tokenizer(text, add_special_tokens=False, **kwargs)``: the ids of one text (or the encoding of a list);
+    a text the vocabulary cannot spell (a word-level vocabulary without an unknown token, e.g. a Sudoku model's
+    digits, given letters) is refused with a ValueError naming its first such character, not the tokenizer's bare
+    Exception."""
+    try:
+        encoding = tokenizer(text, add_special_tokens=False, **kwargs)
+    except Exception as err:
+        if isinstance(err, ValueError):
+            raise
+        for piece in [text] if isinstance(text, str) else text:
+            for character in dict.fromkeys(piece):
+                try:
+                    tokenizer(character, add_special_tokens=False)
+                except Exception:
+                    raise ValueError(f"{what} holds {character!r}, which this model's vocabulary has no token for; "
+                                     "use the characters it was trained on") from None
+        raise ValueError(f"{what} cannot be tokenized by this model's tokenizer ({err})") from None
+    return encoding.input_ids if isinstance(text, str) and not kwargs else encoding
 
 
 @functools.lru_cache(maxsize=8)

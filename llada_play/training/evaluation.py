@@ -163,7 +163,7 @@ def answer_accuracy(model, tokenizer, conversations: list[list[dict]], config: S
     """
     from ..diffusion.batching import generate_many
     from ..diffusion.sampling import denoise
-    from ..model.text import decode_generation, stop_token_ids
+    from ..model.text import decode_generation, stop_token_ids, tokenize
 
     config = config or SHORT_ANSWERS
     device = next(model.parameters()).device
@@ -185,13 +185,13 @@ def answer_accuracy(model, tokenizer, conversations: list[list[dict]], config: S
             answers.append(answer)
 
     if refill:
-        ids = tokenizer(prompt_texts(conversations), add_special_tokens=False).input_ids
+        ids = tokenize(tokenizer, prompt_texts(conversations), "a question").input_ids
         out = generate_many(model, ids, batch_size, config)
         score([(row, len(p)) for row, p in zip(out, ids)], conversations)
     else:
         for start in range(0, len(conversations), batch_size):
             chunk = conversations[start:start + batch_size]
-            enc = tokenizer(prompt_texts(chunk), add_special_tokens=False, padding=True, return_tensors="pt")
+            enc = tokenize(tokenizer, prompt_texts(chunk), "a question", padding=True, return_tensors="pt")
             out = denoise(model, enc.input_ids.to(device), config, attention_mask=enc.attention_mask.to(device),
                           observe=False).finish()
             score([(row, enc.input_ids.shape[1]) for row in out], chunk)
@@ -206,7 +206,7 @@ def answer_accuracy(model, tokenizer, conversations: list[list[dict]], config: S
 def autoregressive_answer_accuracy(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = 8) -> dict:
     """Exact-match accuracy of greedy left-to-right answers (for the causal twin), one prompt at a time."""
     from ..diffusion.autoregressive import generate_autoregressive
-    from ..model.text import decode_generation, stop_token_ids
+    from ..model.text import decode_generation, stop_token_ids, tokenize
 
     device = next(model.parameters()).device
     correct = well_formed = 0
