@@ -20,10 +20,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..diffusion.autoregressive import generate_autoregressive
+from ..diffusion.autoregressive import generate_autoregressive, model_device
 from ..diffusion.sampling import generate
 from ..model.adapters import logits_of
 from .icl_data import FewShotPrompt
+from .reversal import left_padded
 
 BATCH = 64
 
@@ -46,10 +47,6 @@ def _is_causal(model) -> bool:
     return bool(getattr(model.config, "causal", False))
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _right_padded(rows: list[list[int]], pad: int) -> tuple[torch.LongTensor, torch.LongTensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -57,16 +54,6 @@ def _right_padded(rows: list[list[int]], pad: int) -> tuple[torch.LongTensor, to
     for i, r in enumerate(rows):
         ids[i, :len(r)] = torch.tensor(r)
         mask[i, :len(r)] = 1
-    return ids, mask
-
-
-def _left_padded(rows: list[list[int]], pad: int) -> tuple[torch.LongTensor, torch.LongTensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
     return ids, mask
 
 
@@ -78,11 +65,8 @@ def _pad_id(tokenizer) -> int:
 def slot_log_probs(model, tokenizer, prompts: Sequence[FewShotPrompt], batch_size: int = BATCH) -> torch.Tensor:
     """(prompts, vocabulary) log-probabilities of the answer's slot given the rest: for the diffusion model the
     slot masked between what precedes and what follows; for the causal one the next token after what precedes."""
-    causal, device = _is_causal(model), _device(model)
-    rows = []
-    for p in prompts:
-        before, after = encode(tokenizer, p)
-        rows.append((before, after))
+    causal, device = _is_causal(model), model_device(model)
+    rows = [encode(tokenizer, p) for p in prompts]
     out = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
@@ -103,7 +87,7 @@ def joint_log_probs(model, tokenizer, prompts: Sequence[FewShotPrompt], batch_si
     log p(label | before) + log p(after | before, label)."""
     if not _is_causal(model):
         raise ValueError("joint scoring is for the causal twin; the diffusion model ranks by its slot")
-    device = _device(model)
+    device = model_device(model)
     texts, starts = [], []
     for p in prompts:
         before, after = encode(tokenizer, p)
@@ -152,7 +136,7 @@ def generated_answers(model, tokenizer, prompts: Sequence[FewShotPrompt], batch_
     The diffusion model: the library's sampler, one token per step; in the ``after`` layout the tokens that follow
     the slot are pinned and the sampler fills the slot alone. The
     causal twin: left to right after what precedes the slot."""
-    causal, device = _is_causal(model), _device(model)
+    causal, device = _is_causal(model), model_device(model)
     encoded = [encode(tokenizer, p) for p in prompts]
     answers: list[str] = [""] * len(prompts)
     # Rows are batched with others of the same number of tokens after the slot: the canvas then ends where each
@@ -163,7 +147,7 @@ def generated_answers(model, tokenizer, prompts: Sequence[FewShotPrompt], batch_
     for following, members in sorted(groups.items()):
         for start in range(0, len(members), batch_size):
             rows = members[start:start + batch_size]
-            ids, mask = _left_padded([encoded[i][0] for i in rows], _pad_id(tokenizer))
+            ids, mask = left_padded([encoded[i][0] for i in rows], _pad_id(tokenizer))
             ids, mask = ids.to(device), mask.to(device)
             if causal:
                 new = generate_autoregressive(model, ids, tokens, attention_mask=mask)[:, ids.shape[1]:]

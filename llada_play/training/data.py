@@ -91,15 +91,12 @@ class PackedBatches:
 
 
 @dataclass
-class DocumentBatches:
+class DocumentBatches(PackedBatches):
     """Windows of ``seq_len`` tokens that each start at a document's start: a random document, then the ones after
     it in the stream until the window is full (the last one cut). Short documents (few-shot prompts) are then seen
     whole from their first token, as they are asked, which random windows of a packed stream would cut."""
 
-    tokens: torch.LongTensor  # documents, each followed by end-of-text (pack_tokens)
-    starts: torch.LongTensor  # where each document starts in ``tokens``
-    seq_len: int
-    batch_size: int
+    starts: torch.LongTensor = None  # where each document of ``tokens`` starts (from_texts finds them)
 
     @classmethod
     def from_texts(cls, tokenizer, texts, seq_len: int, batch_size: int) -> "DocumentBatches":
@@ -109,20 +106,12 @@ class DocumentBatches:
         starts = starts[starts + seq_len <= len(tokens)]  # a window from each start fits in the stream
         if len(starts) == 0:
             raise DataError(f"no document starts a full window of {seq_len} tokens")
-        return cls(tokens, starts, seq_len, batch_size)
+        return cls(tokens, seq_len, batch_size, starts)
 
     def next_batch(self, generator: torch.Generator) -> dict:
         rows = torch.randint(0, len(self.starts), (self.batch_size,), generator=generator)
         offsets = self.starts[rows][:, None] + torch.arange(self.seq_len)
         return {"input_ids": self.tokens[offsets]}
-
-    def fixed_batches(self, count: int, seed: int = 1234) -> list[dict]:
-        g = torch.Generator().manual_seed(seed)
-        return [self.next_batch(g) for _ in range(count)]
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.tokens)
 
 
 def _rows_from_file(path: Path, on_error: str):

@@ -168,12 +168,12 @@ def logged_in(scope) -> bool:
     return token is not None and app.tokens.get(token) is not None
 
 
-def without_api_info(send):
-    """``send`` for the page: its body collected, the embedded API description replaced by null (the login
-    form needs none); a page that would still carry one is not sent at all."""
+def rewritten_body(send, rewrite):
+    """``send`` for a response whose whole body ``rewrite(start, body) -> (start, body)`` replaces: the body is
+    collected, rewritten and sent in one piece with its new length."""
     start, body = None, b""
 
-    async def page_send(message) -> None:
+    async def collecting_send(message) -> None:
         nonlocal start, body
         if message["type"] == "http.response.start":
             start = message
@@ -184,14 +184,24 @@ def without_api_info(send):
         body += message.get("body", b"")
         if message.get("more_body"):
             return
+        first, whole = rewrite(start, body)
+        headers = [(k, v) for k, v in first["headers"] if k.lower() != b"content-length"]
+        await send({**first, "headers": [*headers, (b"content-length", str(len(whole)).encode())]})
+        await send({"type": "http.response.body", "body": whole})
+
+    return collecting_send
+
+
+def without_api_info(send):
+    """``send`` for the page: the embedded API description replaced by null (the login form needs none); a page
+    that would still carry one is not sent at all."""
+    def rewrite(start: dict, body: bytes) -> tuple[dict, bytes]:
         page = PAGE_API_INFO.sub(b"window.gradio_api_info = null;</script>", body)
         if b"named_endpoints" in page:  # gradio changed how it embeds the description: send nothing
-            start, page = {**start, "status": 500}, b"the login page is not available"
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        await send({**start, "headers": [*headers, (b"content-length", str(len(page)).encode())]})
-        await send({"type": "http.response.body", "body": page})
+            return {**start, "status": 500}, b"the login page is not available"
+        return start, page
 
-    return page_send
+    return rewritten_body(send, rewrite)
 
 
 UPLOAD_ROUTE, FILE_ROUTE = "/gradio_api/upload", "/gradio_api/file="
@@ -307,28 +317,14 @@ def files_in_cache(data, cache: Path):
 
 def relative_upload_paths(send, cache: Path):
     """``send`` for the upload route: its answer, a JSON list of paths in the cache, with each path inside it."""
-    start, body = None, b""
+    def rewrite(start: dict, body: bytes) -> tuple[dict, bytes]:
+        if start["status"] != 200:
+            return start, body
+        paths = json.loads(body)
+        return start, json.dumps([os.path.relpath(p, cache) if Path(p).resolve().is_relative_to(cache)
+                                  else Path(p).name for p in paths]).encode()
 
-    async def upload_send(message) -> None:
-        nonlocal start, body
-        if message["type"] == "http.response.start":
-            start = message
-            return
-        if message["type"] != "http.response.body":
-            await send(message)
-            return
-        body += message.get("body", b"")
-        if message.get("more_body"):
-            return
-        if start["status"] == 200:
-            paths = json.loads(body)
-            body = json.dumps([os.path.relpath(p, cache) if Path(p).resolve().is_relative_to(cache) else Path(p).name
-                               for p in paths]).encode()
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-    return upload_send
+    return rewritten_body(send, rewrite)
 
 
 async def refuse(send, status: int, detail: str) -> None:
