@@ -94,7 +94,7 @@ from llada_play.experiments.puzzle_decoding import Decoding, run_decoding
 PUZZLE_RUN = ROOT / "data/puzzle/results.json"
 puzzle_config = PuzzleConfig.from_dict(json.loads(PUZZLE_RUN.read_text())["config"])
 sudoku_pair = load_pair(PUZZLE_RUN)
-puzzles = held_out(puzzle_config, 40 if QUICK else 200)
+puzzles = held_out(puzzle_config, 20 if QUICK else 200)
 
 
 def standard_error(p, n):
@@ -158,7 +158,7 @@ print(f"among the confidence-based strategies at one cell a step, {top} scores h
 from llada_play.training.data import load_sft_rows
 
 arith, arith_tokenizer = load_model(ARITHMETIC_MODEL_DIR)
-test_rows = load_sft_rows(ROOT / "data/sft/arithmetic_test.jsonl")[: 24 if QUICK else 200]
+test_rows = load_sft_rows(ROOT / "data/sft/arithmetic_test.jsonl")[: 12 if QUICK else 200]
 print(len(test_rows), "held-out questions, e.g.", test_rows[0])
 
 STEPS = [1, 2, 4, 8]

@@ -84,7 +84,7 @@ import tempfile
 
 config = ReversalConfig.quick(seeds=[0], out_dir=tempfile.mkdtemp(prefix="reversal-"))
 if QUICK:  # the test suite: a smaller, shorter run that only checks that the notebook works
-    config = ReversalConfig.quick(seeds=[0], out_dir=config.out_dir, steps=60, eval_rows=10)
+    config = ReversalConfig.quick(seeds=[0], out_dir=config.out_dir, steps=30, eval_rows=10)
 losses = {"diffusion": [], "autoregressive": []}
 results = run_reversal_experiment(config, train_hooks=lambda kind, seed, record: losses[kind].append(record.loss))
 print(f"{config.people_per_subset} people per subset, {config.preset} preset, {results['parameters']:,} "

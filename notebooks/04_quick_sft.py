@@ -77,7 +77,7 @@ from llada_play.training.trainer import TrainConfig
 
 losses = []
 out_dir = tempfile.mkdtemp(prefix="quick-sft-")
-config = TrainConfig(objective="sft", output_dir=out_dir, max_steps=200 if QUICK else 1000, lr=1e-3,
+config = TrainConfig(objective="sft", output_dir=out_dir, max_steps=60 if QUICK else 1000, lr=1e-3,
                      warmup_steps=50, progress=False, save_every=10_000)
 summary = run_sft(None, ROOT / "data/sft/arithmetic_train.jsonl", config, batch_size=32,
                   hooks=lambda record: losses.append(record.loss),

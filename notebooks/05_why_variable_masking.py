@@ -51,7 +51,7 @@ print(f"{len(train_tokens):,} training tokens; held out: {', '.join(held_out)}")
 # also records the same comparison at larger budgets than this notebook has minutes for.
 
 # %%
-STEPS = 100 if QUICK else 1000
+STEPS = 40 if QUICK else 1000
 curves = {name: [] for name in mr.OBJECTIVES}  # every step's training loss, for each model
 models = mr.train_pair(tokenizer, train_tokens, STEPS, on_step=lambda name, record: curves[name].append(record.loss))
 for name, model in models.items():
