@@ -387,3 +387,18 @@ def test_second_thoughts_rule_finds_a_puzzle_failed_without_edits_and_repaired_w
     with pytest.raises(ValueError, match="none of the first 1 puzzles"):  # a puzzle the model solves anyway
         first_repaired(model, tokenizer, [p for p in test if not solve_live(model, tokenizer, p,
                                                                             fast_config(6, False)).wrong][:1])
+
+
+def test_seeds_trained_as_separate_jobs_are_gathered_by_a_run_over_all_of_them(tmp_path):
+    """One job per seed in one folder (one per core), then a resumed run over every seed: it trains nothing and
+    gives the numbers of one run of both seeds; other changed settings are still refused."""
+    both = PuzzleConfig(output_dir=str(tmp_path / "both"), progress=False, **QUICK)
+    straight = run_puzzle_experiment(both)
+    split = dataclasses.replace(both, output_dir=str(tmp_path / "split"))
+    for seed in both.seeds:
+        run_puzzle_experiment(dataclasses.replace(split, seeds=[seed]), resume=True)
+    trained = []
+    gathered = run_puzzle_experiment(split, resume=True, train_hooks=lambda *step: trained.append(step))
+    assert trained == [] and _numbers(gathered) == _numbers(straight)
+    with pytest.raises(ValueError, match=r"started with other settings \(steps\)"):
+        run_puzzle_experiment(dataclasses.replace(split, steps=13), resume=True)

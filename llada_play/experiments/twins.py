@@ -36,8 +36,10 @@ TrainHooks = Callable[[str, int, TrainStepRecord], None]  # (kind, seed, record)
 RESULTS_FILE = "results.json"
 SETTINGS_FILE = "experiment.json"  # the settings a folder was started with (not config.json: that names a model)
 TRAINING_SHARE = 0.7  # of each run's progress; scoring takes the rest
-# Settings that may change when a job is restarted: where it writes, how it reports, the device it runs on.
-RESTART_FREE = ("output_dir", "progress", "device")
+# Settings that may change when a job is restarted: where it writes, how it reports, the device it runs on, and
+# which seeds it runs (each seed's runs depend on no other seed's: seeds trained as separate jobs in one folder,
+# e.g. one per core, are gathered by a last run over all of them).
+RESTART_FREE = ("output_dir", "progress", "device", "seeds")
 
 
 class TwinConfig(Protocol):
@@ -158,7 +160,8 @@ def _start_folder(out: Path, config: TwinConfig, resume: bool) -> None:
     path = out / SETTINGS_FILE
     if resume and path.exists():
         before = json.loads(path.read_text())
-        changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
+        changed = sorted(k for k in (before.keys() | settings.keys()) - set(RESTART_FREE)  # older folders kept them
+                         if before.get(k) != settings.get(k))
         if changed:
             raise ValueError(f"cannot resume {out}: it was started with other settings ({', '.join(changed)}); "
                              "give another output_dir or run without resume")
