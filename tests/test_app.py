@@ -242,3 +242,36 @@ def test_step_by_step_forks_a_run_and_runs_both_in_the_browser():
                 label = second.rsplit(" (", 1)[0].strip()  # "O  (0.03)": the page collapses the spaces
                 assert label in forked.get_attribute("title"), (label, forked.get_attribute("title"))
                 page.screenshot(path=str(ARTIFACTS / f"app-step-fork-{width}.png"), full_page=True)
+
+
+def test_icl_tab_shows_the_slot_filling_live_and_both_answers_in_the_browser(tmp_path):
+    """The few-shot pair at 1400 and 800 px: a fresh mapping drawn, the diffusion model's slot seen open (a mask
+    with its guess) and then filled, the twin's answer and the label bars; the examples moved after the question;
+    a line that is not an example gets its message."""
+    require_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_app("--models-dir", str(tmp_path)) as url:
+        for width in (1400, 800):
+            with browser_page(width, 1100) as page:
+                page.goto(url)
+                open_tab(page, "In-context learning")
+                examples = page.get_by_label("Examples, one a line")
+                first = examples.input_value()
+                page.get_by_role("button", name="Draw a fresh mapping").click()
+                page.wait_for_function("([el, before]) => el.value != before",
+                                       arg=[examples.element_handle(), first], timeout=30_000)
+                page.get_by_role("button", name="Ask both models").click()
+                page.wait_for_function("document.querySelectorAll('.lp-canvas .lp-tok.lp-mask').length == 1",
+                                       timeout=60_000)  # the first of two steps drawn: one mask still open
+                page.get_by_text("Twin:").first.wait_for(timeout=60_000)
+                assert page.locator(".lp-canvas .lp-tok.lp-mask").count() == 0
+                assert page.locator("table.lp-bars tr").count() >= 3
+                page.screenshot(path=str(ARTIFACTS / f"app-icl-{width}.png"), full_page=True)
+                if width == 1400:
+                    page.get_by_text("the question, then the examples").click()
+                    page.get_by_role("button", name="Ask both models").click()
+                    page.get_by_text("never the examples after it").first.wait_for(timeout=60_000)
+                    page.screenshot(path=str(ARTIFACTS / "app-icl-after.png"), full_page=True)
+                    examples.fill("dakul -> red\nmipo red")
+                    page.get_by_role("button", name="Ask both models").click()
+                    page.get_by_text("line 2 ('mipo red') is not an example").first.wait_for(timeout=30_000)

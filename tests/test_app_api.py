@@ -434,3 +434,36 @@ def test_step_mode_sends_a_token_back_and_forks_the_run_with_both_branches_score
     assert main_status.startswith("Finished after 8 steps") and "log p(text | prompt) >=" in main_status
     assert fork_status.startswith("Finished after 8 steps") and "log p(text | prompt) >=" in fork_status
     assert "lp-forced" in fork_canvas and "Q" in fork_text and main_text != fork_text
+
+
+def test_icl_tab_streams_the_slot_and_both_answers_match_the_library(app_url):
+    """The shipped few-shot pair through the app: a drawn mapping, the diffusion model's slot streamed step by step
+    (two steps at the end of the prompt, one in place before the examples), and both answers the library's."""
+    from llada_play.experiments.icl import generated_answers
+    from llada_play.experiments.icl_data import own_prompt, parse_examples
+    from llada_play.model.checkpoint import SHIPPED_MODELS
+    from llada_play.ui.tabs.fewshot import DIFFUSION_NAME, LAYOUTS, TWIN_NAME
+
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    examples, key, note = client.predict(8, "invented words (fresh)", api_name="/icl_draw")
+    pairs, fmt = parse_examples(examples)
+    assert len(pairs) == 8 and key in {k for k, _ in pairs} and "8 examples" in note
+    diffusion, twin = (load_model(SHIPPED_MODELS[name], dtype=APP_DTYPE) for name in (DIFFUSION_NAME, TWIN_NAME))
+    for layout, steps in zip(LAYOUTS, (2, 1)):
+        job = client.submit(examples, key, layout, 0, api_name="/icl_ask")
+        list(job)
+        outputs = job.outputs()
+        assert len(outputs) == steps + 1  # a frame per step, then the answers
+        assert outputs[0][0].count("lp-tok lp-mask") == steps - 1  # after the first step: the masks still open
+        prompt = own_prompt(pairs, key, LAYOUTS[layout], fmt)
+        mine = generated_answers(*diffusion, [prompt])[0]
+        theirs = generated_answers(*twin, [prompt])[0]
+        status = outputs[-1][2]
+        assert f"**Diffusion:** {mine or '(nothing)'}" in status and f"**Twin:** {theirs or '(nothing)'}" in status
+        assert ("never the examples after it" in status) == (LAYOUTS[layout] == "after")
+        assert outputs[-1][3].count("<tr>") == len(prompt.labels) + 1  # a row of bars per label
+    with pytest.raises(Exception, match=r"line 2 \('mipo red'\) is not an example"):
+        client.predict("dakul -> red\nmipo red", "dakul", "examples, then the question", 0, api_name="/icl_ask")
+    with pytest.raises(Exception, match=r"the pair knows the labels red, green"):
+        client.predict("dakul -> purple\nmipo -> red", "dakul", "examples, then the question", 0, api_name="/icl_ask")

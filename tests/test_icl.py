@@ -209,3 +209,93 @@ def test_training_windows_start_at_a_document(tokenizer):
     assert all(tuple(w[:3].tolist()) in firsts for w in windows)  # each begins a document, not mid-way
     again = batches.next_batch(torch.Generator().manual_seed(0))["input_ids"]
     assert torch.equal(windows, again)  # the same order for both kinds: the same generator seed
+
+
+def test_someones_own_examples_are_read_back_into_a_prompt():
+    """Lines of any separator give the pairs and the first line's format; the answer is the label the examples
+    give the key, none where they give none or disagree; a line that is not an example is refused by number."""
+    from llada_play.experiments.icl_data import own_prompt, parse_examples
+
+    pairs, fmt = parse_examples("dakul: red\n\nmipo -> gold\nsuvet = green\nzak is white\nab->cd\n")
+    assert pairs == [("dakul", "red"), ("mipo", "gold"), ("suvet", "green"), ("zak", "white"), ("ab", "cd")]
+    assert fmt == "{key}:"
+    drawn = draw_prompts(FewShotTask(8), 1, 3)[0]
+    read, read_format = parse_examples("\n".join(drawn.line(k, v) for k, v in drawn.examples))
+    again = own_prompt(read, drawn.key, format=read_format)
+    assert read_format == drawn.format and again.before_answer() == drawn.before_answer()
+    assert again.answer == drawn.answer
+    assert own_prompt(pairs, "nobody").answer == ""  # not in the examples
+    assert own_prompt([("a", "red"), ("a", "gold")], "a").answer == ""  # the examples disagree
+    assert own_prompt([("a", "red")], "a").labels == LABELS  # one label shown: ranked among all
+    with pytest.raises(ValueError, match=r"line 2 \('mipo gold'\) is not an example"):
+        parse_examples("dakul -> red\nmipo gold")
+    with pytest.raises(ValueError, match="ask for one key"):
+        own_prompt(pairs, "two words")
+
+
+def test_a_paired_comparison_counts_the_prompts_where_the_two_disagree():
+    from llada_play.experiments.paired import paired_comparison, sign_test_p
+
+    result = paired_comparison("1110001", "1000000")
+    assert (result["a_only"], result["b_only"], result["n"]) == (3, 0, 7)
+    assert result["difference"] == pytest.approx(3 / 7) and result["p"] == pytest.approx(2 * 0.5 ** 3)
+    assert sign_test_p(0, 0) == 1.0 and sign_test_p(5, 5) == 1.0
+    assert sign_test_p(600, 500) == pytest.approx(0.00282, abs=2e-5)  # scipy.stats.binomtest(600, 1100)
+    same = paired_comparison("1010", "1010")
+    assert same["difference"] == 0 and same["se"] == 0 and same["p"] == 1.0
+    with pytest.raises(ValueError, match="the same prompts"):
+        paired_comparison("101", "10")
+
+
+def _synthetic_results(rules: dict) -> dict:
+    """A results dict of two seeds whose answers follow ``rules``: kind -> function(layout, variant, shots, i)
+    -> right or not, for prompt i of 300."""
+    from llada_play.experiments.icl_experiment import ICLConfig, points
+
+    config = ICLConfig(eval_prompts=300)
+    runs = []
+    for seed in (0, 1):
+        for kind, rule in rules.items():
+            scores = {}
+            for layout, variant, shots in points(config):
+                bits = "".join("1" if rule(layout, variant, shots, i + seed) else "0" for i in range(300))
+                method = {"accuracy": bits.count("1") / 300, "correct": bits, "n": 300, "se": 0.0}
+                scores[point_key(layout, variant, shots)] = {"ranking": method, "generation": method,
+                                                             **({"joint": method} if kind == "autoregressive" else {})}
+            runs.append({"seed": seed, "model": kind, "scores": scores, "by_step": [
+                {"step": s, "fresh": f, "flipped": 0.3} for s, f in ((1, 0.33), (250, 0.6), (500, 0.7))]
+                if kind == "autoregressive" else [{"step": s, "fresh": 0.33, "flipped": 0.3} for s in (1, 250, 500)]})
+    return {"config": {"eval_prompts": 300, "fixed_ratio": 0.8}, "runs": runs, "chance": 1 / 3,
+            "copy_any_label": {point_key(*p): 0.5 for p in points(config)}}
+
+
+def test_the_conclusions_follow_the_answers():
+    """A twin right on every prompt with examples and a third of those without, a diffusion model right on a
+    third everywhere: the twin learns from the examples (beyond copying), the diffusion model does not, and
+    the twin is ahead; the flipped prompts and the curve are read the same way."""
+    from llada_play.experiments.icl_report import conclusions, first_step_above, pooled
+
+    guess = lambda layout, variant, shots, i: i % 3 == 0  # noqa: E731 - right on a third
+    reader = lambda layout, variant, shots, i: layout == "before" and shots > 0 or i % 3 == 0  # noqa: E731
+    results = _synthetic_results({"diffusion": guess, "autoregressive": reader})
+    assert pooled(results, "autoregressive", "before/fresh/16")["accuracy"] == 1.0
+    lines = conclusions(results)
+    assert any(line.startswith("autoregressive twin: 100.0% ± 0.0% at 16 shots (seeds: 100%, 100%)") and "it learns from the examples; and beyond "
+               "copying any shown label (50.0%)" in line for line in lines), lines
+    assert any(line.startswith("diffusion: ") and "does not learn from the examples" in line for line in lines)
+    assert any("Diffusion against the twin at 16 shots: -66.7%" in line and "the twin ahead" in line for line in lines)
+    assert any(line.startswith("autoregressive twin, flipped") and "the examples, not the prior, decide" in line
+               for line in lines)
+    assert any(line.startswith("autoregressive twin, examples after") and "not above chance" in line
+               for line in lines)
+    assert first_step_above(results, "autoregressive", 1) == 250 and first_step_above(results, "diffusion", 0) is None
+
+
+def test_an_answer_followed_by_the_end_of_text_is_the_label(tokenizer):
+    """A model that ends the document after its answer (as after a 16-example question, the most a training
+    document holds) has answered: special tokens are no part of the word."""
+    from llada_play.experiments.icl import answer_of
+
+    ids = tokenizer(" white", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    assert answer_of(tokenizer, ids) == "white"
+    assert answer_of(tokenizer, tokenizer("\n dakul", add_special_tokens=False).input_ids) == "dakul"

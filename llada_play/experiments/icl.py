@@ -128,6 +128,13 @@ def first_word(text: str) -> str:
     return words[0] if words else ""
 
 
+def answer_of(tokenizer, ids: list[int]) -> str:
+    """The first word of generated tokens, special tokens left out: after the last question of a 16-example
+    prompt (the most a training document holds) a model rightly ends the document, and "white<|endoftext|>" is
+    the answer white."""
+    return first_word(tokenizer.decode(ids, skip_special_tokens=True))
+
+
 @torch.no_grad()
 def generated_answers(model, tokenizer, prompts: Sequence[FewShotPrompt], batch_size: int = BATCH,
                       tokens: int = 2) -> list[str]:
@@ -159,7 +166,7 @@ def generated_answers(model, tokenizer, prompts: Sequence[FewShotPrompt], batch_
                                constraints=pins)
                 new = out[:, ids.shape[1]:ids.shape[1] + 1]
             for i, row in zip(rows, new):
-                answers[i] = first_word(tokenizer.decode(row.tolist()))
+                answers[i] = answer_of(tokenizer, row.tolist())
     return answers
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from dataclasses import dataclass, field
 
 LABELS = ("red", "green", "white", "black", "gold", "silver")
@@ -176,6 +177,45 @@ def draw_prompt(task: FewShotTask, rng: random.Random, prior_strength: float = 1
     key = rng.choice(shown) if shown else keys[0]
     return FewShotPrompt(tuple((k, mapping[k]) for k in shown), key, mapping[key], tuple(labels),
                          task.format or rng.choice(FORMATS), task.layout)
+
+
+_LINE = re.compile(r"^\s*(\S+?)(?:\s*(->|:|=)\s*|\s+(is)\s+)(\S+)\s*$")
+_FORMAT_OF = {f.format(key="").strip(): f for f in FORMATS}  # "->" -> "{key} ->"
+
+
+def parse_examples(text: str) -> tuple[list[tuple[str, str]], str]:
+    """(the (key, label) pairs, the format of the first) of lines like ``dakul -> red`` (any separator of
+    :data:`FORMATS`: ``->``, ``:``, ``=``, ``is``), one a line, blank lines skipped; a line that is not one key, a
+    separator and one label is refused, naming its number."""
+    pairs, formats = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        match = _LINE.match(line)
+        if not match:
+            raise ValueError(f"line {number} ({line.strip()[:40]!r}) is not an example: write one key, a separator "
+                             "(->, :, = or is) and one label, e.g. 'dakul -> red'")
+        pairs.append((match.group(1), match.group(4)))
+        formats.append(_FORMAT_OF[match.group(2) or match.group(3)])
+    return pairs, formats[0] if formats else FORMATS[0]
+
+
+def own_prompt(examples: list[tuple[str, str]], key: str, layout: str = "before",
+               format: str = FORMATS[0]) -> FewShotPrompt:
+    """A prompt of someone's own examples asking for ``key``: its answer is the one label the examples give the key
+    ("" where they give none, or several); it is ranked among the examples' labels (all of :data:`LABELS` where
+    they show fewer than two)."""
+    key = key.strip()
+    if not key or len(key.split()) != 1:
+        raise ValueError(f"ask for one key (one word), got {key!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    given = {label for k, label in examples if k == key}
+    labels = tuple(dict.fromkeys(label for _, label in examples))
+    return FewShotPrompt(tuple(examples), key, given.pop() if len(given) == 1 else "",
+                         labels if len(labels) >= 2 else LABELS, format, layout)
 
 
 def draw_prompts(task: FewShotTask, count: int, seed: int) -> list[FewShotPrompt]:

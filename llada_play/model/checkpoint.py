@@ -30,6 +30,8 @@ ARITHMETIC_MODEL_DIR = Path(__file__).resolve().parent.parent / "arithmetic_mode
 REVERSAL_MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "reversal" / "results" / "long-models" / "seed0"
 # The Sudoku pair of `llada-play puzzle` (seed 0 of the measured run, data/puzzle/README.md); repository only.
 PUZZLE_MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "puzzle" / "seed0"
+# The in-context-learning pair (seed 1 of the measured run, data/icl/README.md says why that seed); repository only.
+ICL_MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "icl" / "seed1"
 # The arithmetic SFT again with token editing (edit ratio 0.1, data/sft/editing/README.md); repository only.
 ARITHMETIC_EDITING_MODEL_DIR = Path(__file__).resolve().parents[2] / "data" / "sft" / "editing" / "final"
 # Every model the project ships, by display name (the app's Model tab lists these names). A new shipped model
@@ -44,6 +46,8 @@ _SHIPPED_CANDIDATES: dict[str, Path] = {
     "Sudoku 6x6, autoregressive twin (seed 0)": PUZZLE_MODELS_DIR / "autoregressive" / "final",
     "Sudoku 6x6, diffusion that edits (seed 0)": PUZZLE_MODELS_DIR.parent / "editing" / "seed0" / "diffusion" / "final",
     "Arithmetic that edits (SFT of the default, edit ratio 0.1)": ARITHMETIC_EDITING_MODEL_DIR,
+    "Few-shot, diffusion (seed 1)": ICL_MODELS_DIR / "diffusion" / "final",
+    "Few-shot, autoregressive twin (seed 1)": ICL_MODELS_DIR / "autoregressive" / "final",
 }
 SHIPPED_MODELS: dict[str, Path] = {name: path for name, path in _SHIPPED_CANDIDATES.items()
                                    if (path / "config.json").exists()}

@@ -10,6 +10,8 @@ from .serving import LOCAL, ServingPolicy, server_options
 from .tabs.chat import chat_tab
 from .tabs.compare import compare_tab
 from .tabs.denoise import denoise_tab
+from .tabs.fewshot import CSS as FEWSHOT_CSS
+from .tabs.fewshot import fewshot_tab
 from .tabs.model import model_tab
 from .tabs.puzzle import CSS as PUZZLE_CSS
 from .tabs.puzzle import puzzle_tab
@@ -40,6 +42,7 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None,
         compare_tab(registry, model_key, prompt)
         sft_tab(registry, model_key, model_info, policy, runs)
         reversal_tab(registry, reversal_overrides, policy, runs)
+        fewshot_tab(registry)
         puzzle_tab(registry)
         model_tab(registry, model_key, model_info, policy)
     return demo
@@ -54,6 +57,6 @@ def launch(demo: gr.Blocks, host: str, port: int, logins: list[tuple[str, str]] 
     demo.queue(default_concurrency_limit=2, api_open=not policy.serving)
     # one worker thread per waiting Denoise session, and room for the other tabs
     demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=HEAD,
-                css=f"{CSS}\n{PUZZLE_CSS}", show_error=True, auth=logins or None,
+                css=f"{CSS}\n{PUZZLE_CSS}\n{FEWSHOT_CSS}", show_error=True, auth=logins or None,
                 max_file_size=policy.max_upload_bytes, max_threads=policy.denoise_sessions + 40,
                 **server_options(policy, logins))

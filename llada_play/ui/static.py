@@ -29,14 +29,22 @@ def png_of(fig, width: int | None = None, height: int | None = None, scale: floa
     picture then follows its last event at once."""
     if _unavailable:
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "The kopts argument is ignored", UserWarning)
-            png = pio.to_image(fig, format="png", width=width, height=height, scale=scale, validate=False)
-    except Exception as err:  # noqa: BLE001 - kaleido's errors differ by version; any of them only loses the picture
-        _unavailable.append(f"{type(err).__name__}: {err}")
-        _log.warning("static pictures are off (%s); install Chromium to store them in notebooks", err)
-        return None
+    # Twice: on a loaded machine kaleido's first browser page has failed before its script was defined
+    # ("kaleido_scopes is not defined", seen 2026-12-03 while two training runs used both cores), and the same
+    # notebook run again drew every picture; one failure then no longer costs the whole notebook its pictures.
+    # A missing browser fails both tries and turns pictures off for the process.
+    for attempt in range(2):
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The kopts argument is ignored", UserWarning)
+                png = pio.to_image(fig, format="png", width=width, height=height, scale=scale, validate=False)
+            break
+        except Exception as err:  # noqa: BLE001 - kaleido's errors differ by version; any only loses the picture
+            if attempt == 0:
+                continue
+            _unavailable.append(f"{type(err).__name__}: {err}")
+            _log.warning("static pictures are off (%s); install Chromium to store them in notebooks", err)
+            return None
     _keep_browser()
     return png
 
