@@ -14,7 +14,7 @@ import gradio as gr
 import torch
 
 from ...diffusion.sampler_config import SamplerConfig
-from ...experiments.icl import answer_of, encode, label_id, slot_log_probs
+from ...experiments.icl import answer_of, encode, generated_answers, label_id, slot_log_probs
 from ...experiments.icl_data import (LABELS, FewShotPrompt, FewShotTask, draw_prompt, own_prompt,
                                      parse_examples)
 from ...model.checkpoint import SHIPPED_MODELS
@@ -125,8 +125,6 @@ def label_bars(prompt: FewShotPrompt, rows: dict[str, torch.Tensor], tokenizer) 
 
 def _twin_answer(model, tokenizer, prompt: FewShotPrompt) -> tuple[str, str]:
     """(the twin's greedy answer, the text it saw): left to right, from what precedes the slot only."""
-    from ...experiments.icl import generated_answers
-
     answer = generated_answers(model, tokenizer, [prompt])[0]
     return answer, prompt.before_answer()
 
