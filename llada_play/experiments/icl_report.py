@@ -22,10 +22,14 @@ def kinds(results: dict) -> list[str]:
     return [k for k in (DIFFUSION, AUTOREGRESSIVE, FIXED) if any(r["model"] == k for r in results["runs"])]
 
 
+def runs_of(results: dict, kind: str) -> list[dict]:
+    """One kind's runs, seeds in order."""
+    return sorted((r for r in results["runs"] if r["model"] == kind), key=lambda r: r["seed"])
+
+
 def correct(results: dict, kind: str, key: str, method: str = "ranking") -> str:
     """Every seed's 0/1 answers on one point, seeds in order, joined."""
-    runs = sorted((r for r in results["runs"] if r["model"] == kind), key=lambda r: r["seed"])
-    return "".join(r["scores"][key][method]["correct"] for r in runs)
+    return "".join(r["scores"][key][method]["correct"] for r in runs_of(results, kind))
 
 
 def pooled(results: dict, kind: str, key: str, method: str = "ranking") -> dict:
@@ -38,8 +42,7 @@ def pooled(results: dict, kind: str, key: str, method: str = "ranking") -> dict:
 def per_seed(results: dict, kind: str, key: str, method: str = "ranking") -> list[float]:
     """Each seed's accuracy on one point, seeds in order: a model that learns in context late may have done so in
     one seed and not yet in the other, which the pooled number hides."""
-    runs = sorted((r for r in results["runs"] if r["model"] == kind), key=lambda r: r["seed"])
-    return [r["scores"][key][method]["accuracy"] for r in runs]
+    return [r["scores"][key][method]["accuracy"] for r in runs_of(results, kind)]
 
 
 def paired(results: dict, a: tuple, b: tuple) -> dict:
