@@ -321,7 +321,8 @@ def test_an_upload_in_the_browser_trains_and_shows_no_server_path(served, tmp_pa
         page.get_by_label("password").fill(LOGIN[1])
         page.get_by_role("button", name="Login").click()
         open_tab(page, "Quick SFT")
-        page.locator("input[type=file]").first.set_input_files(str(rows))
+        # the open tab's file input (the Denoise tab, drawn first, has one for traces)
+        page.get_by_role("tabpanel").locator("input[type=file]").first.set_input_files(str(rows))
         link = page.locator("a[href*='file=']").first  # the file's download link, beside its name
         link.wait_for(timeout=30_000)
         href = link.get_attribute("href")

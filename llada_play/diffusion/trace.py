@@ -112,6 +112,9 @@ class Trace:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Trace":
+        """The trace of a dict written by :meth:`to_dict`; ValueError naming the first thing that is not (a file
+        from elsewhere, cut short or edited by hand)."""
+        check_trace_dict(data)
         steps = [TraceStep(**s) for s in data.get("steps", [])]
         return cls(**{**data, "steps": steps})
 
@@ -120,7 +123,67 @@ class Trace:
         text = str(text_or_path)
         if not text.lstrip().startswith("{"):
             text = Path(text_or_path).read_text()
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"not a trace: the text is not JSON ({err.msg} at line {err.lineno})") from None
+        return cls.from_dict(data)
+
+
+TRACE_FIELDS = {f.name for f in fields(Trace)}
+STEP_FIELDS = {f.name for f in fields(TraceStep)}
+# entries of a step's lists: their lengths, and which of their items are canvas positions and token ids
+ENTRY_SHAPES = {"commits": (5, 1, 2), "forced": (3, 1, 2), "remasked": (3, 1, 2), "edits": (5, 1, 2),
+                "unmasked_by_hook": (2, 1, None), "predictions": (4, 1, 2)}
+
+
+def check_trace_dict(data) -> None:
+    """Refuse, in one sentence, what :meth:`Trace.from_dict` cannot replay: missing or unknown fields, a ragged
+    canvas, steps whose entries are not [row, position, token, ...] within the canvas."""
+    if not isinstance(data, dict):
+        raise ValueError(f"not a trace: expected a JSON object, got {type(data).__name__}")
+    missing = {"prompt_length", "gen_length", "block_length", "mask_id", "initial"} - set(data)
+    if missing:
+        raise ValueError(f"not a trace: it has no {', '.join(sorted(missing))}")
+    unknown = set(data) - TRACE_FIELDS
+    if unknown:
+        raise ValueError(f"not a trace: unknown fields {', '.join(sorted(unknown))}")
+    for name in ("prompt_length", "gen_length", "block_length", "mask_id"):
+        if not isinstance(data[name], int) or isinstance(data[name], bool) or data[name] < 0:
+            raise ValueError(f"trace field {name} must be a whole number >= 0, got {data[name]!r}")
+    initial = data["initial"]
+    if not isinstance(initial, list) or not initial or not all(isinstance(r, list) for r in initial):
+        raise ValueError("trace field initial must be a list of rows of token ids")
+    length = data["prompt_length"] + data["gen_length"]
+    if any(len(r) != length for r in initial):
+        raise ValueError(f"trace field initial: every row must hold prompt_length + gen_length = {length} tokens")
+    if any(not isinstance(t, int) or isinstance(t, bool) for r in initial for t in r):
+        raise ValueError("trace field initial: tokens must be whole numbers")
+    if data["block_length"] < 1:
+        raise ValueError("trace field block_length must be at least 1")
+    if not isinstance(data.get("tokens", {}), dict) or not isinstance(data.get("config", {}), dict):
+        raise ValueError("trace fields tokens and config must be JSON objects")
+    steps = data.get("steps", [])
+    if not isinstance(steps, list):
+        raise ValueError("trace field steps must be a list")
+    rows = len(initial)
+    for i, step in enumerate(steps, 1):
+        if not isinstance(step, dict) or not {"block", "step", "block_step"} <= set(step) or set(step) - STEP_FIELDS:
+            raise ValueError(f"trace step {i}: expected an object with block, step, block_step and the lists of "
+                             f"{', '.join(sorted(ENTRY_SHAPES))}")
+        for name, (size, pos_at, tok_at) in ENTRY_SHAPES.items():
+            entries = step.get(name, [])
+            if not isinstance(entries, list):
+                raise ValueError(f"trace step {i}: {name} must be a list")
+            for entry in entries:
+                if not isinstance(entry, list) or len(entry) != size:
+                    raise ValueError(f"trace step {i}: each of {name} must be a list of {size} items")
+                row, pos = entry[0], entry[pos_at]
+                if not (isinstance(row, int) and 0 <= row < rows and isinstance(pos, int) and 0 <= pos < length):
+                    raise ValueError(f"trace step {i}: {name} names row {row!r}, position {pos!r}, outside the "
+                                     f"{rows} x {length} canvas")
+                if tok_at is not None and not isinstance(entry[tok_at], int):
+                    raise ValueError(f"trace step {i}: {name} has a token that is not a whole number")
 
 
 def _finite(value: float) -> float | None:

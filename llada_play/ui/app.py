@@ -17,6 +17,7 @@ from .tabs.puzzle import CSS as PUZZLE_CSS
 from .tabs.puzzle import puzzle_tab
 from .tabs.reversal import reversal_tab
 from .tabs.sft import sft_tab
+from .replay import PNG_JS
 from .tabs.step import CSS, HEAD, step_tab
 
 # Local fonts only: the page must work with no internet access.
@@ -36,15 +37,16 @@ def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None,
         gr.Markdown(INTRO)
         model_key = gr.State(DEFAULT_KEY)  # per session: each browser tab chooses its own model
         model_info = gr.Markdown(registry.describe(DEFAULT_KEY))
-        prompt = denoise_tab(registry, model_key, policy)
-        chat_tab(registry, model_key, Inputs({k: v for k, v in prompt.items() if k in CONFIG_FIELDS}))
+        prompt = denoise_tab(registry, model_key, policy, model_info, demo)
+        chat_tab(registry, model_key, Inputs({k: v for k, v in prompt.items() if k in CONFIG_FIELDS}), model_info,
+                 policy)
         step_tab(registry, model_key, prompt)
         compare_tab(registry, model_key, prompt)
         sft_tab(registry, model_key, model_info, policy, runs)
         reversal_tab(registry, reversal_overrides, policy, runs)
         fewshot_tab(registry)
         puzzle_tab(registry)
-        model_tab(registry, model_key, model_info, policy)
+        model_tab(registry, model_key, model_info, policy, prompt)
     return demo
 
 
@@ -56,7 +58,7 @@ def launch(demo: gr.Blocks, host: str, port: int, logins: list[tuple[str, str]] 
     logged in gets only the login page (:func:`.serving.server_options`)."""
     demo.queue(default_concurrency_limit=2, api_open=not policy.serving)
     # one worker thread per waiting Denoise session, and room for the other tabs
-    demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=HEAD,
+    demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=f"{HEAD}<script>{PNG_JS}</script>",
                 css=f"{CSS}\n{PUZZLE_CSS}\n{FEWSHOT_CSS}", show_error=True, auth=logins or None,
                 max_file_size=policy.max_upload_bytes, max_threads=policy.denoise_sessions + 40,
                 **server_options(policy, logins))

@@ -80,21 +80,41 @@ def config_from_controls(values: Mapping[str, object]) -> SamplerConfig:
     return SamplerConfig(**options)
 
 
+# One sentence of help under every sampler control (the same words in the Denoise, Chat and Step tabs)
+HELP = {
+    "gen_length": "Tokens to write: the canvas starts as this many masks.",
+    "steps": "Steps in all; each commits about length ÷ steps tokens.",
+    "block_length": "Blocks are filled left to right; length = one block.",
+    "temperature": "Randomness of each guess; 0 takes the most likely.",
+    "cfg_scale": "Guidance away from the unprompted guess (2 passes a step).",
+    "seed": "The same seed and settings give the same run.",
+    "remasking": "Which guesses to commit first: low_confidence = most probable, margin = biggest lead over the "
+                 "runner-up, entropy = least uncertain, random, left_to_right.",
+    "threshold": "Commit every guess at least this probable: a step may commit many, and the run end early.",
+    "remask": "ReMDM: send committed tokens back to be written again.",
+    "remask_eta": "About eta of the block's committed tokens a step.",
+    "edit_threshold": "LLaDA 2.1: replace a token the model now doubts.",
+}
+
+
 def sampler_controls() -> Inputs:
     """Three rows of controls (length, noise, choice of tokens), starting from :data:`INTERACTIVE`, each named
-    after the :class:`SamplerConfig` field it sets."""
+    after the :class:`SamplerConfig` field it sets, each with its one sentence of :data:`HELP`."""
     with gr.Row():
-        gen_length = gr.Slider(8, 256, value=INTERACTIVE.gen_length, step=8, label="Generation length")
-        steps = gr.Slider(1, 256, value=INTERACTIVE.steps, step=1, label="Steps")
-        block_length = gr.Slider(4, 256, value=INTERACTIVE.block_length, step=4, label="Block length")
+        gen_length = gr.Slider(8, 256, value=INTERACTIVE.gen_length, step=8, label="Generation length",
+                               info=HELP["gen_length"])
+        steps = gr.Slider(1, 256, value=INTERACTIVE.steps, step=1, label="Steps", info=HELP["steps"])
+        block_length = gr.Slider(4, 256, value=INTERACTIVE.block_length, step=4, label="Block length",
+                                 info=HELP["block_length"])
     with gr.Row():
-        temperature = gr.Slider(0, 2, value=INTERACTIVE.temperature, step=0.05, label="Temperature")
-        cfg_scale = gr.Slider(0, 5, value=INTERACTIVE.cfg_scale, step=0.25, label="CFG scale")
-        seed = gr.Number(value=INTERACTIVE.seed, precision=0, label="Seed")
+        temperature = gr.Slider(0, 2, value=INTERACTIVE.temperature, step=0.05, label="Temperature",
+                                info=HELP["temperature"])
+        cfg_scale = gr.Slider(0, 5, value=INTERACTIVE.cfg_scale, step=0.25, label="CFG scale", info=HELP["cfg_scale"])
+        seed = gr.Number(value=INTERACTIVE.seed, precision=0, label="Seed", info=HELP["seed"])
     with gr.Row():
-        remasking = gr.Dropdown(STRATEGIES, value=INTERACTIVE.remasking, label="Remasking")
+        remasking = gr.Dropdown(STRATEGIES, value=INTERACTIVE.remasking, label="Remasking", info=HELP["remasking"])
         threshold = gr.Slider(0, 1, value=INTERACTIVE.threshold or 0, step=0.05,
-                              label="Confidence threshold (0 = off: fixed tokens per step)")
+                              label="Confidence threshold (0 = off: fixed tokens per step)", info=HELP["threshold"])
     return Inputs(gen_length=gen_length, steps=steps, block_length=block_length, temperature=temperature,
                   cfg_scale=cfg_scale, remasking=remasking, threshold=threshold, seed=seed)
 
@@ -102,7 +122,9 @@ def sampler_controls() -> Inputs:
 def revision_controls() -> Inputs:
     """Second thoughts (diffusion/revision.py): ReMDM remasking and token editing, off to start with."""
     with gr.Row():
-        remask = gr.Dropdown(REMASK_CHOICES, value=NO_REMASK, label="Second thoughts: remask (ReMDM)")
-        remask_eta = gr.Slider(0, 1, value=0.05, step=0.01, label="Remasking strength (eta)")
-        edit_threshold = gr.Slider(0, 1, value=0, step=0.05, label="Edit threshold (0 = off, LLaDA 2.1)")
+        remask = gr.Dropdown(REMASK_CHOICES, value=NO_REMASK, label="Second thoughts: remask (ReMDM)",
+                             info=HELP["remask"])
+        remask_eta = gr.Slider(0, 1, value=0.05, step=0.01, label="Remasking strength (eta)", info=HELP["remask_eta"])
+        edit_threshold = gr.Slider(0, 1, value=0, step=0.05, label="Edit threshold (0 = off, LLaDA 2.1)",
+                                   info=HELP["edit_threshold"])
     return Inputs(remask=remask, remask_eta=remask_eta, edit_threshold=edit_threshold)

@@ -86,8 +86,10 @@ class Stepper:
     def __init__(self, model, prompt, config: SamplerConfig, tokenizer=None,
                  constraints: Mapping[int, int] | None = None, forbid=None, logits_hooks=None):
         config = config if config.topk else config.replace(topk=5)  # candidates need the top-k
+        self.config = config
         self.tokenizer = tokenizer
         self.confidences: dict[int, float] = {}  # position -> confidence of its commit (row 0), for viewers
+        self.pinned = {prompt.shape[-1] + pos for pos in (constraints or {})}  # canvas positions, for viewers
         self._run = denoise(model, prompt, config, constraints=constraints, forbid=forbid, logits_hooks=logits_hooks)
         self._recorder = TraceRecorder(tokenizer, config=config)
         self.last: StepRecord | None = None

@@ -11,6 +11,7 @@ import torch
 from ..diffusion.shared_sampler import SharedSampler
 from ..model.adapters import as_denoiser
 from ..model.checkpoint import SHIPPED_MODELS, CheckpointError, default_model_path, load_model
+from .model_kinds import ModelKind, kind_of
 from .paths import ROOT, RUNS_DIR
 
 DEFAULT_KEY = "shipped default"
@@ -132,23 +133,33 @@ class ModelRegistry:
             return None
         return next((name for name, path in SHIPPED_MODELS.items() if str(path.resolve()) == where), None)
 
+    def kind(self, key: str) -> ModelKind:
+        """What kind of model a key loads (:mod:`.model_kinds`): text, instruct, a task's model; raises
+        CheckpointError as :meth:`get`."""
+        model, _ = self.get(key)
+        return kind_of(self.shipped_name(key), self.path_of(key), bool(getattr(model.config, "causal", False)))
+
     def describe(self, key: str) -> str:
+        """The model in plain words (what it does), then its details in small print."""
         try:
             model, _ = self.get(key)
         except ValueError as err:  # CheckpointError, or a model too large for this machine
             return (f"**No model loaded** ({self.without_paths(str(err))}). Train one with `llada-play train` or "
                     "pick another.")
+        kind = self.kind(key)
         n = sum(p.numel() for p in model.parameters()) / 1e6
-        kind = "causal (autoregressive)" if getattr(model.config, "causal", False) else "masked diffusion"
+        causal = getattr(model.config, "causal", False)
+        how = "autoregressive (left to right)" if causal else "masked diffusion (writes by unmasking)"
         denoiser = as_denoiser(model)
         layout = getattr(model.config, "source_layout", None)
-        family = f"{layout} checkpoint read natively" if layout else f"{denoiser.family.name} family"
+        family = f", {layout} checkpoint read natively" if layout else (
+            "" if denoiser.family.name == "llada_play" else f", {denoiser.family.name} family")
         name = self.shipped_name(key)
         label = f"`{key}`" if name in (None, key) else f"`{key}` = **{name}**"
         where = f", in `{self.path_of(key)}`" if key in SHIPPED_MODELS and not self.serving else ""
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-        return (f"Model: {label} ({n:.1f}M parameters, {kind}, {family}, mask id {denoiser.mask_id}, {dtype}"
-                f"{where})")
+        return (f"**Model:** {label}, {kind.words}.  \n<small>{n:.1f}M parameters, {how}, {dtype}, mask id "
+                f"{denoiser.mask_id}{family}{where}.</small>")
 
     def new_run_dir(self, kind: str) -> Path:
         """A fresh output folder for a run the app starts, under the models folder so that its models can be

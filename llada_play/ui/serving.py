@@ -27,6 +27,7 @@ from starlette.requests import HTTPConnection
 
 from ..training.data import DataError, load_sft_rows
 from .background import RunsPerLogin
+from .errors import Refusal
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
 TRAINING = "training"  # the gradio concurrency id that training runs share
@@ -86,12 +87,12 @@ class ServingPolicy:
     def allow_model(self, key: str, listed: list[str]) -> None:
         """Refuse a model that is not on the teacher's list, in serving mode."""
         if self.serving and key not in listed:
-            raise gr.Error("This app is served to a class: only the listed models can be loaded (typed paths and "
+            raise Refusal("This app is served to a class: only the listed models can be loaded (typed paths and "
                            "hub ids are turned off). Pick one from the list.")
 
     def allow_results(self, choice: str, listed: list[str]) -> None:
         if self.serving and choice not in listed:
-            raise gr.Error("This app is served to a class: only the listed results files can be loaded. Pick one "
+            raise Refusal("This app is served to a class: only the listed results files can be loaded. Pick one "
                            "from the list.")
 
 
@@ -103,18 +104,18 @@ def checked_upload(path: Path, max_bytes: int) -> Path:
     is too large, not UTF-8 text, or holds a malformed row."""
     size = path.stat().st_size
     if size > max_bytes:
-        raise gr.Error(f"{path.name} is {size / 2**20:.1f} MB; quick SFT takes at most {max_bytes / 2**20:.0f} MB")
+        raise Refusal(f"{path.name} is {size / 2**20:.1f} MB; quick SFT takes at most {max_bytes / 2**20:.0f} MB")
     data = path.read_bytes()
     if b"\0" in data:
-        raise gr.Error(f"{path.name} is not a text file (it holds NUL bytes): upload JSONL rows")
+        raise Refusal(f"{path.name} is not a text file (it holds NUL bytes): upload JSONL rows")
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise gr.Error(f"{path.name} is not UTF-8 text (byte {err.start}): upload JSONL rows") from None
+        raise Refusal(f"{path.name} is not UTF-8 text (byte {err.start}): upload JSONL rows") from None
     try:
         load_sft_rows(path)
     except (DataError, ValueError) as err:
-        raise gr.Error(str(err).replace(str(path), path.name)) from None
+        raise Refusal(str(err).replace(str(path), path.name)) from None
     return path
 
 
@@ -374,7 +375,7 @@ def admit_run(runs: RunsPerLogin | None, request: gr.Request | None) -> None:
         return
     if not runs.admit(login, request.request, queued_runs(request, *TRAINING_RUNS)):
         held = "a training run" if runs.limit == 1 else f"{runs.limit} training runs (the most one login may)"
-        raise gr.Error(f"You already have {held} (Quick SFT or the reversal experiment) queued or running: wait "
+        raise Refusal(f"You already have {held} (Quick SFT or the reversal experiment) queued or running: wait "
                        "until it ends, or cancel it, before starting another.", print_exception=False)
 
 

@@ -1,4 +1,5 @@
-"""Pictures of a denoising run, shared by the app and the notebooks: token cells as HTML and plotly figures."""
+"""Pictures of a denoising run, shared by the app, the notebooks and the exported replays: token cells as HTML
+(one renderer for every canvas) and plotly figures in the same colours."""
 from __future__ import annotations
 
 import html
@@ -7,36 +8,84 @@ import math
 from ..diffusion.trace import Trace
 
 MASK_GLYPH = "▒"
+# Confidence in [0, 1] as the canvas draws it (committed cells) and as the charts colour their dots: one scale.
+CONFIDENCE_HUE, CONFIDENCE_LIGHTEST, CONFIDENCE_DARKEST = 140, 92, 40
+
+
+def confidence_color(confidence: float | None) -> str:
+    """Green, darker for more confident commits; grey when unknown (a token written by hand)."""
+    if confidence is None or (isinstance(confidence, float) and math.isnan(confidence)):
+        return "hsl(140, 10%, 85%)"
+    c = max(0.0, min(1.0, confidence))
+    lightness = CONFIDENCE_LIGHTEST - (CONFIDENCE_LIGHTEST - CONFIDENCE_DARKEST) * c
+    return f"hsl({CONFIDENCE_HUE}, 55%, {lightness:.0f}%)"
+
+
+# The same scale for plotly (its colour bars and markers)
+CONFIDENCE_SCALE = [[v / 4, confidence_color(v / 4)] for v in range(5)]
+
 CELL_CSS = """
 <style>
-.lp-canvas {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 13px; line-height: 2.1;}
-.lp-block {display: inline; border-left: 2px dashed #8a8fa3; margin-left: 2px; padding-left: 2px;}
-.lp-prompt {color: #444; background: #eef0f4; border-radius: 3px; padding: 1px 2px; white-space: pre-wrap;}
-.lp-tok {display: inline-block; border-radius: 3px; padding: 0 2px; margin: 1px; white-space: pre;
-         line-height: 1.5;}
-.lp-mask {color: #9aa0ac; background: #f1f2f5;}
-.lp-new {outline: 2px solid #e8590c;}
-.lp-eos {font-style: italic; color: #7048e8;}
+.lp-canvas {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 15px; line-height: 2.3;
+            color: #1b1e24;}
+.lp-block {display: inline; background: #f6f7fb; border-left: 3px solid #8a8fa3; padding: 3px 4px 3px 2px;
+           margin-right: 2px;}
+.lp-block:nth-of-type(even) {background: #eef2fb;}
+.lp-block-label {font: 600 11px ui-sans-serif, system-ui, sans-serif; color: #5c6170; vertical-align: super;
+                 margin-right: 3px; user-select: none;}
+.lp-prompt {color: #333; background: #e3e6ec; border-radius: 3px; padding: 2px 3px; white-space: pre-wrap;}
+.lp-tok {display: inline-block; border-radius: 3px; padding: 0 3px; margin: 1px; white-space: pre;
+         line-height: 1.6; border: 1px solid transparent;}
+.lp-mask {color: #7a8090; background: #fff; border: 1px dashed #9aa0ac; font-style: italic;}
+.lp-new {outline: 3px solid #e8590c; outline-offset: 0;}
+.lp-eos {font-style: italic; color: #5f3dc4; font-weight: 600;}
 .lp-forced {text-decoration: underline wavy #c2255c;}
+.lp-pinned {border: 2px solid #5f3dc4; font-weight: 600;}
 .lp-revised {box-shadow: inset 0 0 0 2px #1c7ed6; font-weight: 600;}
 .lp-remasked {outline: 2px dashed #1c7ed6;}
-.lp-legend {font-size: 13px; color: #444;}
-.lp-legend .lp-tok {margin-right: 4px;}
+.lp-picked {outline: 3px solid #1864ab !important; outline-offset: 1px;}
+.lp-legend {font-size: 14px; color: #333; line-height: 2.2; font-family: ui-sans-serif, system-ui, sans-serif;}
+.lp-legend .lp-item {display: inline-block; margin-right: 14px; white-space: nowrap;}
+.lp-legend .lp-tok {margin-right: 4px; font-family: ui-monospace, 'DejaVu Sans Mono', monospace;}
+.lp-legend .lp-block {padding: 2px 6px;}
 </style>
 """
+
+
+def _legend_item(cell: str, words: str) -> str:
+    return f'<span class="lp-item">{cell}{words}</span>'
+
+
 # What every mark of the canvas means, for the page beside it (the same classes as the cells)
 CANVAS_LEGEND = CELL_CSS + (
     '<div class="lp-legend">'
-    '<span class="lp-prompt">prompt</span> '
-    f'<span class="lp-tok lp-mask">{MASK_GLYPH}</span>masked (grey text: the model\'s guess) '
-    '<span class="lp-tok" style="background:hsl(140, 55%, 85%)">a</span>'
-    '<span class="lp-tok" style="background:hsl(140, 55%, 50%)">a</span>committed (darker: more confident) '
-    '<span class="lp-tok lp-new" style="background:hsl(140, 55%, 70%)">a</span>new at this step '
-    '<span class="lp-tok lp-revised" style="background:hsl(140, 55%, 70%)">a</span>revised (hover: its history) '
-    f'<span class="lp-tok lp-mask lp-remasked">{MASK_GLYPH}</span>sent back to the mask '
-    '<span class="lp-tok lp-forced" style="background:hsl(140, 10%, 85%)">a</span>by hand '
-    '<span class="lp-tok lp-eos" style="background:hsl(140, 55%, 70%)">eos</span>end-of-text '
-    '<span class="lp-block">&nbsp;</span>block boundary</div>')
+    + _legend_item('<span class="lp-prompt">prompt</span> ', "")
+    + _legend_item('<span class="lp-tok lp-mask">the</span>', "masked: grey italic is the model's current guess")
+    + _legend_item(f'<span class="lp-tok" style="background:{confidence_color(0.5)}">a</span>'
+                   '<span class="lp-tok lp-new" style="background:' + confidence_color(0.5) + '">a</span>',
+                   "committed at this step (orange frame)")
+    + _legend_item("".join(f'<span class="lp-tok" style="background:{confidence_color(c)};margin:0">a</span>'
+                           for c in (0.05, 0.35, 0.65, 0.95)),
+                   " committed earlier: confidence 0 → 1 (the charts use the same greens)")
+    + _legend_item('<span class="lp-tok lp-pinned" style="background:' + confidence_color(None) + '">a</span>',
+                   "pinned by you")
+    + _legend_item('<span class="lp-tok lp-forced" style="background:' + confidence_color(None) + '">a</span>',
+                   "written by hand")
+    + _legend_item('<span class="lp-tok lp-eos" style="background:' + confidence_color(0.5) + '">eos</span>',
+                   "end-of-text")
+    + _legend_item('<span class="lp-block"><span class="lp-block-label">block 2</span>…</span>',
+                   " a block: filled before the next starts")
+    + _legend_item('<span class="lp-tok lp-revised" style="background:' + confidence_color(0.5) + '">a</span>',
+                   "revised (hover: its history)")
+    + _legend_item(f'<span class="lp-tok lp-mask lp-remasked">{MASK_GLYPH}</span>', "sent back to the mask")
+    + "</div>")
+
+# One step of the sampler in three sentences, above every canvas that plays a run
+STEP_EXPLANATION = (
+    "**One step:** the model reads the whole canvas and guesses every masked cell at once (grey italic text). "
+    "The sampler then commits some of those guesses, the ones its *remasking* rule ranks first (by default the "
+    "most confident), about *generation length ÷ steps* of them, and leaves the rest masked for the next step. "
+    "The canvas is cut into *blocks*, filled left to right: a block is finished before the next one starts.")
 
 
 def revision_note(step: int, old: str, new: str | None, probability: float | None = None) -> str:
@@ -81,40 +130,41 @@ def token_text(piece: str) -> str:
     return piece.replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
-def confidence_color(confidence: float | None) -> str:
-    """Green, darker for more confident commits; grey when unknown."""
-    if confidence is None or (isinstance(confidence, float) and math.isnan(confidence)):
-        return "hsl(140, 10%, 85%)"
-    lightness = 92 - 45 * max(0.0, min(1.0, confidence))
-    return f"hsl(140, 55%, {lightness:.0f}%)"
-
-
 def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask_id: int, pieces: dict,
                   confidence: dict[int, float] | None = None, new: set[int] | None = None,
                   forced: set[int] | None = None, eos_ids: set[int] = frozenset(), guesses: dict[int, int] | None = None,
-                  interactive: bool = False, history: dict[int, list[str]] | None = None) -> str:
+                  interactive: bool = False, history: dict[int, list[str]] | None = None,
+                  pinned: set[int] | None = None, picked: int | None = None, css: bool = True,
+                  show_prompt: bool = True) -> str:
     """HTML for one state of the canvas. ``pieces`` maps token id to text; ``guesses`` shows the model's
-    current prediction inside still-masked cells (greyed); ``history``: position -> notes of its revisions
-    (drawn outlined in blue, the notes on hover)."""
+    current prediction inside still-masked cells (grey italic); ``history``: position -> notes of its revisions
+    (drawn outlined in blue, the notes on hover); ``pinned``: positions the user fixed before the run;
+    ``picked``: the cell the user selected (framed); ``css``: include the cells' style sheet (a page drawing
+    many frames needs it once); ``show_prompt``: False leaves the prompt out (a chat's whole conversation)."""
     confidence, new, forced, guesses = confidence or {}, new or set(), forced or set(), guesses or {}
-    history = history or {}
+    history, pinned = history or {}, pinned or set()
     prompt_text = "".join(pieces.get(t, "?") for t in tokens[:prompt_length])
-    parts = [CELL_CSS, '<div class="lp-canvas">']
-    if prompt_length:
+    parts = [CELL_CSS if css else "", '<div class="lp-canvas">']
+    if prompt_length and show_prompt:
         parts.append(f'<span class="lp-prompt" title="prompt">{html.escape(prompt_text)}</span>')
+    blocks = max(1, math.ceil((len(tokens) - prompt_length) / block_length))
     for start in range(prompt_length, len(tokens), block_length):
-        parts.append(f'<span class="lp-block" title="block {(start - prompt_length) // block_length}">')
+        number = (start - prompt_length) // block_length + 1
+        parts.append(f'<span class="lp-block" title="block {number} of {blocks}">')
+        if blocks > 1:
+            parts.append(f'<span class="lp-block-label">block {number}</span>')
         for pos in range(start, min(start + block_length, len(tokens))):
             tok = tokens[pos]
             attrs = f'data-pos="{pos}"'
+            extra = " lp-picked" if pos == picked else ""
             if tok == mask_id:
                 if interactive:  # the app defines lpPick(); it fills a hidden box that asks for candidates
-                    attrs += f' onclick="lpPick({pos})" style="cursor:pointer"' 
+                    attrs += f' onclick="lpPick({pos})" style="cursor:pointer"'
                 guess = guesses.get(pos)
                 label = token_text(pieces.get(guess, "")) if guess is not None else MASK_GLYPH
                 tip = f"position {pos}: masked" + (f", model guesses {label!r}" if guess is not None else "")
                 tip += "".join(f"\n{note}" for note in history.get(pos, []))
-                marks = "lp-tok lp-mask" + (" lp-remasked" if pos in history else "")
+                marks = "lp-tok lp-mask" + (" lp-remasked" if pos in history else "") + extra
                 parts.append(f'<span class="{marks}" {attrs} title="{html.escape(tip)}">'
                              f'{html.escape(label)}</span>')
                 continue
@@ -123,19 +173,21 @@ def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask
             if interactive:  # a committed cell can be sent back to the mask (the step tab)
                 attrs += f' onclick="lpPick({pos})"'
                 cursor = "; cursor:pointer"
-
-            if pos in new:
-                classes.append("lp-new")
+            if pos in pinned:
+                classes.append("lp-pinned")
             if tok in eos_ids:
                 classes.append("lp-eos")
             if pos in forced:
                 classes.append("lp-forced")
+            if pos in new:
+                classes.append("lp-new")
             conf = confidence.get(pos)
             label = token_text(pieces.get(tok, "?"))
             tip = f"position {pos}: {label!r}" + (f", confidence {conf:.2f}" if conf is not None else "")
+            tip += ", pinned" if pos in pinned else ""
             tip += "".join(f"\n{note}" for note in history.get(pos, []))
             style = f"background:{confidence_color(conf)}{cursor}"
-            parts.append(f'<span class="{" ".join(classes)}" {attrs} style="{style}" '
+            parts.append(f'<span class="{" ".join(classes)}{extra}" {attrs} style="{style}" '
                          f'title="{html.escape(tip)}">{html.escape(label)}</span>')
             if pieces.get(tok, "").endswith("\n"):
                 parts.append("<br>")  # committed line breaks break the canvas too, so verse looks like verse
@@ -144,8 +196,13 @@ def render_canvas(tokens: list[int], prompt_length: int, block_length: int, mask
     return "".join(parts)
 
 
+def trace_pinned(trace: Trace, row: int = 0) -> set[int]:
+    """Positions of the generation already filled before the first step: the pinned words."""
+    return {pos for pos, tok in enumerate(trace.initial[row]) if pos >= trace.prompt_length and tok != trace.mask_id}
+
+
 def trace_step_html(trace: Trace, step: int, row: int = 0, eos_ids: set[int] = frozenset(),
-                    show_guesses: bool = True) -> str:
+                    show_guesses: bool = True, css: bool = True) -> str:
     """The canvas after ``step`` steps (0 = before the first), committed cells coloured by their confidence."""
     states = trace.states(row)
     step = max(0, min(step, len(trace.steps)))
@@ -166,11 +223,41 @@ def trace_step_html(trace: Trace, step: int, row: int = 0, eos_ids: set[int] = f
         guesses = {pos: tok for r, pos, tok, _ in trace.steps[step].predictions if r == row}
     pieces = {int(k): v for k, v in trace.tokens.items()}
     return render_canvas(states[step], trace.prompt_length, trace.block_length, trace.mask_id, pieces,
-                         confidence, new, forced, eos_ids, guesses, history=trace_history(trace, step, row))
+                         confidence, new, forced, eos_ids, guesses, history=trace_history(trace, step, row),
+                         pinned=trace_pinned(trace, row), css=css)
+
+
+def canvas_text(tokens: list[int], prompt_length: int, mask_id: int, pieces, eos_ids: set[int] = frozenset()) -> str:
+    """The generated part of a canvas as text: committed tokens, one :data:`MASK_GLYPH` per masked position, cut
+    at the first committed end-of-text (what the Text box shows at any step)."""
+    parts = []
+    for tok in tokens[prompt_length:]:
+        if tok in eos_ids:
+            break
+        parts.append(MASK_GLYPH if tok == mask_id else pieces.get(tok, "?"))
+    return "".join(parts)
+
+
+def trace_text(trace: Trace, step: int, row: int = 0, eos_ids: set[int] = frozenset()) -> str:
+    """The text after ``step`` steps of a recorded run (:func:`canvas_text` of that state)."""
+    step = max(0, min(step, len(trace.steps)))
+    pieces = {int(k): v for k, v in trace.tokens.items()}
+    return canvas_text(trace.states(row)[step], trace.prompt_length, trace.mask_id, pieces, eos_ids)
+
+
+def trace_status(trace: Trace, step: int) -> str:
+    """'Step 27 of 64, block 1 of 2' for a recorded run after ``step`` steps (0: before the first)."""
+    n = len(trace.steps)
+    step = max(0, min(step, n))
+    blocks = max(1, math.ceil(trace.gen_length / trace.block_length))
+    if step == 0:
+        return f"Before the first step (of {n}): every cell masked but the prompt and pins."
+    return f"Step {step} of {n}, block {trace.steps[step - 1].block + 1} of {blocks}."
 
 
 def commit_order_figure(trace: Trace, row: int = 0, title: str = "When each position was committed"):
-    """Scatter of position (x) against the step that committed it (y), coloured by confidence."""
+    """Scatter of position (x) against the step that committed it (y), coloured by confidence in the canvas's
+    greens (by-hand tokens grey)."""
     import plotly.graph_objects as go
 
     xs, ys, cs, labels = [], [], [], []
@@ -179,45 +266,51 @@ def commit_order_figure(trace: Trace, row: int = 0, title: str = "When each posi
         for r, pos, tok, conf, *_ in s.commits:
             if r == row:
                 xs.append(pos - trace.prompt_length)
-                ys.append(i)
+                ys.append(i + 1)
                 cs.append(conf)
                 labels.append(token_text(pieces.get(tok, str(tok))))
         for r, pos, tok in s.forced:
             if r == row:
                 xs.append(pos - trace.prompt_length)
-                ys.append(i)
+                ys.append(i + 1)
                 cs.append(None)
                 labels.append(token_text(pieces.get(tok, str(tok))) + " (by hand)")
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="markers", text=labels,
-        marker=dict(color=[c if c is not None else 0 for c in cs], colorscale="Viridis", cmin=0, cmax=1, size=9,
-                    colorbar=dict(title="confidence"), line=dict(width=0)),
+        marker=dict(color=[c if c is not None else 0 for c in cs], colorscale=CONFIDENCE_SCALE, cmin=0, cmax=1,
+                    size=10, colorbar=dict(title="confidence"), line=dict(width=1, color="#495057")),
         hovertemplate="position %{x}<br>step %{y}<br>%{text}<extra></extra>"))
     for b in range(0, trace.gen_length + 1, trace.block_length):
-        fig.add_vline(x=b - 0.5, line=dict(color="#adb5bd", dash="dash", width=1))
-    fig.update_layout(title=title, xaxis_title="position in the generation", yaxis_title="step",
-                      template="plotly_white", height=360, margin=dict(l=50, r=20, t=50, b=45))
+        fig.add_vline(x=b - 0.5, line=dict(color="#8a8fa3", dash="dash", width=1))
+    fig.update_layout(title=title, xaxis_title="position (dashed lines: blocks)",
+                      yaxis_title="step", template="plotly_white", height=360, margin=dict(l=55, r=20, t=50, b=50),
+                      font=dict(size=14))
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
 def confidence_figure(trace: Trace, row: int = 0, title: str = "Confidence of each commit"):
-    """Confidence of the tokens committed at each step (one dot per token, mean as a line)."""
+    """Confidence of the tokens committed at each step (one dot per token in the canvas's greens, mean as a
+    line)."""
     import plotly.graph_objects as go
 
     xs, ys, means = [], [], []
     for i, s in enumerate(trace.steps):
         vals = [c for r, _p, _t, c, *_ in s.commits if r == row and c is not None]
-        xs += [i] * len(vals)
+        xs += [i + 1] * len(vals)
         ys += vals
         means.append(sum(vals) / len(vals) if vals else None)
     fig = go.Figure([
-        go.Scatter(x=xs, y=ys, mode="markers", name="committed token", marker=dict(size=5, opacity=0.5)),
-        go.Scatter(x=list(range(len(means))), y=means, mode="lines", name="mean per step"),
+        go.Scatter(x=xs, y=ys, mode="markers", name="committed token",
+                   marker=dict(size=8, color=ys, colorscale=CONFIDENCE_SCALE, cmin=0, cmax=1,
+                               line=dict(width=1, color="#495057"))),
+        go.Scatter(x=list(range(1, len(means) + 1)), y=means, mode="lines", name="mean per step",
+                   line=dict(color="#e8590c")),
     ])
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="probability of the committed token",
-                      yaxis_range=[0, 1.02], template="plotly_white", height=320,
-                      margin=dict(l=50, r=20, t=50, b=45))
+                      yaxis_range=[0, 1.05], template="plotly_white", height=360, font=dict(size=14),
+                      margin=dict(l=55, r=20, t=50, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
     return fig
 
 
@@ -247,9 +340,11 @@ def note_commits(record, confidences: dict[int, float], row: int = 0) -> list[in
 
 def record_canvas(record, pieces: PieceCache, confidences: dict[int, float], row: int = 0,
                   eos_ids: set[int] = frozenset(), interactive: bool = False,
-                  history: dict[int, list[str]] | None = None) -> str:
+                  history: dict[int, list[str]] | None = None, pinned: set[int] | None = None,
+                  picked: int | None = None, show_prompt: bool = True) -> str:
     """HTML for the canvas right after a live step: ``confidences`` (position -> confidence of its commit)
-    is updated with this step's commits; hand-committed tokens waiting for the next step are shown too."""
+    is updated with this step's commits; hand-committed tokens waiting for the next step are shown too.
+    ``pinned``: absolute positions pinned before the run (:func:`pinned_positions`)."""
     tokens = record.x_after[row].tolist()
     committed = note_commits(record, confidences, row)
     forced = {pos for r, pos, _t in record.forced if r == row}
@@ -258,7 +353,13 @@ def record_canvas(record, pieces: PieceCache, confidences: dict[int, float], row
             tokens[pos] = tok
     guesses = {p: t for p, t in enumerate(record.predicted[row].tolist()) if t >= 0 and tokens[p] == record.mask_id}
     return render_canvas(tokens, record.prompt_length, record.block_length, record.mask_id, pieces, confidences,
-                         set(committed), forced, eos_ids, guesses, interactive, history)
+                         set(committed), forced, eos_ids, guesses, interactive, history, pinned, picked,
+                         show_prompt=show_prompt)
+
+
+def pinned_positions(constraints: dict[int, int] | None, prompt_length: int) -> set[int]:
+    """Canvas positions of pins given as generation positions (``parse_constraints``)."""
+    return {prompt_length + pos for pos in (constraints or {})}
 
 
 def commit_order_panels(results, height: int = 360):

@@ -19,7 +19,7 @@ from ...experiments.icl_data import (LABELS, FewShotPrompt, FewShotTask, draw_pr
                                      parse_examples)
 from ...model.checkpoint import SHIPPED_MODELS
 from ...model.text import tokenize
-from ..errors import shown_in_page
+from ..errors import Refusal, shown_in_page
 from ..live import GenerationDone, stream
 from ..paths import ICL_RESULTS
 from ..registry import ModelRegistry
@@ -99,7 +99,7 @@ def _prompt(examples_text: str, key: str, layout: str, tokenizer) -> FewShotProm
 def _models(registry: ModelRegistry):
     missing = [name for name in (DIFFUSION_NAME, TWIN_NAME) if name not in SHIPPED_MODELS]
     if missing:
-        raise gr.Error(f"the few-shot pair is not here ({', '.join(missing)}): train it with `python -m "
+        raise Refusal(f"the few-shot pair is not here ({', '.join(missing)}): train it with `python -m "
                        "llada_play.experiments.icl_experiment` and see data/icl/README.md")
     return registry.get(DIFFUSION_NAME), registry.get(TWIN_NAME)
 

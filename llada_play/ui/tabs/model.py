@@ -21,6 +21,18 @@ def load_for_session(registry: ModelRegistry, policy: ServingPolicy, key: str, c
     yield key, registry.describe(key), f"Loaded `{key}`: every tab of this page now uses it."
 
 
+def fitting_defaults(registry: ModelRegistry, key: str) -> tuple:
+    """(prompt, chat template) of the Denoise tab that fit the session's model: an instruct model gets the chat
+    template (and a question when its kind has one), a text model its kind of prompt; others keep the page's."""
+    try:
+        kind = registry.kind(key)
+    except ValueError:
+        return gr.update(), gr.update()
+    if kind.tab is not None:  # a task's model: its own tab has the right inputs
+        return gr.update(), gr.update()
+    return (kind.prompt if kind.prompt is not None else gr.update()), kind.chat
+
+
 def server_status(registry: ModelRegistry) -> str:
     """What the server is doing now, for a teacher watching a class."""
     runs, batch = registry.denoising()
@@ -29,9 +41,10 @@ def server_status(registry: ModelRegistry) -> str:
 
 
 def model_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markdown,
-              policy: ServingPolicy = LOCAL) -> None:
-    """Build the tab and wire it: loading changes this session's model key and the description at the top.
-    Served to a class, only the listed models can be chosen."""
+              policy: ServingPolicy = LOCAL, prompt: dict | None = None) -> None:
+    """Build the tab and wire it: loading changes this session's model key and the description at the top, and
+    the Denoise tab's prompt and chat template to what fits the model (``prompt``: that tab's inputs). Served to
+    a class, only the listed models can be chosen."""
     where = ("the shipped default, a model the project ships (by name) or a directory under the models folder"
              if policy.serving else
              "the shipped default, a model the project ships (by name), a directory under the models folder, a "
@@ -44,8 +57,11 @@ def model_tab(registry: ModelRegistry, model_key: gr.State, model_info: gr.Markd
             refresh = gr.Button("Refresh the list")
         status = gr.Markdown("")
         activity = gr.Markdown("")
-    load.click(partial(load_for_session, registry, policy), [choice, model_key], [model_key, model_info, status],
-               api_name="load_model")
+    loading = load.click(partial(load_for_session, registry, policy), [choice, model_key],
+                         [model_key, model_info, status], api_name="load_model")
+    if prompt is not None:
+        loading.success(partial(fitting_defaults, registry), [model_key], [prompt["prompt"], prompt["chat"]],
+                        api_name=False)
     refresh.click(lambda: (gr.update(choices=registry.choices()), server_status(registry)), None,
                   [choice, activity], api_name=False)
     gr.api(partial(server_status, registry), api_name="server_status")
