@@ -227,22 +227,19 @@ def trace_step_html(trace: Trace, step: int, row: int = 0, eos_ids: set[int] = f
                          pinned=trace_pinned(trace, row), css=css)
 
 
-def canvas_text(tokens: list[int], prompt_length: int, mask_id: int, pieces, eos_ids: set[int] = frozenset()) -> str:
-    """The generated part of a canvas as text: committed tokens, one :data:`MASK_GLYPH` per masked position, cut
-    at the first committed end-of-text (what the Text box shows at any step)."""
-    parts = []
-    for tok in tokens[prompt_length:]:
-        if tok in eos_ids:
-            break
-        parts.append(MASK_GLYPH if tok == mask_id else pieces.get(tok, "?"))
-    return "".join(parts)
-
-
 def trace_text(trace: Trace, step: int, row: int = 0, eos_ids: set[int] = frozenset()) -> str:
-    """The text after ``step`` steps of a recorded run (:func:`canvas_text` of that state)."""
+    """The generated text after ``step`` steps of a recorded run, as the Text box shows it: committed tokens from
+    the trace's own pieces (a trace opened from a file has no tokenizer beside it), one :data:`MASK_GLYPH` per
+    masked position, cut at the first committed end-of-text (``decode_partial`` does the same for a live run,
+    through its tokenizer)."""
     step = max(0, min(step, len(trace.steps)))
     pieces = {int(k): v for k, v in trace.tokens.items()}
-    return canvas_text(trace.states(row)[step], trace.prompt_length, trace.mask_id, pieces, eos_ids)
+    parts = []
+    for tok in trace.states(row)[step][trace.prompt_length:]:
+        if tok in eos_ids:
+            break
+        parts.append(MASK_GLYPH if tok == trace.mask_id else pieces.get(tok, "?"))
+    return "".join(parts)
 
 
 def trace_status(trace: Trace, step: int) -> str:

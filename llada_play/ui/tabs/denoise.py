@@ -16,7 +16,8 @@ import torch
 from ...diffusion.sampler_config import SamplerConfig
 from ...diffusion.trace import Trace
 from ...experiments.compare import forward_passes
-from ...model.text import decode_generation, encode_prompt, parse_constraints, parse_forbidden, stop_token_ids
+from ...model.text import (decode_generation, decode_partial, encode_prompt, parse_constraints, parse_forbidden,
+                           stop_token_ids)
 from ..controls import Inputs, by_name, config_from_controls, revision_controls, sampler_controls
 from ..errors import Refusal, shown_in_page
 from ..live import GenerationDone, frame_interval, paced, stream
@@ -24,7 +25,7 @@ from ..registry import ModelRegistry
 from ..replay import replay_page
 from ..serving import LOCAL, ServingPolicy
 from ..share import field_of, link_query, values_from_query
-from ..viz import (CANVAS_LEGEND, STEP_EXPLANATION, PieceCache, canvas_text, commit_order_figure, confidence_figure,
+from ..viz import (CANVAS_LEGEND, MASK_GLYPH, STEP_EXPLANATION, PieceCache, commit_order_figure, confidence_figure,
                    note_commits, note_revisions, pinned_positions, record_canvas, trace_status, trace_step_html,
                    trace_text)
 
@@ -130,7 +131,7 @@ def denoise_in_page(registry: ModelRegistry, key: str, values: dict):
             counts.add(item)
             note_revisions(item, history, pieces)
             html = record_canvas(item, pieces, confidences, eos_ids=eos, history=history, pinned=run.pinned)
-            text = canvas_text(item.x_after[0].tolist(), item.prompt_length, item.mask_id, pieces, eos)
+            text = decode_partial(run.tokenizer, item.x_after[0], item.prompt_length, item.mask_id, MASK_GLYPH)
             yield (None, step_status(item, run.config, counts), html, text, hidden, None, None, hidden, hidden)
 
 
@@ -255,9 +256,10 @@ def open_trace(registry: ModelRegistry, key: str, file, policy: ServingPolicy = 
         raise Refusal(f"{path.name} is not a trace: it is not UTF-8 text") from None
     with shown_in_page():
         try:
-            trace = Trace.from_json(text if text.lstrip().startswith("{") else json.dumps(json.loads(text)))
+            data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path.name} is not a trace: not JSON ({err.msg})") from None
+        trace = Trace.from_dict(data)
         if len(trace.initial) != 1:
             raise ValueError(f"{path.name} holds {len(trace.initial)} rows; the page replays one")
         if not trace.steps:
@@ -375,15 +377,16 @@ def denoise_tab(registry: ModelRegistry, model_key: gr.State, policy: ServingPol
             return restore_link(registry, policy, fields, request)
 
         demo.load(restore, None, [model_key, model_info, *inputs.components(), status, linked], api_name=False).then(
-            *by_name(partial(run_if_linked, registry), [linked, model_key], inputs), outputs, api_name=False,
+            *by_name(partial(run_if_linked, registry, len(outputs)), [linked, model_key], inputs), outputs,
+            api_name=False,
             concurrency_limit=policy.denoise_sessions)
     return inputs
 
 
-def run_if_linked(registry: ModelRegistry, linked: bool, key: str, values: dict):
+def run_if_linked(registry: ModelRegistry, outputs: int, linked: bool, key: str, values: dict):
     """The linked run, when the page was opened from a link that restored in full; no change otherwise (one
-    update that changes nothing: a stream that yields nothing would clear every output)."""
+    update that changes none of the ``outputs``: a stream that yields nothing would clear every one)."""
     if linked:
         yield from denoise_in_page(registry, key, values)
     else:
-        yield tuple(gr.update() for _ in range(9))
+        yield tuple(gr.update() for _ in range(outputs))
