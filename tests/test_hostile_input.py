@@ -144,7 +144,9 @@ def test_the_app_refuses_what_the_sliders_would_not_send_over_raw_http():
         with httpx.stream("GET", f"{url}gradio_api/call/denoise/{event}", timeout=120) as stream:
             return "".join(stream.iter_text())
 
-    defaults = ["Romeo.\n", False, "", 16, 16, 16, 1.0, 0.0, "low_confidence", 0.0, 0, "", "off", 0.05, 0]
+    # the endpoint's inputs in order, the page's pace last (a raw client sends every one; gradio_client fills
+    # the defaults of those it leaves out)
+    defaults = ["Romeo.\n", False, "", 16, 16, 16, 1.0, 0.0, "low_confidence", 0.0, 0, "", "off", 0.05, 0, 0.0]
     with running_app("--dtype", "float32") as url:
         for slot, value, message in [(6, float("nan"), "temperature must be a finite number, got nan"),
                                      (7, float("nan"), "cfg_scale must be a finite number, got nan"),
