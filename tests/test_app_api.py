@@ -129,7 +129,14 @@ def test_quick_sft_streams_the_loss_and_switches_the_model(app_url, tmp_path):
         time.sleep(0.2)
     client.predict(api_name="/cancel_sft")
     list(job)
-    assert job.outputs()[-1][0].startswith("Done (cancelled)")
+    status = job.outputs()[-1][0]
+    assert status.startswith("Done (cancelled)")
+    # the half-trained model waits for a choice, named in words: the session keeps the model it had
+    assert "Keep this half-trained model, or keep the previous one (Quick SFT on `rows.jsonl`, 20 steps)?" in status
+    kept = client.predict(api_name="/sft_keep_previous")
+    assert kept.startswith("Kept the previous model (Quick SFT on `rows.jsonl`, 20 steps).")
+    with pytest.raises(Exception, match="No half-trained model is waiting"):
+        client.predict(api_name="/sft_use_half_trained")
 
 
 def test_chat_keeps_the_history_and_strips_end_of_text(app_url):

@@ -236,3 +236,69 @@ def test_refused_input_is_one_log_line_and_a_fault_keeps_its_traceback(app):
     assert "llada-play: refused: the prompt is empty" in text
     assert "llada-play: refused: gen_length (64) must be divisible by block_length (24)" in text
     assert "Traceback" not in text
+
+
+SLIDER_MAXIMA_CUT = """() => [...document.querySelectorAll('.slider_input_container')].filter(c => c.offsetParent)
+    .filter(c => { const m = c.querySelector('.max_value'); const block = c.closest('.block');
+                   return m && block && m.getBoundingClientRect().right > block.getBoundingClientRect().right + 1; })
+    .map(c => c.querySelector('.max_value').textContent)"""
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and \
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_the_other_tabs_hold_their_layout_and_explain_themselves(app, width):
+    """The breakages a first-time user met: slider maxima cut ("25" for 256, "200" for 2000), Compare's "Sett 1"
+    and unnamed axes, the Puzzle's grids over each other and 7 px commit numbers and a blank page before Solve,
+    the LoRA label on four lines, the Reversal chart's legend over the bars and names never explained."""
+    url, _ = app
+    with browser_page(width, 1000) as page:
+        page.goto(url)
+        page.get_by_text("One step:").first.wait_for(timeout=60_000)
+
+        open_tab(page, "Compare")
+        page.get_by_text("Setting 4 runs half the steps").first.wait_for(timeout=30_000)
+        assert page.evaluate(SLIDER_MAXIMA_CUT) == []
+        label = page.get_by_text("Setting 1", exact=True).first
+        assert label.evaluate("e => e.scrollWidth <= e.clientWidth")  # "Setting 1", not "Sett 1"
+        page.get_by_role("button", name="Compare on the prompt").click()
+        panels = page.get_by_role("tabpanel").locator(".js-plotly-plot")
+        panels.locator(".xtitle").first.wait_for(timeout=60_000)
+        axis_titles = panels.locator("text[class^='x'][class$='title']")
+        assert axis_titles.count() == 4 and {t.text_content() for t in axis_titles.all()} == {"position"}  # every axis named
+        titles = [t.bounding_box() for t in panels.locator(".annotation").all()][:4]
+        assert not any(overlap(a, b) for i, a in enumerate(titles) for b in titles[i + 1:])
+        assert "up to 32 steps" in page.locator(".lp-compare-table").inner_text()
+        page.screenshot(path=str(ARTIFACTS / f"app-compare-{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+        open_tab(page, "Puzzle")
+        page.get_by_text("Before Solve.").first.wait_for(timeout=30_000)
+        grids = page.locator(".lp-puzzle-grids table.lp-sudoku")
+        assert grids.count() == 2 and all(g.locator("td").count() == 36 for g in grids.all())
+        first, second = (g.bounding_box() for g in grids.all())
+        assert not overlap(first, second) and max(first["x"] + first["width"], second["x"] + second["width"]) <= width
+        assert page.evaluate("parseFloat(getComputedStyle(document.querySelector('.lp-sudoku-legend .lp-k'))"
+                             ".fontSize)") >= 12  # the commit numbers, read from the back of a room
+        page.screenshot(path=str(ARTIFACTS / f"app-puzzle-before-solve-{width}.png"), full_page=True)
+
+        open_tab(page, "Quick SFT")
+        page.get_by_text("on an idle 2-core CPU").first.wait_for(timeout=30_000)
+        assert page.evaluate(SLIDER_MAXIMA_CUT) == []
+        assert page.get_by_text("2000", exact=True).first.is_visible()
+        lora = page.get_by_text("LoRA rank", exact=True).first
+        assert lora.bounding_box()["height"] < 30  # one line
+
+        open_tab(page, "Reversal curse")
+        page.get_by_role("button", name="Load", exact=True).click()
+        page.get_by_text("How to read the names").first.wait_for(timeout=60_000)
+        page.get_by_role("tabpanel").locator(".js-plotly-plot .legend").first.wait_for(timeout=60_000)
+        chart = page.get_by_role("tabpanel").locator(".js-plotly-plot").first
+        legend, area = chart.locator(".legend").bounding_box(), chart.locator(".barlayer").first.bounding_box()
+        assert legend["y"] + legend["height"] <= area["y"] + 1  # above the bars, never over them
+        assert "ranks the true answer of a reversed question" in page.locator("body").inner_text()
+        page.screenshot(path=str(ARTIFACTS / f"app-reversal-{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -185,8 +185,8 @@ def test_conclusions_are_decided_by_the_numbers():
                  "generation/p2d_reverse": [0.0, 0.0], "ranking/p2d_reverse": [0.2, 0.2]}
     lines = conclusions(_result({"diffusion": breaks, "autoregressive": curse}))
     assert lines[-2:] == ["=> the autoregressive model learnt the facts as stated and shows the reversal curse.",
-                          "=> the diffusion model learnt the facts as stated and answers reversed questions above "
-                          "chance."]
+                          "=> the diffusion model learnt the facts as stated and ranks the true answer of a "
+                          "reversed question above chance (64%, chance 20%) but writes only 1% of them."]
     assert lines[0].startswith("diffusion: trained direction ranking 71%, generation 30% -> learnt; reversed "
                                "ranking 64%")
     assert "at chance in the trained direction" in conclusions(_result({"diffusion": at_chance}))[-1]
@@ -199,7 +199,12 @@ def test_conclusions_are_decided_by_the_numbers():
     assert "-> above chance" in conclusions(_result({"diffusion": half}, eval_rows=100))[0]
     assert "-> at or below chance" in conclusions(_result({"diffusion": half}, eval_rows=3))[0]
     # the curse broken by the autoregressive model would be said, not hidden
-    assert "no reversal curse here" in conclusions(_result({"autoregressive": breaks}))[-1]
+    # ... in the metric that shows it: ranking a reversed answer is not writing it
+    assert conclusions(_result({"autoregressive": breaks}))[-1].endswith(
+        "but writes only 1% of them: the curse holds for writing, not for ranking.")
+    writes = breaks | {"generation/p2d_reverse": [0.3, 0.2]}
+    assert conclusions(_result({"autoregressive": writes}))[-1].endswith(
+        "(64%, chance 20%) and writes 25% of them: no reversal curse here.")
     # data without name-first questions (e.g. a directory holding only d2p files): no verdict, no error
     assert conclusions(_result({"diffusion": {"ranking/d2p_reverse": [0.5, 0.5]}})) == []
 

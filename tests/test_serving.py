@@ -486,3 +486,10 @@ def test_a_login_has_one_quick_sft_run_queued_at_a_time(served, tmp_path):
         with pytest.raises(Exception, match="wrong.jsonl, line 1: missing or empty prompt"):
             login.predict(handle_file(str(bad)), 10, 1e-3, 4, 0, api_name="/quick_sft")
     assert " 0 training runs" in status(served)
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
+    """A 20-step Quick SFT ends within a second: the next run once wrote its model over the first's."""
+    registry = ModelRegistry(None, str(tmp_path))
+    folders = [registry.new_run_dir("app-sft") for _ in range(3)]
+    assert len(set(folders)) == 3 and all(f.is_dir() and not any(f.iterdir()) for f in folders)

@@ -259,24 +259,74 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+# The question sets and metrics in words (Berglund et al.'s names: p2d facts were trained person -> description
+# only, d2p facts description -> person only; "forward" asks in the trained order, "reverse" in the other one).
+QUESTION_WORDS = {
+    "p2d_forward": "name → description (trained direction)",
+    "p2d_reverse": "description → name (reverse of training)",
+    "d2p_forward": "description → name (trained direction)",
+    "d2p_reverse": "name → description (reverse of training)",
+    "both_forward": "facts trained in both orders",
+    "p2d": "a blank name before its description (p2d facts)",
+}
+METRIC_WORDS = {
+    "generation": "written",
+    "ranking": "ranked",
+    "infilling": "filled in",
+    "infilling_ranking": "filled in, ranked",
+}
+DIRECTIONS_LEGEND = (
+    "**How to read the names** (as in Berglund et al., *The Reversal Curse*): **p2d** facts were trained only "
+    "person → description (\"Daphne Barrington is the director of ...\"), **d2p** facts only description → person "
+    "(\"The director of ... is Daphne Barrington\"), **both** in both orders. **forward** asks in the trained "
+    "order, **reverse** the other way round: `p2d_forward` is name → description (trained direction), `p2d_reverse` "
+    "description → name, `d2p_reverse` name → description (reverse of training). **generation**: the model writes "
+    "the answer (exact match); **ranking**: the true answer scored against {distractors} other people's (chance "
+    "{chance:.0f}%); **infilling**: the name masked before its description, filled in (diffusion only) or ranked.")
+
+
+def metric_label(metric: str) -> str:
+    """A metric key ("ranking/p2d_reverse") in words: "description → name (reverse of training), ranked"."""
+    family, _, key = metric.partition("/")
+    return f"{QUESTION_WORDS.get(key, key)}, {METRIC_WORDS.get(family, family)}"
+
+
+def directions_legend(distractors: int = 4) -> str:
+    """The legend of the table and the chart: what p2d, d2p, forward, reverse and each metric mean (Markdown);
+    ``distractors``: the wrong answers beside the right one when ranking (the result's config says)."""
+    return DIRECTIONS_LEGEND.format(distractors=distractors, chance=100 / (1 + distractors))
+
+
 def results_figure(results: dict):
-    """Grouped bars (one colour per model kind) with the seeds' standard deviation as error bars."""
+    """Horizontal grouped bars (one colour per model kind; each metric named in words, :func:`metric_label`) with
+    the seeds' standard deviation as error bars, and ranking's chance as a dotted line. The legend and the
+    chance label sit above the plot area (never over a bar), the axis runs to 110% so that a bar at 100% and its
+    error bar are whole, and the title is short enough for a narrow page."""
     import plotly.graph_objects as go
 
     summary = results["summary"]
     metrics = list(dict.fromkeys(m for kind in summary.values() for m in kind))
+    labels = [metric_label(m) for m in metrics]
     colours = {"diffusion": "#4c78a8", "autoregressive": "#f58518"}
     fig = go.Figure()
     for kind, values in summary.items():
-        fig.add_bar(name=kind, x=metrics, y=[100 * values[m]["mean"] if m in values else None for m in metrics],
-                    error_y=dict(type="data", array=[100 * values[m]["std"] if m in values else 0 for m in metrics]),
-                    marker_color=colours.get(kind))
+        fig.add_bar(name=kind, y=labels, x=[100 * values[m]["mean"] if m in values else None for m in metrics],
+                    orientation="h", cliponaxis=False, marker_color=colours.get(kind),
+                    error_x=dict(type="data", array=[100 * values[m]["std"] if m in values else 0 for m in metrics]),
+                    hovertemplate="%{y}: %{x:.1f}%<extra>" + kind + "</extra>")
     chance = 100 / (1 + results["config"]["distractors"])
-    fig.add_hline(y=chance, line_dash="dot", annotation_text=f"ranking chance {chance:.0f}%")
-    fig.update_layout(barmode="group", yaxis_title="accuracy (%)", yaxis_range=[0, 105], height=420,
-                      title=f"Reversal curse: {_count(len(results['config']['seeds']), 'seed')}, "
-                            f"{results['tokens_per_model']:,} training tokens per model",
-                      margin=dict(l=50, r=20, t=60, b=120), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
+    fig.add_vline(x=chance, line_dash="dot", line_color="#555")
+    fig.add_annotation(x=chance, y=1, xref="x", yref="paper", xanchor="right", yanchor="bottom", showarrow=False,
+                       text=f"chance when ranking: {chance:.0f}%", font=dict(size=11, color="#555"))
+    seeds = len(results["config"]["seeds"])
+    fig.update_layout(
+        barmode="group", template="plotly_white", height=120 + 34 * len(metrics), bargap=0.25,
+        title=dict(text=f"{_count(seeds, 'seed')}, {results['tokens_per_model']:,} tokens per model",
+                   x=0.5, xanchor="center", y=1, yanchor="top", pad=dict(t=8), font=dict(size=14)),
+        xaxis=dict(title="accuracy (%)", range=[0, 110], tickvals=[0, 20, 40, 60, 80, 100]),
+        yaxis=dict(autorange="reversed", automargin=True),
+        legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom", yref="paper"),
+        margin=dict(l=10, r=20, t=70, b=50))
     return fig
 
 
@@ -339,14 +389,32 @@ def conclusions(results: dict, margin: float = 0.05) -> list[str]:
                      f"reversed ranking {mean(kind, 'ranking/p2d_reverse'):.0%}, generation "
                      f"{mean(kind, 'generation/p2d_reverse'):.0%} -> "
                      f"{'above chance' if reversed_ok[kind] else 'at or below chance'} (chance {chance:.0%}).")
+    def writes_reversed(kind: str) -> bool:
+        return mean(kind, "generation/p2d_reverse") > 0.05
+
+    def reversed_words(kind: str) -> str:
+        """What the model does with reversed questions, in the metric that shows it: ranking the true answer
+        above chance is not writing it (the lesson of a review: a model that only ranks was said to answer)."""
+        ranked, written = mean(kind, "ranking/p2d_reverse"), mean(kind, "generation/p2d_reverse")
+        ranks = above_chance(kind, "ranking/p2d_reverse")
+        writes = writes_reversed(kind)
+        if ranks and writes:
+            return (f"ranks the true answer of a reversed question above chance ({ranked:.0%}, chance {chance:.0%}) "
+                    f"and writes {written:.0%} of them")
+        if ranks:
+            return (f"ranks the true answer of a reversed question above chance ({ranked:.0%}, chance {chance:.0%}) "
+                    f"but writes {'none' if written == 0 else f'only {written:.0%}'} of them")
+        return f"writes {written:.0%} of the reversed answers (its ranking, {ranked:.0%}, is not above chance)"
+
     if learnt.get("autoregressive"):
         lines.append("=> the autoregressive model learnt the facts as stated and " + (
-            "answers reversed questions above chance: no reversal curse here." if reversed_ok["autoregressive"]
-            else "shows the reversal curse."))
+            reversed_words("autoregressive") + (": no reversal curse here." if writes_reversed("autoregressive")
+                                                else ": the curse holds for writing, not for ranking.")
+            if reversed_ok["autoregressive"] else "shows the reversal curse."))
     if learnt.get("diffusion"):
         lines.append("=> the diffusion model learnt the facts as stated and " + (
-            "answers reversed questions above chance." if reversed_ok["diffusion"]
-            else "does not answer reversed questions either."))
+            reversed_words("diffusion") + "." if reversed_ok["diffusion"]
+            else "does not answer reversed questions either: neither ranks nor writes them above chance."))
     elif "diffusion" in learnt:
         lines.append("=> the diffusion model is at chance in the trained direction at this budget: it has not "
                      "memorised the facts, so this run is not evidence either way on whether it escapes the curse"

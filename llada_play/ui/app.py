@@ -8,6 +8,7 @@ from .controls import CONFIG_FIELDS, Inputs
 from .registry import DEFAULT_KEY, ModelRegistry
 from .serving import LOCAL, ServingPolicy, server_options
 from .tabs.chat import chat_tab
+from .tabs.compare import CSS as COMPARE_CSS
 from .tabs.compare import compare_tab
 from .tabs.denoise import denoise_tab
 from .tabs.fewshot import CSS as FEWSHOT_CSS
@@ -25,6 +26,13 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "DejaVu Sans", "sa
                           font_mono=["ui-monospace", "DejaVu Sans Mono", "monospace"])
 INTRO = ("# llada-play\nA masked-diffusion language model writes by **unmasking**: it starts from a row of masks "
          "and, block by block, commits the tokens it is surest of.")
+
+# Every slider's track may shrink: gradio gives it a minimum width, so in a narrow column the maximum's label
+# ("256", "2000") was pushed past the edge and cut ("25", "200").
+PAGE_CSS = """
+.slider_input_container input[type=range] {min-width: 0 !important; flex: 1 1 0 !important;}
+.slider_input_container .min_value, .slider_input_container .max_value {flex: none !important;}
+"""
 
 
 def build_app(registry: ModelRegistry, reversal_overrides: dict | None = None,
@@ -59,6 +67,6 @@ def launch(demo: gr.Blocks, host: str, port: int, logins: list[tuple[str, str]] 
     demo.queue(default_concurrency_limit=2, api_open=not policy.serving)
     # one worker thread per waiting Denoise session, and room for the other tabs
     demo.launch(server_name=host, server_port=port, ssr_mode=False, theme=THEME, head=f"{HEAD}<script>{PNG_JS}</script>",
-                css=f"{CSS}\n{PUZZLE_CSS}\n{FEWSHOT_CSS}", show_error=True, auth=logins or None,
+                css=f"{PAGE_CSS}\n{CSS}\n{PUZZLE_CSS}\n{FEWSHOT_CSS}\n{COMPARE_CSS}", show_error=True, auth=logins or None,
                 max_file_size=policy.max_upload_bytes, max_threads=policy.denoise_sessions + 40,
                 **server_options(policy, logins))

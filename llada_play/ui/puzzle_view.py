@@ -17,22 +17,33 @@ from .viz import confidence_color
 
 GRID_CSS = """
 <style>
+.lp-sudoku-box {display: inline-block; max-width: 100%; vertical-align: top;}
 .lp-sudoku {border-collapse: collapse; border: 3px solid #343a40; margin: 4px 0; font-family: ui-sans-serif,
-            system-ui, 'DejaVu Sans', sans-serif;}
-.lp-sudoku td {width: 44px; height: 44px; border: 1px solid #adb5bd; text-align: center; font-size: 22px;
-               position: relative; padding: 0; color: #1c3d5a;}
-.lp-sudoku td.lp-right {border-right: 3px solid #343a40;}
-.lp-sudoku td.lp-below {border-bottom: 3px solid #343a40;}
-.lp-sudoku td.lp-given {font-weight: 700; color: #111;}
-.lp-sudoku td.lp-guess {color: #adb5bd; font-style: italic; font-size: 18px;}
-.lp-sudoku td.lp-now {outline: 3px solid #e8590c; outline-offset: -3px;}
-.lp-sudoku td.lp-wrong {color: #c92a2a; background: #ffe3e3 !important; font-weight: 700;}
-.lp-sudoku td.lp-edited {box-shadow: inset 0 0 0 3px #1c7ed6; font-weight: 700;}
-.lp-sudoku td.lp-edited .lp-e {position: absolute; right: 2px; top: 0; font-size: 11px; color: #1c7ed6;}
-.lp-sudoku .lp-k {position: absolute; left: 2px; top: 0; font-size: 9px; color: #495057;}
-.lp-sudoku .lp-p {position: absolute; right: 2px; bottom: 0; font-size: 9px; color: #495057; font-style: normal;}
+            system-ui, 'DejaVu Sans', sans-serif; table-layout: fixed;}
+:is(.lp-sudoku, .lp-sample) td {width: 52px; min-width: 52px; max-width: 52px; height: 52px;
+    border: 1px solid #adb5bd; text-align: center; font-size: 24px; line-height: 1; position: relative; padding: 0;
+    color: #1c3d5a; box-sizing: border-box;}
+:is(.lp-sudoku, .lp-sample) td.lp-right {border-right: 3px solid #343a40;}
+:is(.lp-sudoku, .lp-sample) td.lp-below {border-bottom: 3px solid #343a40;}
+:is(.lp-sudoku, .lp-sample) td.lp-given {font-weight: 700; color: #111;}
+:is(.lp-sudoku, .lp-sample) td.lp-guess {color: #adb5bd; font-style: italic; font-size: 20px;}
+:is(.lp-sudoku, .lp-sample) td.lp-now {outline: 3px solid #e8590c; outline-offset: -3px;}
+:is(.lp-sudoku, .lp-sample) td.lp-wrong {color: #c92a2a; background: #ffe3e3 !important; font-weight: 700;}
+:is(.lp-sudoku, .lp-sample) td.lp-edited {box-shadow: inset 0 0 0 3px #1c7ed6; font-weight: 700;}
+:is(.lp-sudoku, .lp-sample) td.lp-edited .lp-e {position: absolute; right: 3px; top: 1px; font-size: 12px;
+    line-height: 1; color: #1c7ed6;}
+/* the commit number (upper left) and the probability (lower right): legible from the back of a room */
+:is(.lp-sudoku, .lp-sample) .lp-k {position: absolute; left: 3px; top: 2px; font-size: 12px; line-height: 1;
+    font-weight: 600; font-style: normal; color: #343a40;}
+:is(.lp-sudoku, .lp-sample) .lp-p {position: absolute; right: 3px; bottom: 2px; font-size: 11px; line-height: 1;
+    color: #343a40; font-style: normal; font-weight: 400;}
 .lp-sudoku-title {font-weight: 600; margin-top: 4px;}
-.lp-sudoku-note {font-size: 13px; color: #495057; max-width: 300px;}
+.lp-sudoku-note {font-size: 14px; color: #495057; max-width: 330px;}
+.lp-sudoku-legend {display: flex; flex-wrap: wrap; gap: 6px 16px; align-items: center; font-size: 14px;
+                   color: #343a40; margin: 6px 0;}
+.lp-sample {border-collapse: collapse; border: 2px solid #343a40; margin: 0;}
+.lp-sudoku-legend .lp-sample td {width: 40px; min-width: 40px; max-width: 40px; height: 40px; font-size: 19px;}
+.lp-sudoku-legend > span {display: inline-flex; align-items: center; gap: 6px;}
 </style>
 """
 
@@ -99,6 +110,31 @@ def grid_html(puzzle: Puzzle, frame: GridFrame, title: str = "", note: str = "",
     return f"{GRID_CSS}<div class='lp-sudoku-box'>{head}<table class='lp-sudoku'>{rows}</table>{foot}</div>"
 
 
+def givens_frame(puzzle: Puzzle) -> GridFrame:
+    """The frame before the first step: the givens alone, every other cell open and not yet looked at."""
+    return GridFrame(0, puzzle.givens, tuple(0 for _ in puzzle.givens),
+                     tuple(math.nan if v else 0.0 for v in puzzle.givens))
+
+
+def _sample(cell: str, words: str) -> str:
+    return f"<span><table class='lp-sample'><tr>{cell}</tr></table>{html.escape(words)}</span>"
+
+
+def legend_html() -> str:
+    """What the marks in a grid mean, each beside a sample cell drawn with the grid's own styles."""
+    committed = confidence_color(0.97)
+    samples = [
+        _sample("<td class='lp-given'>4</td>", "given (bold)"),
+        _sample("<td class='lp-guess'>3<span class='lp-p'>0.41</span></td>",
+                "open: the model's current guess (grey) and its probability"),
+        _sample(f"<td style='background: {committed}'><span class='lp-k'>#7</span>5<span class='lp-p'>0.97</span>"
+                "</td>", "committed: #7 = the 7th cell filled; green as dark as the model was sure"),
+        _sample(f"<td class='lp-now' style='background: {committed}'>2</td>", "committed at this step"),
+        _sample("<td class='lp-wrong'>6</td>", "wrong (shown at the end)"),
+    ]
+    return f"{GRID_CSS}<div class='lp-sudoku-legend'>{''.join(samples)}</div>"
+
+
 def attempt_html(attempt: Attempt, step: int | None = None, title: str = "", reveal: bool = False) -> str:
     """An attempt at ``step`` (its last frame by default, with the outcome under it and wrong cells red; with
     ``reveal`` wrong cells are red from the step they are committed, so a repair is seen)."""
@@ -137,7 +173,7 @@ def _frame_shapes(puzzle: Puzzle, frame: GridFrame, x0: float, y0: float, final:
                               font=dict(size=15, color=colour)))
         if value and cell in order:
             notes.append(dict(x=x0 + c + 0.05, y=y0 - r - 0.05, text=f"#{order[cell]}", showarrow=False,
-                              xanchor="left", yanchor="top", font=dict(size=7, color="#495057")))
+                              xanchor="left", yanchor="top", font=dict(size=10, color="#343a40")))
     for k in range(n + 1):  # box borders over the cell borders
         if k % box_cols == 0:
             shapes.append(dict(type="line", x0=x0 + k, x1=x0 + k, y0=y0, y1=y0 - n, line=dict(color="#343a40", width=2)))

@@ -1,6 +1,7 @@
 """The models the app has loaded, shared by every session; each session picks one by key."""
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -163,5 +164,13 @@ class ModelRegistry:
 
     def new_run_dir(self, kind: str) -> Path:
         """A fresh output folder for a run the app starts, under the models folder so that its models can be
-        picked in the Model tab afterwards."""
-        return (self.models_dir or RUNS_DIR) / kind / time.strftime("%Y%m%d-%H%M%S")
+        picked in the Model tab afterwards. Created here, so that two runs started in the same second (a 20-step
+        Quick SFT takes less) get folders of their own: the second once wrote over the first's model."""
+        stamp = (self.models_dir or RUNS_DIR) / kind / time.strftime("%Y%m%d-%H%M%S")
+        for n in itertools.count(1):
+            folder = stamp if n == 1 else stamp.with_name(f"{stamp.name}-{n}")
+            try:
+                folder.mkdir(parents=True)
+                return folder
+            except FileExistsError:
+                continue

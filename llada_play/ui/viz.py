@@ -359,15 +359,22 @@ def pinned_positions(constraints: dict[int, int] | None, prompt_length: int) -> 
     return {prompt_length + pos for pos in (constraints or {})}
 
 
-def commit_order_panels(results, height: int = 360):
-    """One commit-order panel per compared setting, side by side (``results`` from ``compare_settings``)."""
+def commit_order_panels(results, height: int = 380, titles: list[str] | None = None):
+    """One commit-order panel per compared setting, side by side (``results`` from ``compare_settings``), each
+    titled (``titles``, default each result's name: keep them short, the panels are narrow) with its axes
+    named."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(results), subplot_titles=[r.name for r in results], shared_yaxes=True)
+    titles = titles or [r.name for r in results]
+    fig = make_subplots(rows=1, cols=len(results), subplot_titles=titles, shared_yaxes=True,
+                        horizontal_spacing=0.04 if len(results) > 1 else 0.2)
     for i, r in enumerate(results, 1):
         for trace in commit_order_figure(r.trace).data:
             trace.marker.showscale = i == len(results)
             fig.add_trace(trace, row=1, col=i)
+        fig.update_xaxes(title_text="position", row=1, col=i)
     fig.update_yaxes(autorange="reversed", title_text="step", row=1, col=1)
-    fig.update_layout(template="plotly_white", height=height, showlegend=False, margin=dict(l=50, r=20, t=60, b=40))
+    fig.update_annotations(font_size=14)  # the subplot titles
+    fig.update_layout(template="plotly_white", height=height, showlegend=False, font=dict(size=13),
+                      margin=dict(l=55, r=20, t=60, b=50))
     return fig

@@ -16,9 +16,9 @@ from ...experiments.puzzle_replay import (FAST_THRESHOLD, SECOND_THOUGHTS, Attem
                                           commit_order, diffusion_frames, fast_config, first_repaired, twin_attempt)
 from ...experiments.sudoku import check_puzzle, grid_text, make_puzzles
 from ...model.checkpoint import SHIPPED_MODELS
-from ..errors import shown_in_page
+from ..errors import Refusal, shown_in_page
 from ..paths import PUZZLE_RESULTS, REVISION_RESULTS
-from ..puzzle_view import attempt_html, edit_history, grid_html
+from ..puzzle_view import attempt_html, edit_history, givens_frame, grid_html, legend_html
 from ..registry import ModelRegistry
 
 DIFFUSION_NAME = "Sudoku 6x6, diffusion (seed 0)"
@@ -29,7 +29,14 @@ STRATEGIES = ["low_confidence", "margin", "entropy", "random", "left_to_right"]
 # The page opens on held-out puzzle #1 (counting from 0) of the shipped run: the first on which the two shipped
 # models' outcomes differ (tests/test_puzzle.py checks it), so that the first Solve shows what the tab is about.
 FIRST_HELD_OUT = 1
-CSS = ".lp-givens textarea {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; white-space: pre}"
+# The grids' row wraps: each grid is a block of its own width (about 330 px), side by side where they fit, one
+# under the other on a narrow page, never over each other or past the page's edge.
+CSS = (".lp-givens textarea {font-family: ui-monospace, 'DejaVu Sans Mono', monospace; white-space: pre}\n"
+       ".lp-puzzle-grids {flex-wrap: wrap !important; gap: 16px !important}\n"
+       ".lp-puzzle-grids > div {flex: 1 1 340px !important; min-width: min(340px, 100%) !important; "
+       "max-width: 100%; overflow-x: auto}")
+TITLES = {"solve": ("Diffusion model ({strategy})", "Autoregressive twin (left to right)"),
+          "second": ("With second thoughts (token editing)", "Without (commits are final)")}
 
 
 def rows_text(grid: tuple[int, ...], size: int = SIZE) -> str:
@@ -76,7 +83,7 @@ def measured_note(results: dict | None) -> str:
 def _models(registry: ModelRegistry, names=(DIFFUSION_NAME, TWIN_NAME)):
     missing = [name for name in names if name not in SHIPPED_MODELS]
     if missing:
-        raise gr.Error(f"the Sudoku models are not here ({', '.join(missing)}): train them with "
+        raise Refusal(f"the Sudoku models are not here ({', '.join(missing)}): train them with "
                        "`llada-play puzzle --out runs/puzzle` (`--edit-ratio 0.1` for the one that edits) and see "
                        "data/puzzle/README.md")
     return [registry.get(name) for name in names]
@@ -99,8 +106,34 @@ def repaired_puzzle(registry: ModelRegistry, results: dict | None) -> tuple[str,
         f"threshold {SECOND_THOUGHTS['edit_threshold']}, at least one edit turning a wrong digit right.")
 
 
+def preview(givens: str, second: bool = False, strategy: str = "low_confidence") -> tuple:
+    """(left grid, right grid, caption) before the first Solve: the puzzle's givens in both grids and what Solve
+    will do. Givens that are not a grid yet (typed half way) leave a line saying so: Solve names what is wrong."""
+    view = "second" if second else "solve"
+    titles = [title.format(strategy=strategy) for title in TITLES[view]]
+    try:
+        puzzle = check_puzzle(givens or "", SIZE)
+    except ValueError:
+        waiting = ("<div class='lp-sudoku-note'>The grid is drawn here once the givens box holds a 6x6 puzzle "
+                   "(press Solve to see what is wrong, or New puzzle).</div>")
+        return waiting, waiting, ""
+    frame = givens_frame(puzzle)
+    if second:
+        notes = (f"{puzzle.blanks} open cells; may change a committed digit", "the same model; every commit is final")
+        caption = ("**Before Solve.** Both grids hold the givens alone. *Solve with and without edits* runs the "
+                   "model that edits twice, one frame a step: on the left it may change a digit it committed.")
+    else:
+        notes = (f"{puzzle.blanks} open cells; fills the surest first", "fills the open cells left to right")
+        caption = (f"**Before Solve.** Both grids hold the givens alone ({puzzle.blanks} open cells). *Solve* "
+                   "fills them one frame a step: the diffusion model in the order its strategy picks, the twin "
+                   "left to right, top to bottom; each committed cell then shows its commit number (#1 first) "
+                   "and its probability.")
+    left, right = (grid_html(puzzle, frame, title, note) for title, note in zip(titles, notes))
+    return left, right, caption
+
+
 def _view(attempt_frames: list[GridFrame], puzzle, twin: Attempt, k: int, done: bool, strategy: str) -> tuple:
-    title = f"Diffusion model ({strategy})"
+    title, twin_title = (title.format(strategy=strategy) for title in TITLES["solve"])
     if done:
         attempt = Attempt(puzzle, attempt_frames)
         left = attempt_html(attempt, title=title)
@@ -110,7 +143,7 @@ def _view(attempt_frames: list[GridFrame], puzzle, twin: Attempt, k: int, done: 
         left = grid_html(puzzle, frame, title, f"step {frame.step}: {frame.open_cells} cells still open",
                          order=commit_order(attempt_frames))
         status = "Solving..."
-    right = attempt_html(twin, step=None if done else k, title="Autoregressive twin (left to right)")
+    right = attempt_html(twin, step=None if done else k, title=twin_title)
     return left, right, status
 
 
@@ -134,7 +167,7 @@ def solve(registry: ModelRegistry, givens: str, strategy: str, steps: float, del
 
 def _second_view(revised: list[GridFrame], baseline: list[GridFrame], puzzle, k: int, done: bool) -> tuple:
     attempts = Attempt(puzzle, revised), Attempt(puzzle, baseline)
-    titles = "With second thoughts (token editing)", "Without (commits are final)"
+    titles = TITLES["second"]
     if done:
         grids = [attempt_html(attempt, title=title, reveal=True) for attempt, title in zip(attempts, titles)]
     else:  # the run with edits so far (it may be the longer one), the one without kept in step with it
@@ -202,7 +235,8 @@ def puzzle_tab(registry: ModelRegistry) -> None:
             "Sudoku puzzles for the same steps; they differ only in how they fill the grid. The diffusion model "
             "commits the cell it is surest of first (or in the order the strategy picks); its autoregressive twin "
             "must go left to right. Grey digits are the diffusion model's current guesses in open cells, the "
-            "small number is the probability, the orange frame marks the cells committed at this step, and red "
+            "small number in the lower corner is the probability, the one in the upper corner (#) the order in "
+            "which the cells were committed, the orange frame marks the cells committed at this step, and red "
             "digits at the end are wrong.\n\n" + measured_note(results))
         text, note = first_puzzle(results)
         with gr.Row():
@@ -224,12 +258,15 @@ def puzzle_tab(registry: ModelRegistry) -> None:
                 second_button = gr.Button("Solve with and without edits", variant="primary", visible=False)
             with gr.Column(scale=2):
                 words = gr.Markdown(second_thoughts_words(), visible=False)
-                status = gr.Markdown("")
-                with gr.Row():  # each grid keeps its width; a narrow page puts the second under the first
-                    with gr.Column(min_width=300):
-                        left = gr.HTML()
-                    with gr.Column(min_width=300):
-                        right = gr.HTML()
+                first_left, first_right, caption = preview(text)
+                status = gr.Markdown(caption)
+                # each grid keeps its width; a narrow page puts the second under the first (CSS above)
+                with gr.Row(elem_classes=["lp-puzzle-grids"]):
+                    with gr.Column(min_width=340):
+                        left = gr.HTML(first_left)
+                    with gr.Column(min_width=340):
+                        right = gr.HTML(first_right)
+                gr.HTML(legend_html())
     new_button.click(lambda: new_puzzle(), None, [givens, puzzle_note], api_name="puzzle_new")
     solve_button.click(partial(solve, registry), [givens, strategy, steps, delay], [left, right, status],
                        api_name="puzzle_solve")
@@ -246,4 +283,8 @@ def puzzle_tab(registry: ModelRegistry) -> None:
         return [*shown, text, note]
 
     second.change(switch, second, [strategy, steps, solve_button, threshold, edit_threshold, second_button, words,
-                                   givens, puzzle_note], api_name="puzzle_second_thoughts_switch")
+                                   givens, puzzle_note], api_name="puzzle_second_thoughts_switch").then(
+        preview, [givens, second, strategy], [left, right, status], api_name=False, show_progress="hidden")
+    # a new puzzle (New puzzle, the switch, or typed by hand) is drawn at once, before any Solve
+    givens.change(preview, [givens, second, strategy], [left, right, status], api_name=False,
+                  show_progress="hidden")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -12,9 +13,10 @@ from ...experiments.reversal import answer, answer_config, question_ids
 from ...model.checkpoint import CheckpointError
 from ...model.text import decode_generation, stop_token_ids
 from ..background import Cancel, Cancelled, Finished, RunsPerLogin, request_cancel, run_in_background
-from ..errors import shown_in_page
+from ..errors import Refusal, shown_in_page
 from ..live import GenerationDone, stream
 from ..paths import RECORDED_REVERSAL, ROOT
+from ..progress import Phase, RunClock, format_duration, left_words
 from ..registry import ModelRegistry
 from ..serving import LOCAL, REVERSAL_RUN, TRAINING, ServingPolicy, admit_run, run_started
 from ..viz import PieceCache, record_canvas
@@ -22,6 +24,39 @@ from ..viz import PieceCache, record_canvas
 EMPTY_ANSWER = "(no answer: end-of-text came first)"
 RANKING_LABEL = ("Ranking: the true answer against 4 other people's, by log-likelihood per token (exact for the "
                  "autoregressive model, the Monte-Carlo bound for the diffusion model); ★ marks each model's choice")
+
+
+# Measured (ReversalConfig.quick, the app's run): SCORING_STEPS[kind] is how long scoring one trained model takes,
+# in its training steps' time, at QUICK_EVAL_ROWS rows per question set and QUICK_MC_SAMPLES Monte-Carlo samples
+# (the diffusion model's likelihood bound); the clock replaces it by the time the first scoring of each kind took.
+SCORING_STEPS = {"diffusion": 400.0, "autoregressive": 60.0}
+QUICK_EVAL_ROWS, QUICK_MC_SAMPLES = 40, 16
+QUICK_IDLE = "about 6 min"  # the quick experiment (two seeds) on an idle 2-core CPU
+
+
+def scoring_steps(kind: str, config) -> float:
+    """The first guess at how long scoring a trained model of ``kind`` takes, in its training steps' time: the
+    measured figure scaled by the rows scored (and the diffusion model's Monte-Carlo samples)."""
+    rows = config.eval_rows or 100
+    scale = rows / QUICK_EVAL_ROWS * (config.mc_samples / QUICK_MC_SAMPLES if kind == "diffusion" else 1.0)
+    return SCORING_STEPS.get(kind, SCORING_STEPS["diffusion"]) * scale
+
+
+def experiment_clock(config, started_at: float) -> tuple[RunClock, list[tuple[int, str]]]:
+    """(the run's clock, its (seed, kind) in the order they run): each model's training steps, then its scoring."""
+    jobs = [(seed, kind) for seed in config.seeds for kind in config.models]
+    return RunClock([Phase(config.steps, scoring_steps(kind, config), kind) for _, kind in jobs], started_at), jobs
+
+
+def estimate_line(clock: RunClock, now: float) -> str:
+    """The line under the progress bar: the time left from this machine's speed, the whole run's estimate and
+    the time so far."""
+    line = left_words(clock, now, "training step")
+    total = clock.total(now)
+    if total is not None:
+        so_far = format_duration(now - clock.started_at).removeprefix("about ")
+        line += f"; the whole run: {format_duration(total)} ({so_far} so far)."
+    return line
 
 
 def progress_html(fraction: float, message: str) -> str:
@@ -73,8 +108,8 @@ def held_out_examples(results: dict, per_set: int = 3) -> list[str]:
 
 
 def results_view(results: dict, note: str) -> tuple:
-    """(results, cancel, status, table, figure, examples): a finished or loaded result, shown."""
-    from ...experiments.reversal_experiment import conclusions, results_figure, results_table
+    """(results, cancel, status, table, figure, examples, legend): a finished or loaded result, shown."""
+    from ...experiments.reversal_experiment import conclusions, directions_legend, results_figure, results_table
 
     rows = results_table(results)
     note = "\n".join([note, *conclusions(results)])
@@ -82,37 +117,47 @@ def results_view(results: dict, note: str) -> tuple:
     table = [[r["metric"], *[r[k] for k in kinds]] for r in rows]
     examples = held_out_examples(results)
     return (results, None, progress_html(1.0, note), gr.update(value=table, headers=["metric", *kinds]),
-            results_figure(results), gr.update(choices=examples, value=examples[0] if examples else None))
+            results_figure(results), gr.update(choices=examples, value=examples[0] if examples else None),
+            directions_legend(results["config"]["distractors"]))
 
 
 def run_experiment(registry: ModelRegistry, overrides: dict | None, _running: Cancel | None):
-    """Stream (results, cancel, status, table, figure, examples) while the quick experiment runs."""
+    """Stream (results, cancel, status, table, figure, examples, legend) while the quick experiment runs, the
+    time left (from this machine's speed: :mod:`..progress`) under its progress bar."""
     from ...experiments.reversal_experiment import ReversalConfig, run_reversal_experiment
 
     out = registry.new_run_dir("reversal-app")
     config = ReversalConfig.quick(**{**(overrides or {}), "output_dir": str(out)})
     cancel = Cancel()
+    clock, jobs = experiment_clock(config, time.monotonic())
 
     def work(report):
         def progress(fraction: float, message: str) -> None:
             cancel.raise_if_set()  # the experiment stops at its next progress report
-            report((fraction, message))
+            now = time.monotonic()
+            report((fraction, f"{message}\n{estimate_line(clock, now)}"))
 
-        return run_reversal_experiment(config, progress=progress)
+        def train_hook(kind: str, seed: int, record) -> None:
+            clock.step(jobs.index((seed, kind)), record.step, time.monotonic())
+
+        return run_reversal_experiment(config, progress=progress, train_hooks=train_hook)
 
     keep = gr.update()
-    yield None, cancel, progress_html(0.0, "Starting: generating the facts, packing the training text..."), \
-        keep, keep, keep
+    models = len(jobs)
+    yield None, cancel, progress_html(0.0, f"Starting: generating the facts, packing the training text... "
+                                           f"{models} models of {config.steps:,} steps each, then scored; this "
+                                           "machine's estimate follows the first training steps."), \
+        keep, keep, keep, keep
     try:
         with shown_in_page(Exception):
             for event in run_in_background(work):
                 if isinstance(event, Cancelled):
-                    yield None, None, progress_html(0.0, "Cancelled."), keep, keep, keep
+                    yield None, None, progress_html(0.0, "Cancelled."), keep, keep, keep, keep
                 elif isinstance(event, Finished):
                     yield results_view(event.result, f"Done in {event.result['wall_time_s']:.0f} s; results in "
                                                       f"{shown_name(out / 'results.json')}.")
                 else:
-                    yield keep, cancel, progress_html(*event.value), keep, keep, keep
+                    yield keep, cancel, progress_html(*event.value), keep, keep, keep, keep
     finally:
         cancel.set()  # a page that went away stops its run at the next progress report
 
@@ -126,7 +171,7 @@ def load_results(registry: ModelRegistry, policy: ServingPolicy, path: str | Non
     from ...experiments.reversal_experiment import read_results
 
     if not path:
-        raise gr.Error("choose a results file (written by `llada-play reversal --out ...` or by this tab)")
+        raise Refusal("choose a results file (written by `llada-play reversal --out ...` or by this tab)")
     policy.allow_results(path, recorded_results(registry))
     where = results_path(path)
     with shown_in_page():
@@ -139,7 +184,7 @@ def load_results(registry: ModelRegistry, policy: ServingPolicy, path: str | Non
 def load_on_open(registry: ModelRegistry, policy: ServingPolicy, path: str | None, results: dict | None) -> tuple:
     """When the tab is opened: the chosen recorded result, unless one is already shown."""
     if results is not None or not path:
-        return tuple(gr.update() for _ in range(6))
+        return tuple(gr.update() for _ in range(7))
     return load_results(registry, policy, path)
 
 
@@ -190,7 +235,7 @@ def ranking(results: dict, pair: dict[str, tuple], question: str, expected: str)
 def ask_both(registry: ModelRegistry, results: dict | None, question: str, expected: str):
     """Stream (diffusion answer, autoregressive answer, canvas, ranking) while the diffusion model answers."""
     if results is None:
-        raise gr.Error("run the quick experiment or load a result first")
+        raise Refusal("run the quick experiment or load a result first")
     with shown_in_page():
         pair = trained_models(registry, results)
         diffusion, tokenizer = pair["diffusion"]
@@ -256,26 +301,30 @@ def reversal_tab(registry: ModelRegistry, overrides: dict | None, policy: Servin
         run_started(runs, request)
         yield from run_experiment(registry, overrides, running)
 
+    from ...experiments.reversal_experiment import ReversalConfig, directions_legend
+
     with gr.Tab("Reversal curse") as tab:
         gr.Markdown("**The reversal curse.** Two models of the same shape, one masked-diffusion and one "
                     "autoregressive, learn invented facts (\"Daphne Barrington is the director of ...\") stated in "
                     "one direction only, on the same token windows. Asked the other way round, which one still "
-                    "knows? Run the quick experiment (two seeds, a few minutes on a laptop CPU) or load a recorded "
-                    "result, then ask both models yourself.")
-        with gr.Row():
-            run = gr.Button("Run the quick experiment", variant="primary")
-            cancel_button = gr.Button("Cancel")
+                    f"knows? Run the quick experiment (two seeds, four small models: {QUICK_IDLE} on an idle "
+                    "2-core CPU, longer on a busy one; the run shows its own estimate as it starts) or load a "
+                    "recorded result, then ask both models yourself.")
+        with gr.Row():  # one line on a wide page; on a narrow one the recorded results go to a line of their own
+            run = gr.Button("Run the quick experiment", variant="primary", scale=2, min_width=220)
+            cancel_button = gr.Button("Cancel", min_width=100)
             recorded = recorded_results(registry)
             choice = gr.Dropdown(recorded, value=recorded[0] if recorded else None, label="Recorded result",
-                                 allow_custom_value=not policy.serving, scale=3)
-            load = gr.Button("Load")
+                                 allow_custom_value=not policy.serving, scale=3, min_width=320)
+            load = gr.Button("Load", min_width=100)
         status = gr.HTML("")
-        with gr.Row():
-            table = gr.Dataframe(label="Accuracy (%), mean ± std over seeds", wrap=True)
-            plot = gr.Plot(label="Both models, both directions")
+        # one above the other, each the page's whole width (the chart's labels are long)
+        table = gr.Dataframe(label="Accuracy (%), mean ± std over seeds", wrap=True)
+        legend = gr.Markdown(directions_legend(ReversalConfig().distractors))
+        plot = gr.Plot(label="Both models, both directions")
         ask = ask_section()
         results, cancel = gr.State(None), gr.State(None, delete_callback=request_cancel)
-    outputs = [results, cancel, status, table, plot, ask.example]
+    outputs = [results, cancel, status, table, plot, ask.example, legend]
     run.click(run_quick, [cancel], outputs, api_name=REVERSAL_RUN, validator=admit,
               concurrency_limit=policy.training_slots, concurrency_id=TRAINING)
     cancel_button.click(cancel_experiment, [cancel], [status], api_name="reversal_cancel")
