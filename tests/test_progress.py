@@ -115,3 +115,15 @@ def test_the_reversal_clock_guesses_scoring_from_the_rows_scored():
     steps(clock, 0, [float(i) for i in range(1, 7)])  # 1 s a training step
     assert clock.left(6.0) == 994 + SCORING_STEPS["diffusion"] + (1000 + SCORING_STEPS["autoregressive"]) * 2 \
         + 1000 + SCORING_STEPS["diffusion"]
+
+
+def test_the_estimate_line_adds_the_whole_run_once_known():
+    from llada_play.ui.progress import estimate_words
+
+    clock = RunClock([Phase(100, after=10, kind="sft")], started_at=0.0)
+    assert estimate_words(clock, 1.0) == "Timing the first steps on this machine..."
+    steps(clock, 0, [5, 7, 8, 9, 10, 11])
+    assert estimate_words(clock, 11.0) == ("About 1 min 40 s left (1.00 s a step on this machine); the whole run: "
+                                           "about 2 min.")
+    assert estimate_words(clock, 11.0, "training step", so_far=True).endswith(
+        "(1.00 s a training step on this machine); the whole run: about 2 min (10 s so far).")

@@ -163,3 +163,14 @@ def left_words(clock: RunClock, at: float, unit: str = "step") -> str:
         return f"Timing the first {unit}s on this machine..."
     words = format_duration(left)
     return f"{words[0].upper()}{words[1:]} left ({speed:.2f} s a {unit} on this machine)"
+
+
+def estimate_words(clock: RunClock, at: float, unit: str = "step", so_far: bool = False) -> str:
+    """:func:`left_words`, then the whole run's estimate once it is known (with ``so_far``: the time taken so
+    far), the line both long-running tabs show under their progress."""
+    line = left_words(clock, at, unit)
+    total = clock.total(at)
+    if total is None:
+        return line
+    taken = f" ({format_duration(at - clock.started_at).removeprefix('about ')} so far)" if so_far else ""
+    return f"{line}; the whole run: {format_duration(total)}{taken}."

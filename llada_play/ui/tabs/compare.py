@@ -94,10 +94,6 @@ class SettingRow:
                 + (f", {self.second_thoughts}" if self.second_thoughts != "off" else ""))
 
     @property
-    def name(self) -> str:
-        return self.label()
-
-    @property
     def short(self) -> str:
         """The panel title: the number and the remasking (the table has the full name)."""
         return f"{self.number}: {self.remasking}"

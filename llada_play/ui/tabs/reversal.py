@@ -16,7 +16,7 @@ from ..background import Cancel, Cancelled, Finished, RunsPerLogin, request_canc
 from ..errors import Refusal, shown_in_page
 from ..live import GenerationDone, stream
 from ..paths import RECORDED_REVERSAL, ROOT
-from ..progress import Phase, RunClock, format_duration, left_words
+from ..progress import Phase, RunClock, estimate_words
 from ..registry import ModelRegistry
 from ..serving import LOCAL, REVERSAL_RUN, TRAINING, ServingPolicy, admit_run, run_started
 from ..viz import PieceCache, record_canvas
@@ -46,17 +46,6 @@ def experiment_clock(config, started_at: float) -> tuple[RunClock, list[tuple[in
     """(the run's clock, its (seed, kind) in the order they run): each model's training steps, then its scoring."""
     jobs = [(seed, kind) for seed in config.seeds for kind in config.models]
     return RunClock([Phase(config.steps, scoring_steps(kind, config), kind) for _, kind in jobs], started_at), jobs
-
-
-def estimate_line(clock: RunClock, now: float) -> str:
-    """The line under the progress bar: the time left from this machine's speed, the whole run's estimate and
-    the time so far."""
-    line = left_words(clock, now, "training step")
-    total = clock.total(now)
-    if total is not None:
-        so_far = format_duration(now - clock.started_at).removeprefix("about ")
-        line += f"; the whole run: {format_duration(total)} ({so_far} so far)."
-    return line
 
 
 def progress_html(fraction: float, message: str) -> str:
@@ -135,7 +124,7 @@ def run_experiment(registry: ModelRegistry, overrides: dict | None, _running: Ca
         def progress(fraction: float, message: str) -> None:
             cancel.raise_if_set()  # the experiment stops at its next progress report
             now = time.monotonic()
-            report((fraction, f"{message}\n{estimate_line(clock, now)}"))
+            report((fraction, f"{message}\n{estimate_words(clock, now, 'training step', so_far=True)}"))
 
         def train_hook(kind: str, seed: int, record) -> None:
             clock.step(jobs.index((seed, kind)), record.step, time.monotonic())

@@ -11,7 +11,7 @@ from ...model.checkpoint import default_model_path
 from ..background import Cancel, Finished, Report, RunsPerLogin, request_cancel, run_in_background
 from ..errors import Refusal, shown_in_page
 from ..paths import ROOT, SFT_TRAIN_FILE, TASK_FILE
-from ..progress import Phase, RunClock, format_duration, left_words
+from ..progress import Phase, RunClock, estimate_words, format_duration
 from ..registry import DEFAULT_KEY, ModelRegistry
 from ..serving import LOCAL, QUICK_SFT, TRAINING, ServingPolicy, admit_run, checked_upload, run_started
 
@@ -144,11 +144,7 @@ def finished_view(registry: ModelRegistry, names: dict[str, str], key: str, file
 def step_status(clock: RunClock, step: int, steps: int, loss: float, at: float) -> str:
     """The status line that streams with the loss: the step, the loss, the time left from this machine's speed
     (and, once known, the whole run's estimate)."""
-    line = f"Step {step} / {steps}, loss {loss:.3f}. {left_words(clock, at)}"
-    total = clock.total(at)
-    if total is not None:
-        line += f"; the whole run: {format_duration(total)}."
-    return line
+    return f"Step {step} / {steps}, loss {loss:.3f}. {estimate_words(clock, at)}"
 
 
 def quick_sft(registry: ModelRegistry, policy: ServingPolicy, key: str, file, steps: float, lr: float, batch: float,
